@@ -1,0 +1,288 @@
+/**
+ * Raw `AF_NETLINK` socket calls over libc: open (optionally inside another
+ * network namespace), bind, send, receive with truncation and sender checks,
+ * poll, close. No protocol knowledge lives here.
+ *
+ * @module
+ */
+
+import { errno, libc } from "./libc.ts";
+import { NetlinkError } from "../src/errors.ts";
+
+const AF_NETLINK = 16;
+const SOCK_RAW = 3;
+const SOCK_CLOEXEC = 0o2000000;
+const NETLINK_NETFILTER = 12;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVTIMEO = 20;
+const SO_RCVBUFFORCE = 33;
+const SOL_NETLINK = 270;
+const NETLINK_ADD_MEMBERSHIP = 1;
+const NETLINK_NO_ENOBUFS = 5;
+const NETLINK_CAP_ACK = 10;
+const NETLINK_EXT_ACK = 11;
+const MSG_TRUNC = 0x20;
+const MSG_DONTWAIT = 0x40;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const CLONE_NEWNET = 0x40000000;
+const EINTR = 4;
+const EAGAIN = 11;
+const POLLIN = 0x1;
+
+/** Size of `struct sockaddr_nl`. */
+const SOCKADDR_NL_SIZE = 12;
+/** Size of `struct msghdr` on 64-bit Linux. */
+const MSGHDR_SIZE = 56;
+
+/** Encodes a path as a NUL-terminated C string. */
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(text);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/**
+ * Opens a file read-only with `O_CLOEXEC` and returns its descriptor (used
+ * for network namespace files, whose descriptor `setns` needs).
+ */
+export function openFd(path: string, operation: string): number {
+  const fd = libc().open(cString(path), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const code = errno();
+    throw new NetlinkError(operation, code, { extAck: path });
+  }
+  return fd;
+}
+
+/** Closes a file descriptor, ignoring errors. */
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+/** What one {@link NetlinkSocket.recv} returned. */
+export interface Received {
+  /** Bytes received into the buffer. */
+  length: number;
+  /** The sender's netlink port id (0 = the kernel). */
+  senderPort: number;
+}
+
+/** Options for {@link NetlinkSocket.open}. */
+export interface SocketOptions {
+  /** A network namespace file descriptor to create the socket in. */
+  netnsFd?: number | undefined;
+  /** Receive timeout in milliseconds for blocking receives (0 = none). */
+  recvTimeoutMs?: number | undefined;
+}
+
+/**
+ * One `NETLINK_NETFILTER` socket. Owns its descriptor and a reusable
+ * `msghdr`/`iovec`/`sockaddr_nl` block for `recvmsg`.
+ */
+export class NetlinkSocket {
+  /** The socket's file descriptor; -1 once closed. */
+  fd: number;
+  /** The port id the kernel assigned at bind time. */
+  readonly portId: number;
+  #recvBuf: Uint8Array<ArrayBuffer>;
+  #msghdr = new Uint8Array(MSGHDR_SIZE);
+  #msgView: DataView;
+  #iov = new Uint8Array(16);
+  #iovView: DataView;
+  #addr = new Uint8Array(SOCKADDR_NL_SIZE);
+  #addrView: DataView;
+
+  private constructor(fd: number, portId: number, bufferSize: number) {
+    this.fd = fd;
+    this.portId = portId;
+    this.#recvBuf = new Uint8Array(bufferSize);
+    this.#msgView = new DataView(this.#msghdr.buffer);
+    this.#iovView = new DataView(this.#iov.buffer);
+    this.#addrView = new DataView(this.#addr.buffer);
+    this.#wire();
+  }
+
+  /** The receive buffer; valid until the next {@link recv}. */
+  get buffer(): Uint8Array<ArrayBuffer> {
+    return this.#recvBuf;
+  }
+
+  /** Points the msghdr at the address and iovec, and the iovec at the buffer. */
+  #wire(): void {
+    const buf = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#recvBuf));
+    this.#iovView.setBigUint64(0, BigInt(buf), true);
+    this.#iovView.setBigUint64(8, BigInt(this.#recvBuf.byteLength), true);
+    const addr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#addr));
+    const iov = Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.#iov));
+    this.#msgView.setBigUint64(0, BigInt(addr), true); // msg_name
+    this.#msgView.setUint32(8, SOCKADDR_NL_SIZE, true); // msg_namelen
+    this.#msgView.setBigUint64(16, BigInt(iov), true); // msg_iov
+    this.#msgView.setBigUint64(24, 1n, true); // msg_iovlen
+    this.#msgView.setBigUint64(32, 0n, true); // msg_control
+    this.#msgView.setBigUint64(40, 0n, true); // msg_controllen
+    this.#msgView.setInt32(48, 0, true); // msg_flags
+  }
+
+  /**
+   * Creates, configures and binds a netfilter netlink socket. With
+   * `netnsFd`, the calling thread enters that namespace for the `socket()`
+   * call and returns to its own namespace before this returns.
+   */
+  static open(options: SocketOptions = {}, bufferSize = 65536): NetlinkSocket {
+    const c = libc();
+    let fd: number;
+    if (options.netnsFd !== undefined) {
+      const home = openFd("/proc/thread-self/ns/net", "open own network namespace");
+      try {
+        if (c.setns(options.netnsFd, CLONE_NEWNET) !== 0) {
+          throw new NetlinkError("enter network namespace", errno());
+        }
+        fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+        const socketErrno = errno();
+        if (c.setns(home, CLONE_NEWNET) !== 0) {
+          const code = errno();
+          if (fd >= 0) c.close(fd);
+          throw new NetlinkError("return to own network namespace", code);
+        }
+        if (fd < 0) throw new NetlinkError("open netlink socket", socketErrno);
+      } finally {
+        c.close(home);
+      }
+    } else {
+      fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+      if (fd < 0) throw new NetlinkError("open netlink socket", errno());
+    }
+    try {
+      setIntOption(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1, "enable NETLINK_EXT_ACK", true);
+      setIntOption(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1, "enable NETLINK_CAP_ACK", true);
+      if (options.recvTimeoutMs) {
+        const tv = new DataView(new ArrayBuffer(16));
+        tv.setBigInt64(0, BigInt(Math.floor(options.recvTimeoutMs / 1000)), true);
+        tv.setBigInt64(8, BigInt((options.recvTimeoutMs % 1000) * 1000), true);
+        if (c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(tv.buffer), 16) !== 0) {
+          throw new NetlinkError("set SO_RCVTIMEO", errno());
+        }
+      }
+      const addr = new Uint8Array(SOCKADDR_NL_SIZE);
+      new DataView(addr.buffer).setUint16(0, AF_NETLINK, true);
+      if (c.bind(fd, addr, SOCKADDR_NL_SIZE) !== 0) throw new NetlinkError("bind", errno());
+      const len = new Uint32Array([SOCKADDR_NL_SIZE]);
+      if (c.getsockname(fd, addr, new Uint8Array(len.buffer)) !== 0) {
+        throw new NetlinkError("getsockname", errno());
+      }
+      const portId = new DataView(addr.buffer).getUint32(4, true);
+      return new NetlinkSocket(fd, portId, bufferSize);
+    } catch (error) {
+      c.close(fd);
+      throw error;
+    }
+  }
+
+  /** Sends one datagram to the kernel. */
+  send(bytes: Uint8Array<ArrayBuffer>, operation: string): void {
+    const kernel = new Uint8Array(SOCKADDR_NL_SIZE);
+    new DataView(kernel.buffer).setUint16(0, AF_NETLINK, true);
+    for (;;) {
+      const n = Number(libc().sendto(this.fd, bytes, BigInt(bytes.byteLength), 0, kernel, 12));
+      if (n >= 0) {
+        if (n !== bytes.byteLength) {
+          throw new NetlinkError(operation, 90, { extAck: `short send of ${n} bytes` });
+        }
+        return;
+      }
+      const code = errno();
+      if (code !== EINTR) throw new NetlinkError(operation, code);
+    }
+  }
+
+  /**
+   * Receives one datagram into {@link buffer}. A datagram larger than the
+   * buffer is an `EMSGSIZE` error, never silently cut. With `nonBlocking`,
+   * returns `undefined` when nothing is queued.
+   */
+  recv(operation: string, nonBlocking = false): Received | undefined {
+    const c = libc();
+    for (;;) {
+      this.#msgView.setUint32(8, SOCKADDR_NL_SIZE, true);
+      this.#msgView.setInt32(48, 0, true);
+      const r = c.recvmsg(this.fd, this.#msghdr, MSG_TRUNC | (nonBlocking ? MSG_DONTWAIT : 0));
+      const n = typeof r === "bigint" ? Number(r) : r;
+      if (n < 0) {
+        const code = errno();
+        if (code === EINTR) continue;
+        if (code === EAGAIN && nonBlocking) return undefined;
+        if (code === EAGAIN) {
+          throw new NetlinkError(operation, 110, { extAck: "no reply from the kernel in time" });
+        }
+        throw new NetlinkError(operation, code);
+      }
+      const flags = this.#msgView.getInt32(48, true);
+      if (n > this.#recvBuf.byteLength || (flags & MSG_TRUNC) !== 0) {
+        throw new NetlinkError(operation, 90, {
+          extAck: `datagram of ${n} bytes truncated to ${this.#recvBuf.byteLength}`,
+        });
+      }
+      return { length: n, senderPort: this.#addrView.getUint32(4, true) };
+    }
+  }
+
+  /** Waits up to `timeoutMs` for data; true when readable. */
+  poll(timeoutMs: number, operation: string): boolean {
+    const pfd = new Uint8Array(8);
+    const view = new DataView(pfd.buffer);
+    view.setInt32(0, this.fd, true);
+    view.setInt16(4, POLLIN, true);
+    const r = libc().poll(pfd, 1n, timeoutMs);
+    if (r < 0) {
+      const code = errno();
+      if (code === EINTR) return false;
+      throw new NetlinkError(operation, code);
+    }
+    return r > 0;
+  }
+
+  /** Sets the receive buffer size, forcing past `rmem_max` when permitted. */
+  setReceiveBuffer(bytes: number): void {
+    try {
+      setIntOption(this.fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes, "set SO_RCVBUFFORCE", false);
+    } catch {
+      setIntOption(this.fd, SOL_SOCKET, SO_RCVBUF, bytes, "set SO_RCVBUF", false);
+    }
+  }
+
+  /** Joins a netlink multicast group. */
+  joinGroup(group: number): void {
+    setIntOption(this.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group, "join group", false);
+  }
+
+  /** Turns off `ENOBUFS` reports on overrun. */
+  disableEnobufs(): void {
+    setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, "set NETLINK_NO_ENOBUFS", false);
+  }
+
+  /** Closes the descriptor; a second call does nothing. */
+  close(): void {
+    if (this.fd < 0) return;
+    libc().close(this.fd);
+    this.fd = -1;
+  }
+}
+
+function setIntOption(
+  fd: number,
+  level: number,
+  name: number,
+  value: number,
+  operation: string,
+  optional: boolean,
+): void {
+  const v = new Int32Array([value]);
+  if (libc().setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) !== 0) {
+    const code = errno();
+    if (optional && code === 92 /* ENOPROTOOPT */) return;
+    throw new NetlinkError(operation, code);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * # @ctnl/conntrack
+ *
+ * Read the Linux connection-tracking table over netlink, from Deno, with no
+ * native addon and no helper process: `Deno.dlopen` binds libc's socket
+ * calls and a TypeScript codec decodes the kernel's messages in place.
+ *
+ * - {@link Conntrack} — a handle on one namespace's table: `get`, streaming
+ *   `dump` with kernel-side filters ({@link DumpFilter}), per-CPU `stats`,
+ *   `count`.
+ * - {@link Flow} and {@link Tuple} — what an entry decodes to; every key is
+ *   always present, absent values are `undefined`.
+ * - {@link NetlinkError} (the kernel refused), {@link DecodeError} (malformed
+ *   bytes); bad arguments are `TypeError`/`RangeError` naming the argument.
+ *
+ * Needs Linux, `--allow-ffi`, and CAP_NET_ADMIN (root) in the namespace.
+ *
+ * @example Dump established TCP flows to port 443 and count the table
+ * ```ts ignore
+ * import { Conntrack } from "@ctnl/conntrack";
+ *
+ * using ct = Conntrack.open(); // or Conntrack.open({ netns: "blue" })
+ * for await (const flow of ct.dump({ orig: { protocol: "tcp", dstPort: 443 } })) {
+ *   console.log(flow.orig.src, "->", flow.orig.dst, flow.tcp?.stateName);
+ * }
+ * console.log(await ct.count(), "entries");
+ * ```
+ *
+ * @example Name status flags (runs anywhere)
+ * ```ts
+ * import { CT_STATUS, statusFlags } from "@ctnl/conntrack";
+ * import { assertEquals } from "node:assert";
+ *
+ * assertEquals(statusFlags(CT_STATUS.ASSURED | CT_STATUS.SEEN_REPLY), ["SEEN_REPLY", "ASSURED"]);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  Conntrack,
+  DumpInterruptedError,
+  type DumpOptions,
+  type GetOptions,
+  type OpenOptions,
+  type TupleSpec,
+} from "./src/conntrack.ts";
+export {
+  type DumpFilter,
+  type FilterPlan,
+  type Masked,
+  parseProtocol,
+  type StatusValue,
+  type TupleFilter,
+} from "./src/filter.ts";
+export { decodeFlow, type DecodeOptions } from "./src/decode.ts";
+export { decodeMessages } from "./src/netlink.ts";
+export { DecodeError, errnoName, NetlinkError, type NetlinkErrorOptions } from "./src/errors.ts";
+export {
+  CT_STATUS,
+  DCCP_STATES,
+  PROTOCOL_NAMES,
+  SCTP_STATES,
+  type StatusFlag,
+  statusFlags,
+  TCP_STATES,
+} from "./src/constants.ts";
+export type {
+  Counters,
+  CpuStats,
+  DccpInfo,
+  Family,
+  Flow,
+  GlobalStats,
+  NatRange,
+  RawAttribute,
+  SctpInfo,
+  SeqAdj,
+  Synproxy,
+  TcpFlags,
+  TcpInfo,
+  Tuple,
+} from "./src/types.ts";

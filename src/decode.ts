@@ -1,0 +1,600 @@
+/**
+ * The conntrack decoder: one `IPCTNL_MSG_CT_NEW` message → one {@link Flow},
+ * one stats message → {@link CpuStats} / {@link GlobalStats}. Reads in place
+ * with one {@link AttrCursor}; copies only what the flow keeps.
+ *
+ * @module
+ */
+
+import { formatIPv4, formatIPv6 } from "./address.ts";
+import * as C from "./constants.ts";
+import { DecodeError } from "./errors.ts";
+import { AttrCursor, type MessageHeader, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
+import type {
+  Counters,
+  CpuStats,
+  DccpInfo,
+  Family,
+  Flow,
+  GlobalStats,
+  NatRange,
+  RawAttribute,
+  SctpInfo,
+  SeqAdj,
+  Synproxy,
+  TcpInfo,
+  Tuple,
+} from "./types.ts";
+
+/** Options for decoding. */
+export interface DecodeOptions {
+  /** Keep top-level attributes this version does not know in `flow.unknown`. */
+  keepUnknown?: boolean;
+}
+
+/** Offset of the attributes after `nlmsghdr` + `nfgenmsg`. */
+const ATTRS = NLMSG_HDRLEN + 4;
+
+function familyName(af: number): Family {
+  if (af === C.AF_INET) return "ipv4";
+  if (af === C.AF_INET6) return "ipv6";
+  throw new DecodeError("nfgenmsg", 16, `unknown address family ${af}`);
+}
+
+/** A tuple with every field `undefined`. */
+export function emptyTuple(): Tuple {
+  return {
+    src: undefined,
+    dst: undefined,
+    protocol: undefined,
+    srcPort: undefined,
+    dstPort: undefined,
+    icmpId: undefined,
+    icmpType: undefined,
+    icmpCode: undefined,
+    zone: undefined,
+  };
+}
+
+function decodeIp(c: AttrCursor, t: Tuple): void {
+  c.enter(C.SETS.ip);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_IP_V4_SRC:
+        t.src = formatIPv4(c.bytes, c.fixed(4));
+        break;
+      case C.CTA_IP_V4_DST:
+        t.dst = formatIPv4(c.bytes, c.fixed(4));
+        break;
+      case C.CTA_IP_V6_SRC:
+        t.src = formatIPv6(c.bytes, c.fixed(16));
+        break;
+      case C.CTA_IP_V6_DST:
+        t.dst = formatIPv6(c.bytes, c.fixed(16));
+        break;
+    }
+  }
+  c.leave();
+}
+
+function decodeProto(c: AttrCursor, t: Tuple): void {
+  c.enter(C.SETS.proto);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_PROTO_NUM:
+        t.protocol = c.u8();
+        break;
+      case C.CTA_PROTO_SRC_PORT:
+        t.srcPort = c.u16be();
+        break;
+      case C.CTA_PROTO_DST_PORT:
+        t.dstPort = c.u16be();
+        break;
+      case C.CTA_PROTO_ICMP_ID:
+      case C.CTA_PROTO_ICMPV6_ID:
+        t.icmpId = c.u16be();
+        break;
+      case C.CTA_PROTO_ICMP_TYPE:
+      case C.CTA_PROTO_ICMPV6_TYPE:
+        t.icmpType = c.u8();
+        break;
+      case C.CTA_PROTO_ICMP_CODE:
+      case C.CTA_PROTO_ICMPV6_CODE:
+        t.icmpCode = c.u8();
+        break;
+    }
+  }
+  c.leave();
+}
+
+function decodeTuple(c: AttrCursor): Tuple {
+  const t = emptyTuple();
+  c.enter(C.SETS.tuple);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_TUPLE_IP:
+        decodeIp(c, t);
+        break;
+      case C.CTA_TUPLE_PROTO:
+        decodeProto(c, t);
+        break;
+      case C.CTA_TUPLE_ZONE:
+        t.zone = c.u16be();
+        break;
+    }
+  }
+  c.leave();
+  return t;
+}
+
+function stateName(table: readonly string[], state: number): string {
+  return table[state] ?? `UNKNOWN(${state})`;
+}
+
+function decodeTcp(c: AttrCursor): TcpInfo {
+  const info: TcpInfo = {
+    state: 0,
+    stateName: "",
+    wscaleOrig: undefined,
+    wscaleReply: undefined,
+    flagsOrig: undefined,
+    flagsReply: undefined,
+  };
+  let seenState = false;
+  c.enter(C.SETS.tcp);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_PROTOINFO_TCP_STATE:
+        info.state = c.u8();
+        seenState = true;
+        break;
+      case C.CTA_PROTOINFO_TCP_WSCALE_ORIGINAL:
+        info.wscaleOrig = c.u8();
+        break;
+      case C.CTA_PROTOINFO_TCP_WSCALE_REPLY:
+        info.wscaleReply = c.u8();
+        break;
+      case C.CTA_PROTOINFO_TCP_FLAGS_ORIGINAL: {
+        const at = c.fixed(2);
+        info.flagsOrig = { flags: c.bytes[at]!, mask: c.bytes[at + 1]! };
+        break;
+      }
+      case C.CTA_PROTOINFO_TCP_FLAGS_REPLY: {
+        const at = c.fixed(2);
+        info.flagsReply = { flags: c.bytes[at]!, mask: c.bytes[at + 1]! };
+        break;
+      }
+    }
+  }
+  c.leave();
+  if (!seenState) throw c.error("CTA_PROTOINFO_TCP without CTA_PROTOINFO_TCP_STATE");
+  info.stateName = stateName(C.TCP_STATES, info.state);
+  return info;
+}
+
+function decodeSctp(c: AttrCursor): SctpInfo {
+  const info: SctpInfo = { state: 0, stateName: "", vtagOrig: undefined, vtagReply: undefined };
+  c.enter(C.SETS.sctp);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_PROTOINFO_SCTP_STATE:
+        info.state = c.u8();
+        break;
+      case C.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL:
+        info.vtagOrig = c.u32be();
+        break;
+      case C.CTA_PROTOINFO_SCTP_VTAG_REPLY:
+        info.vtagReply = c.u32be();
+        break;
+    }
+  }
+  c.leave();
+  info.stateName = stateName(C.SCTP_STATES, info.state);
+  return info;
+}
+
+function decodeDccp(c: AttrCursor): DccpInfo {
+  const info: DccpInfo = { state: 0, stateName: "", role: undefined, handshakeSeq: undefined };
+  c.enter(C.SETS.dccp);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_PROTOINFO_DCCP_STATE:
+        info.state = c.u8();
+        break;
+      case C.CTA_PROTOINFO_DCCP_ROLE:
+        info.role = c.u8();
+        break;
+      case C.CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ:
+        info.handshakeSeq = c.u64be();
+        break;
+    }
+  }
+  c.leave();
+  info.stateName = stateName(C.DCCP_STATES, info.state);
+  return info;
+}
+
+function decodeProtoinfo(c: AttrCursor, flow: Flow): void {
+  c.enter(C.SETS.protoinfo);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_PROTOINFO_TCP:
+        flow.tcp = decodeTcp(c);
+        break;
+      case C.CTA_PROTOINFO_SCTP:
+        flow.sctp = decodeSctp(c);
+        break;
+      case C.CTA_PROTOINFO_DCCP:
+        flow.dccp = decodeDccp(c);
+        break;
+    }
+  }
+  c.leave();
+}
+
+function decodeCounters(c: AttrCursor): Counters {
+  const counters: Counters = { packets: 0n, bytes: 0n };
+  c.enter(C.SETS.counters);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_COUNTERS_PACKETS:
+        counters.packets = c.u64be();
+        break;
+      case C.CTA_COUNTERS_BYTES:
+        counters.bytes = c.u64be();
+        break;
+      case C.CTA_COUNTERS32_PACKETS:
+        counters.packets = BigInt(c.u32be());
+        break;
+      case C.CTA_COUNTERS32_BYTES:
+        counters.bytes = BigInt(c.u32be());
+        break;
+    }
+  }
+  c.leave();
+  return counters;
+}
+
+function decodeNat(c: AttrCursor): NatRange {
+  const nat: NatRange = {
+    minIp: undefined,
+    maxIp: undefined,
+    minPort: undefined,
+    maxPort: undefined,
+  };
+  c.enter(C.SETS.nat);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_NAT_V4_MINIP:
+        nat.minIp = formatIPv4(c.bytes, c.fixed(4));
+        break;
+      case C.CTA_NAT_V4_MAXIP:
+        nat.maxIp = formatIPv4(c.bytes, c.fixed(4));
+        break;
+      case C.CTA_NAT_V6_MINIP:
+        nat.minIp = formatIPv6(c.bytes, c.fixed(16));
+        break;
+      case C.CTA_NAT_V6_MAXIP:
+        nat.maxIp = formatIPv6(c.bytes, c.fixed(16));
+        break;
+      case C.CTA_NAT_PROTO:
+        decodeProtoNat(c, nat);
+        break;
+    }
+  }
+  c.leave();
+  return nat;
+}
+
+function decodeProtoNat(c: AttrCursor, nat: NatRange): void {
+  c.enter(C.SETS.protonat);
+  while (c.next()) {
+    if (c.type === C.CTA_PROTONAT_PORT_MIN) nat.minPort = c.u16be();
+    else if (c.type === C.CTA_PROTONAT_PORT_MAX) nat.maxPort = c.u16be();
+  }
+  c.leave();
+}
+
+function decodeTimestamp(c: AttrCursor, flow: Flow): void {
+  c.enter(C.SETS.tstamp);
+  while (c.next()) {
+    if (c.type === C.CTA_TIMESTAMP_START) flow.timestampStart = c.u64be();
+    else if (c.type === C.CTA_TIMESTAMP_STOP) flow.timestampStop = c.u64be();
+  }
+  c.leave();
+}
+
+function decodeSeqAdj(c: AttrCursor): SeqAdj {
+  const adj: SeqAdj = { correctionPos: 0, offsetBefore: 0, offsetAfter: 0 };
+  c.enter(C.SETS.seqadj);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_SEQADJ_CORRECTION_POS:
+        adj.correctionPos = c.u32be();
+        break;
+      case C.CTA_SEQADJ_OFFSET_BEFORE:
+        adj.offsetBefore = c.u32be();
+        break;
+      case C.CTA_SEQADJ_OFFSET_AFTER:
+        adj.offsetAfter = c.u32be();
+        break;
+    }
+  }
+  c.leave();
+  return adj;
+}
+
+function decodeSynproxy(c: AttrCursor): Synproxy {
+  const s: Synproxy = { isn: 0, its: 0, tsoff: 0 };
+  c.enter(C.SETS.synproxy);
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_SYNPROXY_ISN:
+        s.isn = c.u32be();
+        break;
+      case C.CTA_SYNPROXY_ITS:
+        s.its = c.u32be();
+        break;
+      case C.CTA_SYNPROXY_TSOFF:
+        s.tsoff = c.u32be();
+        break;
+    }
+  }
+  c.leave();
+  return s;
+}
+
+function decodeNestedString(c: AttrCursor, set: typeof C.SETS.help, type: number): string {
+  let out: string | undefined;
+  c.enter(set);
+  while (c.next()) if (c.type === type) out = c.string();
+  c.leave();
+  if (out === undefined) throw c.error(`nest without ${set.names[type]}`);
+  return out;
+}
+
+/**
+ * Decodes the attributes of a conntrack entry message that starts at
+ * `offset` of `bytes` (header already checked: `length` bytes long).
+ */
+export function decodeFlowAt(
+  c: AttrCursor,
+  bytes: Uint8Array,
+  view: DataView,
+  offset: number,
+  length: number,
+  options?: DecodeOptions,
+): Flow {
+  if (length < ATTRS) {
+    throw new DecodeError(
+      "nfgenmsg",
+      offset + NLMSG_HDRLEN,
+      `message length ${length} has no nfgenmsg`,
+    );
+  }
+  const flow: Flow = {
+    family: familyName(bytes[offset + NLMSG_HDRLEN]!),
+    orig: EMPTY,
+    reply: EMPTY,
+    master: undefined,
+    status: 0,
+    timeout: undefined,
+    mark: undefined,
+    use: undefined,
+    id: undefined,
+    zone: undefined,
+    tcp: undefined,
+    sctp: undefined,
+    dccp: undefined,
+    helper: undefined,
+    countersOrig: undefined,
+    countersReply: undefined,
+    natSrc: undefined,
+    natDst: undefined,
+    seqAdjOrig: undefined,
+    seqAdjReply: undefined,
+    secmark: undefined,
+    secctx: undefined,
+    timestampStart: undefined,
+    timestampStop: undefined,
+    timestampEvent: undefined,
+    labels: undefined,
+    labelsMask: undefined,
+    synproxy: undefined,
+    unknown: undefined,
+  };
+  c.reset(bytes, view, offset + ATTRS, offset + length, C.SETS.ct);
+  let sawOrig = false, sawReply = false;
+  while (c.next()) {
+    switch (c.type) {
+      case C.CTA_TUPLE_ORIG:
+        flow.orig = decodeTuple(c);
+        sawOrig = true;
+        break;
+      case C.CTA_TUPLE_REPLY:
+        flow.reply = decodeTuple(c);
+        sawReply = true;
+        break;
+      case C.CTA_TUPLE_MASTER:
+        flow.master = decodeTuple(c);
+        break;
+      case C.CTA_STATUS:
+        flow.status = c.u32be();
+        break;
+      case C.CTA_PROTOINFO:
+        decodeProtoinfo(c, flow);
+        break;
+      case C.CTA_HELP:
+        flow.helper = decodeNestedString(c, C.SETS.help, C.CTA_HELP_NAME);
+        break;
+      case C.CTA_NAT_SRC:
+        flow.natSrc = decodeNat(c);
+        break;
+      case C.CTA_NAT_DST:
+        flow.natDst = decodeNat(c);
+        break;
+      case C.CTA_TIMEOUT:
+        flow.timeout = c.u32be();
+        break;
+      case C.CTA_MARK:
+        flow.mark = c.u32be();
+        break;
+      case C.CTA_COUNTERS_ORIG:
+        flow.countersOrig = decodeCounters(c);
+        break;
+      case C.CTA_COUNTERS_REPLY:
+        flow.countersReply = decodeCounters(c);
+        break;
+      case C.CTA_USE:
+        flow.use = c.u32be();
+        break;
+      case C.CTA_ID:
+        flow.id = c.u32be();
+        break;
+      case C.CTA_SEQ_ADJ_ORIG:
+        flow.seqAdjOrig = decodeSeqAdj(c);
+        break;
+      case C.CTA_SEQ_ADJ_REPLY:
+        flow.seqAdjReply = decodeSeqAdj(c);
+        break;
+      case C.CTA_SECMARK:
+        flow.secmark = c.u32be();
+        break;
+      case C.CTA_ZONE:
+        flow.zone = c.u16be();
+        break;
+      case C.CTA_SECCTX:
+        flow.secctx = decodeNestedString(c, C.SETS.secctx, C.CTA_SECCTX_NAME);
+        break;
+      case C.CTA_TIMESTAMP:
+        decodeTimestamp(c, flow);
+        break;
+      case C.CTA_TIMESTAMP_EVENT:
+        flow.timestampEvent = c.u64be();
+        break;
+      case C.CTA_LABELS:
+        flow.labels = c.copy();
+        break;
+      case C.CTA_LABELS_MASK:
+        flow.labelsMask = c.copy();
+        break;
+      case C.CTA_SYNPROXY:
+        flow.synproxy = decodeSynproxy(c);
+        break;
+      default:
+        if (options?.keepUnknown) {
+          const raw: RawAttribute = { type: c.type, data: c.copy() };
+          (flow.unknown ??= []).push(raw);
+        }
+    }
+  }
+  if (!sawOrig) {
+    throw new DecodeError("ctattr_type", offset + ATTRS, "entry without CTA_TUPLE_ORIG");
+  }
+  if (!sawReply) flow.reply = emptyTuple();
+  return flow;
+}
+
+const EMPTY: Tuple = Object.freeze(emptyTuple());
+
+/**
+ * Decodes one conntrack entry message (`nlmsghdr` + `nfgenmsg` + attributes,
+ * as the kernel sends in dumps, gets and events) into a {@link Flow}.
+ *
+ * @example Decode captured bytes
+ * ```ts
+ * import { decodeFlow, DecodeError } from "@ctnl/conntrack";
+ * import { assertThrows } from "node:assert";
+ *
+ * // A header that promises 40 bytes where there are only 20.
+ * const bad = new Uint8Array(20);
+ * new DataView(bad.buffer).setUint32(0, 40, true);
+ * assertThrows(() => decodeFlow(bad), DecodeError);
+ * ```
+ */
+export function decodeFlow(message: Uint8Array, options?: DecodeOptions): Flow {
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  const header = newHeader();
+  readHeader(view, 0, message.byteLength, header);
+  return decodeFlowAt(new AttrCursor(), message, view, 0, header.length, options);
+}
+
+/** Decodes a per-CPU stats message (`IPCTNL_MSG_CT_GET_STATS_CPU` reply). */
+export function decodeCpuStatsAt(
+  c: AttrCursor,
+  bytes: Uint8Array,
+  view: DataView,
+  header: MessageHeader,
+): CpuStats {
+  if (header.length < ATTRS) {
+    throw new DecodeError("nfgenmsg", header.offset + NLMSG_HDRLEN, "message has no nfgenmsg");
+  }
+  const s: CpuStats = {
+    cpu: view.getUint16(header.offset + NLMSG_HDRLEN + 2, false),
+    searched: undefined,
+    found: undefined,
+    new: undefined,
+    invalid: undefined,
+    ignore: undefined,
+    delete: undefined,
+    deleteList: undefined,
+    insert: undefined,
+    insertFailed: undefined,
+    drop: undefined,
+    earlyDrop: undefined,
+    error: undefined,
+    searchRestart: undefined,
+    clashResolve: undefined,
+    chainTooLong: undefined,
+  };
+  c.reset(bytes, view, header.offset + ATTRS, header.offset + header.length, C.SETS.statsCpu);
+  while (c.next()) {
+    const key = CPU_STATS_KEYS[c.type];
+    if (key !== undefined) s[key] = c.u32be();
+  }
+  return s;
+}
+
+/** {@link CpuStats} keys by `CTA_STATS_*` number. */
+export const CPU_STATS_KEYS: readonly (Exclude<keyof CpuStats, "cpu"> | undefined)[] = [
+  undefined,
+  "searched",
+  "found",
+  "new",
+  "invalid",
+  "ignore",
+  "delete",
+  "deleteList",
+  "insert",
+  "insertFailed",
+  "drop",
+  "earlyDrop",
+  "error",
+  "searchRestart",
+  "clashResolve",
+  "chainTooLong",
+];
+
+/** Decodes a global stats message (`IPCTNL_MSG_CT_GET_STATS` reply). */
+export function decodeGlobalStatsAt(
+  c: AttrCursor,
+  bytes: Uint8Array,
+  view: DataView,
+  header: MessageHeader,
+): GlobalStats {
+  let entries: number | undefined;
+  let maxEntries: number | undefined;
+  c.reset(bytes, view, header.offset + ATTRS, header.offset + header.length, C.SETS.statsGlobal);
+  while (c.next()) {
+    if (c.type === C.CTA_STATS_GLOBAL_ENTRIES) entries = c.u32be();
+    else if (c.type === C.CTA_STATS_GLOBAL_MAX_ENTRIES) maxEntries = c.u32be();
+  }
+  if (entries === undefined) {
+    throw new DecodeError(
+      "ctattr_stats_global",
+      header.offset + ATTRS,
+      "no CTA_STATS_GLOBAL_ENTRIES",
+    );
+  }
+  return { entries, maxEntries };
+}

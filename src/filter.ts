@@ -1,0 +1,522 @@
+/**
+ * Dump filters: validation, the plan of which parts the running kernel can
+ * apply (and which must run in userspace), the kernel request, and the
+ * userspace matcher. Either way the same flows come out.
+ *
+ * @module
+ */
+
+import { parseAddress, type ParsedAddress } from "./address.ts";
+import * as C from "./constants.ts";
+import type { Encoder } from "./netlink.ts";
+import type { Flow, Tuple } from "./types.ts";
+
+/** Fields of one direction to match, all optional; all given must match. */
+export interface TupleFilter {
+  /** Source address (IPv4 or IPv6 text). */
+  src?: string;
+  /** Destination address. */
+  dst?: string;
+  /** Layer-4 protocol, by number or name (`"tcp"`, `"udp"`, `"icmp"`, …). */
+  protocol?: number | string;
+  /** Source port. */
+  srcPort?: number;
+  /** Destination port. */
+  dstPort?: number;
+  /** ICMP/ICMPv6 type. */
+  icmpType?: number;
+  /** ICMP/ICMPv6 code. */
+  icmpCode?: number;
+  /** ICMP/ICMPv6 id. */
+  icmpId?: number;
+}
+
+/** A value with a mask: matches when `(field & mask) === value`. */
+export interface Masked<T> {
+  /** The value the masked field must equal. */
+  value: T;
+  /** The mask; defaults to all bits (mark) or to `value` (status). */
+  mask?: T;
+}
+
+/** A status value: a bitmask or a list of flag names. */
+export type StatusValue = number | readonly C.StatusFlag[];
+
+/**
+ * What a dump selects. All given parts must match. Parts the running kernel
+ * can apply go into the request; the rest run in userspace (see
+ * {@link FilterPlan}).
+ */
+export interface DumpFilter {
+  /** Address family; default `"all"` (or the family of a given address). */
+  family?: "ipv4" | "ipv6" | "all";
+  /** Connection mark, or `{ value, mask }`. */
+  mark?: number | Masked<number>;
+  /** Zone id (0–65535); an entry matches when its zone in any direction is this. */
+  zone?: number;
+  /** Status bits: `["ASSURED"]` (all must be set), or `{ value, mask }`. */
+  status?: StatusValue | Masked<StatusValue>;
+  /** Fields of the original direction. */
+  orig?: TupleFilter;
+  /** Fields of the reply direction. */
+  reply?: TupleFilter;
+}
+
+/** Where each part of a filter runs. */
+export interface FilterPlan {
+  /** The address family put in the request's `nfgenmsg`. */
+  family: "ipv4" | "ipv6" | "all";
+  /** Filter parts the kernel applies, e.g. `["family", "mark", "orig.protocol"]`. */
+  kernel: string[];
+  /** Filter parts applied in userspace, e.g. `["orig.src"]`, with the reason. */
+  userspace: { part: string; reason: string }[];
+}
+
+interface NTuple {
+  src: ParsedAddress | undefined;
+  dst: ParsedAddress | undefined;
+  protocol: number | undefined;
+  srcPort: number | undefined;
+  dstPort: number | undefined;
+  icmpType: number | undefined;
+  icmpCode: number | undefined;
+  icmpId: number | undefined;
+}
+
+/** A validated filter. */
+export interface NormalizedFilter {
+  /** `AF_UNSPEC`, `AF_INET` or `AF_INET6`. */
+  af: number;
+  /** Mark value and mask. */
+  mark: { value: number; mask: number } | undefined;
+  /** Zone id. */
+  zone: number | undefined;
+  /** Status value and mask. */
+  status: { value: number; mask: number } | undefined;
+  /** Original-direction fields. */
+  orig: NTuple | undefined;
+  /** Reply-direction fields. */
+  reply: NTuple | undefined;
+}
+
+const PROTOCOLS: Readonly<Record<string, number>> = {
+  icmp: 1,
+  igmp: 2,
+  tcp: 6,
+  udp: 17,
+  dccp: 33,
+  gre: 47,
+  icmpv6: 58,
+  "ipv6-icmp": 58,
+  sctp: 132,
+  udplite: 136,
+};
+
+/**
+ * Parses a layer-4 protocol given by name or number (0–255); throws a
+ * `TypeError`/`RangeError` naming `argument` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { parseProtocol } from "@ctnl/conntrack";
+ * import { assertEquals } from "node:assert";
+ *
+ * assertEquals(parseProtocol("tcp"), 6);
+ * assertEquals(parseProtocol(58), 58);
+ * ```
+ */
+export function parseProtocol(value: number | string, argument = "protocol"): number {
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 0 || value > 255) {
+      throw new RangeError(`Invalid ${argument}: ${value} is not a protocol number (0-255)`);
+    }
+    return value;
+  }
+  if (typeof value !== "string") {
+    throw new TypeError(`Invalid ${argument}: ${String(value)} is not a protocol`);
+  }
+  const byName = PROTOCOLS[value.toLowerCase()];
+  if (byName !== undefined) return byName;
+  if (/^\d+$/.test(value)) return parseProtocol(Number(value), argument);
+  throw new TypeError(`Invalid ${argument}: unknown protocol "${value}"`);
+}
+
+/** Checks an integer in `[0, max]`; throws a `RangeError` naming `argument`. */
+export function checkUint(value: unknown, max: number, argument: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`Invalid ${argument}: ${String(value)} is not an integer in 0-${max}`);
+  }
+  return value;
+}
+
+function statusBits(value: StatusValue, argument: string): number {
+  if (typeof value === "number") return checkUint(value, 0xffffffff, argument);
+  if (!Array.isArray(value)) {
+    throw new TypeError(`Invalid ${argument}: ${String(value)} is not a number or flag list`);
+  }
+  let bits = 0;
+  for (const name of value) {
+    const bit = (C.CT_STATUS as Record<string, number>)[name];
+    if (bit === undefined) {
+      throw new TypeError(`Invalid ${argument}: unknown status flag "${name}"`);
+    }
+    bits |= bit;
+  }
+  return bits >>> 0;
+}
+
+const TUPLE_KEYS = new Set([
+  "src",
+  "dst",
+  "protocol",
+  "srcPort",
+  "dstPort",
+  "icmpType",
+  "icmpCode",
+  "icmpId",
+]);
+
+function normalizeTuple(t: TupleFilter, dir: string, family: { af: number }): NTuple | undefined {
+  if (t === null || typeof t !== "object") {
+    throw new TypeError(`Invalid filter.${dir}: ${String(t)} is not an object`);
+  }
+  for (const key of Object.keys(t)) {
+    if (!TUPLE_KEYS.has(key)) throw new TypeError(`Invalid filter.${dir}: unknown field "${key}"`);
+  }
+  const addr = (text: string | undefined, name: string): ParsedAddress | undefined => {
+    if (text === undefined) return undefined;
+    const a = parseAddress(text, `filter.${dir}.${name}`);
+    const af = a.family === "ipv4" ? C.AF_INET : C.AF_INET6;
+    if (family.af !== C.AF_UNSPEC && family.af !== af) {
+      throw new TypeError(
+        `Invalid filter.${dir}.${name}: ${a.family} address "${text}" mixed with ${
+          family.af === C.AF_INET ? "ipv4" : "ipv6"
+        }`,
+      );
+    }
+    family.af = af;
+    return a;
+  };
+  const n: NTuple = {
+    src: addr(t.src, "src"),
+    dst: addr(t.dst, "dst"),
+    protocol: t.protocol === undefined
+      ? undefined
+      : parseProtocol(t.protocol, `filter.${dir}.protocol`),
+    srcPort: t.srcPort === undefined
+      ? undefined
+      : checkUint(t.srcPort, 65535, `filter.${dir}.srcPort`),
+    dstPort: t.dstPort === undefined
+      ? undefined
+      : checkUint(t.dstPort, 65535, `filter.${dir}.dstPort`),
+    icmpType: t.icmpType === undefined
+      ? undefined
+      : checkUint(t.icmpType, 255, `filter.${dir}.icmpType`),
+    icmpCode: t.icmpCode === undefined
+      ? undefined
+      : checkUint(t.icmpCode, 255, `filter.${dir}.icmpCode`),
+    icmpId: t.icmpId === undefined ? undefined : checkUint(t.icmpId, 65535, `filter.${dir}.icmpId`),
+  };
+  const empty = Object.values(n).every((v) => v === undefined);
+  return empty ? undefined : n;
+}
+
+const FILTER_KEYS = new Set(["family", "mark", "zone", "status", "orig", "reply"]);
+
+/** Validates a {@link DumpFilter}; throws `TypeError`/`RangeError` naming the bad part. */
+export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
+  if (filter === null || typeof filter !== "object") {
+    throw new TypeError(`Invalid filter: ${String(filter)} is not an object`);
+  }
+  for (const key of Object.keys(filter)) {
+    if (!FILTER_KEYS.has(key)) throw new TypeError(`Invalid filter: unknown field "${key}"`);
+  }
+  const family = { af: C.AF_UNSPEC };
+  if (filter.family !== undefined) {
+    if (filter.family === "ipv4") family.af = C.AF_INET;
+    else if (filter.family === "ipv6") family.af = C.AF_INET6;
+    else if (filter.family !== "all") {
+      throw new TypeError(
+        `Invalid filter.family: "${String(filter.family)}" is not "ipv4", "ipv6" or "all"`,
+      );
+    }
+  }
+  const explicitAll = filter.family === "all";
+  let mark: NormalizedFilter["mark"];
+  if (filter.mark !== undefined) {
+    if (typeof filter.mark === "number") {
+      mark = { value: checkUint(filter.mark, 0xffffffff, "filter.mark"), mask: 0xffffffff };
+    } else {
+      mark = {
+        value: checkUint(filter.mark.value, 0xffffffff, "filter.mark.value"),
+        mask: filter.mark.mask === undefined
+          ? 0xffffffff
+          : checkUint(filter.mark.mask, 0xffffffff, "filter.mark.mask"),
+      };
+    }
+  }
+  let status: NormalizedFilter["status"];
+  if (filter.status !== undefined) {
+    const s = filter.status;
+    if (typeof s === "number" || Array.isArray(s)) {
+      const bits = statusBits(s as StatusValue, "filter.status");
+      status = { value: bits, mask: bits };
+    } else {
+      const m = s as Masked<StatusValue>;
+      const value = statusBits(m.value, "filter.status.value");
+      const mask = m.mask === undefined ? value : statusBits(m.mask, "filter.status.mask");
+      status = { value, mask };
+    }
+    if (status.mask === 0) {
+      throw new RangeError("Invalid filter.status: the mask selects no status bit");
+    }
+  }
+  const zone = filter.zone === undefined ? undefined : checkUint(filter.zone, 65535, "filter.zone");
+  const orig = filter.orig === undefined ? undefined : normalizeTuple(filter.orig, "orig", family);
+  const reply = filter.reply === undefined
+    ? undefined
+    : normalizeTuple(filter.reply, "reply", family);
+  if (explicitAll && family.af !== C.AF_UNSPEC) {
+    throw new TypeError(
+      `Invalid filter.family: "all" conflicts with ${
+        family.af === C.AF_INET ? "an ipv4" : "an ipv6"
+      } address`,
+    );
+  }
+  return { af: family.af, mark, zone, status, orig, reply };
+}
+
+/** Parses `uname -r` text into `[major, minor]`. */
+export function parseRelease(release: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+function atLeast(release: [number, number], major: number, minor: number): boolean {
+  return release[0] > major || (release[0] === major && release[1] >= minor);
+}
+
+/** Which fields of one direction go to the kernel (`CTA_FILTER_F_*` bits). */
+interface TuplePlan {
+  flags: number;
+  userspace: { part: string; reason: string }[];
+  kernel: string[];
+}
+
+function planTuple(
+  t: NTuple,
+  dir: string,
+  af: number,
+  release: [number, number],
+  force: boolean,
+): TuplePlan {
+  const plan: TuplePlan = { flags: 0, userspace: [], kernel: [] };
+  const fields = Object.entries(t).filter(([, v]) => v !== undefined).map(([k]) => k);
+  let why: string | undefined;
+  if (force) why = "userspace filtering requested";
+  else if (!atLeast(release, 5, 8)) why = "CTA_FILTER needs Linux 5.8";
+  else if (af === C.AF_UNSPEC) why = "the kernel refuses CTA_FILTER for family all";
+  if (why !== undefined) {
+    for (const f of fields) plan.userspace.push({ part: `${dir}.${f}`, reason: why });
+    return plan;
+  }
+  const kernel = (part: string, flag: number) => {
+    plan.flags |= flag;
+    plan.kernel.push(`${dir}.${part}`);
+  };
+  const user = (part: string, reason: string) =>
+    plan.userspace.push({ part: `${dir}.${part}`, reason });
+  const v6 = af === C.AF_INET6;
+  const inverted = "the kernel's IPv6 address match in CTA_FILTER is inverted";
+  if (t.src) v6 ? user("src", inverted) : kernel("src", C.CTA_FILTER_F_IP_SRC);
+  if (t.dst) v6 ? user("dst", inverted) : kernel("dst", C.CTA_FILTER_F_IP_DST);
+  if (t.protocol !== undefined) kernel("protocol", C.CTA_FILTER_F_PROTO_NUM);
+  const portsInKernel = t.protocol === 6 || t.protocol === 17;
+  const portWhy = t.protocol === undefined
+    ? "the kernel matches ports only with a protocol"
+    : "the kernel matches ports only for tcp and udp";
+  if (t.srcPort !== undefined) {
+    portsInKernel ? kernel("srcPort", C.CTA_FILTER_F_PROTO_SRC_PORT) : user("srcPort", portWhy);
+  }
+  if (t.dstPort !== undefined) {
+    portsInKernel ? kernel("dstPort", C.CTA_FILTER_F_PROTO_DST_PORT) : user("dstPort", portWhy);
+  }
+  const icmp = (!v6 && t.protocol === 1) || (v6 && t.protocol === 58);
+  const icmpWhy = "the kernel matches ICMP fields only with protocol icmp (ipv4) or icmpv6 (ipv6)";
+  if (t.icmpType !== undefined) {
+    icmp
+      ? kernel("icmpType", v6 ? C.CTA_FILTER_F_ICMPV6_TYPE : C.CTA_FILTER_F_ICMP_TYPE)
+      : user("icmpType", icmpWhy);
+  }
+  if (t.icmpCode !== undefined) {
+    icmp
+      ? kernel("icmpCode", v6 ? C.CTA_FILTER_F_ICMPV6_CODE : C.CTA_FILTER_F_ICMP_CODE)
+      : user("icmpCode", icmpWhy);
+  }
+  if (t.icmpId !== undefined) {
+    icmp
+      ? kernel("icmpId", v6 ? C.CTA_FILTER_F_ICMPV6_ID : C.CTA_FILTER_F_ICMP_ID)
+      : user("icmpId", icmpWhy);
+  }
+  return plan;
+}
+
+/** A filter split between the kernel request and the userspace matcher. */
+export interface CompiledFilter {
+  /** The plan, for callers who want to see it. */
+  plan: FilterPlan;
+  /** Writes the kernel part's attributes into a dump request. */
+  encode(enc: Encoder): void;
+  /** The userspace part; undefined when the kernel does everything. */
+  match: ((flow: Flow) => boolean) | undefined;
+}
+
+const FAMILY_NAMES = { [C.AF_UNSPEC]: "all", [C.AF_INET]: "ipv4", [C.AF_INET6]: "ipv6" } as const;
+
+/**
+ * Splits a normalized filter between kernel and userspace for a kernel of
+ * `release`; with `userspaceOnly`, everything but the family runs in
+ * userspace.
+ */
+export function compileFilter(
+  f: NormalizedFilter,
+  releaseText: string,
+  userspaceOnly = false,
+): CompiledFilter {
+  const release = parseRelease(releaseText);
+  const plan: FilterPlan = {
+    family: FAMILY_NAMES[f.af as 0 | 2 | 10],
+    kernel: f.af === C.AF_UNSPEC ? [] : ["family"],
+    userspace: [],
+  };
+  const checks: ((flow: Flow) => boolean)[] = [];
+  const forced = "userspace filtering requested";
+
+  const markInKernel = f.mark !== undefined && !userspaceOnly;
+  if (f.mark) {
+    if (markInKernel) plan.kernel.push("mark");
+    else {
+      plan.userspace.push({ part: "mark", reason: forced });
+      const { value, mask } = f.mark;
+      checks.push((flow) => (((flow.mark ?? 0) & mask) >>> 0) === value);
+    }
+  }
+  const statusInKernel = f.status !== undefined && !userspaceOnly && atLeast(release, 5, 15);
+  if (f.status) {
+    if (statusInKernel) plan.kernel.push("status");
+    else {
+      plan.userspace.push({
+        part: "status",
+        reason: userspaceOnly ? forced : "status filtering in dumps needs Linux 5.15",
+      });
+      const { value, mask } = f.status;
+      checks.push((flow) => ((flow.status & mask) >>> 0) === value);
+    }
+  }
+  const zoneInKernel = f.zone !== undefined && !userspaceOnly && atLeast(release, 6, 8);
+  if (f.zone !== undefined) {
+    if (zoneInKernel) plan.kernel.push("zone");
+    else {
+      plan.userspace.push({
+        part: "zone",
+        reason: userspaceOnly ? forced : "zone filtering in dumps needs Linux 6.8",
+      });
+      const zone = f.zone;
+      checks.push((flow) => (flow.zone ?? flow.orig.zone ?? flow.reply.zone ?? 0) === zone);
+    }
+  }
+  const tuplePlans: [NTuple, TuplePlan, "orig" | "reply"][] = [];
+  for (const dir of ["orig", "reply"] as const) {
+    const t = f[dir];
+    if (!t) continue;
+    const p = planTuple(t, dir, f.af, release, userspaceOnly);
+    plan.kernel.push(...p.kernel);
+    plan.userspace.push(...p.userspace);
+    tuplePlans.push([t, p, dir]);
+    const userFields = new Set(p.userspace.map((u) => u.part.slice(dir.length + 1)));
+    if (userFields.size > 0) checks.push(tupleMatcher(t, userFields, dir));
+  }
+
+  const encode = (enc: Encoder) => {
+    if (markInKernel && f.mark) {
+      enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
+    }
+    if (statusInKernel && f.status) {
+      enc.u32be(C.CTA_STATUS, f.status.value).u32be(C.CTA_STATUS_MASK, f.status.mask);
+    }
+    if (zoneInKernel && f.zone !== undefined) enc.u16be(C.CTA_ZONE, f.zone);
+    let origFlags = 0, replyFlags = 0;
+    for (const [t, p, dir] of tuplePlans) {
+      if (p.flags === 0) continue;
+      encodeTupleFilter(
+        enc,
+        dir === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY,
+        t,
+        p.flags,
+        f.af,
+      );
+      if (dir === "orig") origFlags = p.flags;
+      else replyFlags = p.flags;
+    }
+    if (origFlags || replyFlags) {
+      enc.nest(C.CTA_FILTER)
+        .u32be(C.CTA_FILTER_ORIG_FLAGS, origFlags)
+        .u32be(C.CTA_FILTER_REPLY_FLAGS, replyFlags)
+        .end();
+    }
+  };
+
+  let match: CompiledFilter["match"];
+  if (checks.length === 1) match = checks[0];
+  else if (checks.length > 1) match = (flow) => checks.every((check) => check(flow));
+  return { plan, encode, match };
+}
+
+function encodeTupleFilter(enc: Encoder, type: number, t: NTuple, flags: number, af: number): void {
+  const v6 = af === C.AF_INET6;
+  enc.nest(type);
+  if (flags & (C.CTA_FILTER_F_IP_SRC | C.CTA_FILTER_F_IP_DST)) {
+    enc.nest(C.CTA_TUPLE_IP);
+    if (flags & C.CTA_FILTER_F_IP_SRC && t.src) {
+      enc.bytes(v6 ? C.CTA_IP_V6_SRC : C.CTA_IP_V4_SRC, t.src.bytes);
+    }
+    if (flags & C.CTA_FILTER_F_IP_DST && t.dst) {
+      enc.bytes(v6 ? C.CTA_IP_V6_DST : C.CTA_IP_V4_DST, t.dst.bytes);
+    }
+    enc.end();
+  }
+  if (t.protocol !== undefined && flags & C.CTA_FILTER_F_PROTO_NUM) {
+    enc.nest(C.CTA_TUPLE_PROTO).u8(C.CTA_PROTO_NUM, t.protocol);
+    if (flags & C.CTA_FILTER_F_PROTO_SRC_PORT) enc.u16be(C.CTA_PROTO_SRC_PORT, t.srcPort!);
+    if (flags & C.CTA_FILTER_F_PROTO_DST_PORT) enc.u16be(C.CTA_PROTO_DST_PORT, t.dstPort!);
+    if (flags & (C.CTA_FILTER_F_ICMP_TYPE | C.CTA_FILTER_F_ICMPV6_TYPE)) {
+      enc.u8(v6 ? C.CTA_PROTO_ICMPV6_TYPE : C.CTA_PROTO_ICMP_TYPE, t.icmpType!);
+    }
+    if (flags & (C.CTA_FILTER_F_ICMP_CODE | C.CTA_FILTER_F_ICMPV6_CODE)) {
+      enc.u8(v6 ? C.CTA_PROTO_ICMPV6_CODE : C.CTA_PROTO_ICMP_CODE, t.icmpCode!);
+    }
+    if (flags & (C.CTA_FILTER_F_ICMP_ID | C.CTA_FILTER_F_ICMPV6_ID)) {
+      enc.u16be(v6 ? C.CTA_PROTO_ICMPV6_ID : C.CTA_PROTO_ICMP_ID, t.icmpId!);
+    }
+    enc.end();
+  }
+  enc.end();
+}
+
+function tupleMatcher(
+  t: NTuple,
+  fields: Set<string>,
+  dir: "orig" | "reply",
+): (flow: Flow) => boolean {
+  const want: [keyof Tuple, string | number][] = [];
+  for (const field of fields) {
+    const v = t[field as keyof NTuple];
+    if (v === undefined) continue;
+    want.push([field as keyof Tuple, typeof v === "object" ? v.text : v]);
+  }
+  return (flow) => {
+    const tuple = flow[dir];
+    for (const [key, value] of want) if (tuple[key] !== value) return false;
+    return true;
+  };
+}
