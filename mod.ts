@@ -54,6 +54,14 @@ export {
   type TupleFilter,
 } from "./src/filter.ts";
 export { decodeFlow, type DecodeOptions } from "./src/decode.ts";
+export {
+  ctime,
+  flowToJson,
+  formatCpuStats,
+  formatFlow,
+  type FormatOptions,
+  labelBits,
+} from "./src/format.ts";
 export { decodeMessages } from "./src/netlink.ts";
 export { DecodeError, errnoName, NetlinkError, type NetlinkErrorOptions } from "./src/errors.ts";
 export {

@@ -459,9 +459,10 @@ export function compileFilter(
       else replyFlags = p.flags;
     }
     if (origFlags || replyFlags) {
+      // The flags are NLA_U32 in host byte order, unlike the rest of ctnetlink.
       enc.nest(C.CTA_FILTER)
-        .u32be(C.CTA_FILTER_ORIG_FLAGS, origFlags)
-        .u32be(C.CTA_FILTER_REPLY_FLAGS, replyFlags)
+        .u32(C.CTA_FILTER_ORIG_FLAGS, origFlags)
+        .u32(C.CTA_FILTER_REPLY_FLAGS, replyFlags)
         .end();
     }
   };

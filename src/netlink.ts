@@ -436,6 +436,12 @@ export class Encoder {
     return this;
   }
 
+  /** Appends a u32 attribute in host byte order (e.g. `CTA_FILTER_*_FLAGS`). */
+  u32(type: number, value: number): this {
+    this.#view.setUint32(this.#attr(type, 4), value >>> 0, true);
+    return this;
+  }
+
   /** Appends a raw bytes attribute. */
   bytes(type: number, value: Uint8Array): this {
     this.#buf.set(value, this.#attr(type, value.byteLength));

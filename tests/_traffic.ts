@@ -1,0 +1,70 @@
+/**
+ * Builds a namespace full of real conntrack entries of many kinds: TCP
+ * ESTABLISHED and TIME_WAIT, UDP replied and unreplied, ICMP and ICMPv6
+ * echo, IPv6 TCP/UDP, DNAT, SNAT, an ftp helper with NAT (seq-adj and an
+ * expectation), a zone and a mark.
+ *
+ * @module
+ */
+
+import { Netns } from "./_ns.ts";
+
+const RULES = `
+table inet ctnl {
+  ct helper ftp-std {
+    type "ftp" protocol tcp;
+  }
+  chain raw_out {
+    type filter hook output priority raw;
+    udp dport 5555 ct zone set 7
+    udp sport 5555 ct zone set 7
+  }
+  chain mangle_out {
+    type filter hook output priority mangle;
+    tcp dport 7200 ct mark set 42
+  }
+  chain helper_out {
+    type filter hook output priority filter;
+    tcp dport 21 ct helper set "ftp-std"
+  }
+  chain nat_out {
+    type nat hook output priority -100;
+    ip daddr 10.60.0.100 tcp dport 8081 dnat ip to 10.50.0.2:8080
+    ip daddr 10.60.0.100 tcp dport 21 dnat ip to 10.50.0.2
+  }
+  chain nat_pre {
+    type nat hook prerouting priority -100;
+  }
+  chain nat_in {
+    type nat hook input priority 100;
+  }
+  chain nat_post {
+    type nat hook postrouting priority 100;
+    ip daddr 10.50.0.2 tcp dport 7000 snat ip to 10.50.0.3
+  }
+}
+`;
+
+const TRAFFIC = new URL("./fixtures/traffic.ts", import.meta.url).pathname;
+
+/** Creates a namespace with traffic of every kind; the caller deletes it. */
+export async function trafficNamespace(tag: string): Promise<Netns> {
+  const ns = await Netns.create(tag);
+  try {
+    for (const a of ["10.50.0.1/24", "10.50.0.2/24", "10.50.0.3/24"]) {
+      await ns.exec(["ip", "addr", "add", a, "dev", "lo"]);
+    }
+    for (const a of ["fd50::1/64", "fd50::2/64"]) {
+      await ns.exec(["ip", "addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    await ns.exec(["ip", "route", "add", "10.60.0.0/24", "dev", "lo"]);
+    await ns.exec(["nft", "-f", "-"], RULES);
+    await ns.spawn([Deno.execPath(), "run", "--allow-net", TRAFFIC]);
+    await ns.exec(["ping", "-c", "1", "-W", "2", "10.50.0.2"]);
+    await ns.exec(["ping", "-6", "-c", "1", "-W", "2", "fd50::2"]);
+  } catch (error) {
+    await ns.delete();
+    throw error;
+  }
+  return ns;
+}
