@@ -39,12 +39,14 @@
 
 export {
   Conntrack,
+  type CreateSpec,
   DumpInterruptedError,
   type DumpOptions,
+  type FlushOptions,
   type GetOptions,
   type OpenOptions,
-  type TupleSpec,
 } from "./src/conntrack.ts";
+export type { FlowChanges, TupleSpec } from "./src/request.ts";
 export {
   type DumpFilter,
   type FilterPlan,

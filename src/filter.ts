@@ -149,7 +149,8 @@ export function checkUint(value: unknown, max: number, argument: string): number
   return value;
 }
 
-function statusBits(value: StatusValue, argument: string): number {
+/** Turns a status value (bitmask or flag names) into a bitmask. */
+export function statusBits(value: StatusValue, argument: string): number {
   if (typeof value === "number") return checkUint(value, 0xffffffff, argument);
   if (!Array.isArray(value)) {
     throw new TypeError(`Invalid ${argument}: ${String(value)} is not a number or flag list`);

@@ -397,7 +397,7 @@ export class Encoder {
   }
 
   /** Starts a message: `nlmsghdr` plus the 4-byte `nfgenmsg`. */
-  begin(type: number, flags: number, seq: number, family: number, resId = 0): this {
+  begin(type: number, flags: number, seq: number, family: number, resId = 0, version = 0): this {
     this.#len = 0;
     this.#nests.length = 0;
     const at = this.#reserve(NLMSG_HDRLEN + 4);
@@ -406,7 +406,7 @@ export class Encoder {
     this.#view.setUint32(at + 8, seq, true);
     this.#view.setUint32(at + 12, 0, true);
     this.#buf[at + 16] = family;
-    this.#buf[at + 17] = 0; // NFNETLINK_V0
+    this.#buf[at + 17] = version; // NFNETLINK_V0, or 1 where the kernel wants it
     this.#view.setUint16(at + 18, resId, false);
     return this;
   }
