@@ -39,9 +39,11 @@
 
 export {
   Conntrack,
+  type ConntrackEvent,
   type CreateSpec,
   DumpInterruptedError,
   type DumpOptions,
+  type EventOptions,
   type FlushOptions,
   type GetOptions,
   type OpenOptions,

@@ -121,6 +121,34 @@ export interface CreateSpec extends FlowChanges {
   zone?: number;
 }
 
+/** Options for {@link Conntrack.events}. */
+export interface EventOptions extends DecodeOptions {
+  /** Which events to watch (default all three). */
+  types?: readonly ("new" | "update" | "destroy")[];
+  /** Only events whose flow matches (applied in userspace). */
+  filter?: DumpFilter;
+  /** Socket receive buffer in bytes (default 8 MiB; forced past rmem_max as root). */
+  bufferSize?: number;
+  /** Ask the kernel not to report overruns (`NETLINK_NO_ENOBUFS`): loss goes unnoticed. */
+  noEnobufs?: boolean;
+  /** How long to sleep while idle, in ms (default 10). */
+  pollIntervalMs?: number;
+  /** Ends the stream when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * One event: a flow that was created, updated or destroyed; or `lost`, when
+ * the kernel dropped events because the receive buffer overran (`lost` is
+ * the running count of such overruns).
+ */
+export type ConntrackEvent =
+  | { type: "new" | "update" | "destroy"; flow: Flow }
+  | { type: "lost"; lost: number };
+
+/** `enum nfnetlink_groups`: NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY. */
+const EVENT_GROUPS: Readonly<Record<string, number>> = { new: 1, update: 2, destroy: 3 };
+
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 
@@ -190,6 +218,7 @@ export class Conntrack implements Disposable {
   #cursor = new AttrCursor();
   #header = newHeader();
   #closed = false;
+  #eventSockets = new Set<NetlinkSocket>();
   #bigBuffer = false;
 
   private constructor(options: OpenOptions) {
@@ -267,6 +296,8 @@ export class Conntrack implements Disposable {
     registry.unregister(this);
     this.#sock?.close();
     this.#sock = undefined;
+    for (const sock of this.#eventSockets) sock.close();
+    this.#eventSockets.clear();
     if (this.#ownsNetnsFd && this.#netnsFd !== undefined) closeFd(this.#netnsFd);
     this.#netnsFd = undefined;
   }
@@ -834,6 +865,101 @@ export class Conntrack implements Disposable {
       if (f.mark) enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
       this.#ack("flush", enc.finish(), seq);
     });
+  }
+
+  /**
+   * Watches the table live: an async iterable of `{ type, flow }` for new,
+   * updated and destroyed entries (conntrack `-E`), on its own socket
+   * subscribed to the conntrack multicast groups, so this handle stays free
+   * for dumps and changes meanwhile.
+   *
+   * It never blocks the event loop: it polls the socket without waiting and
+   * sleeps `pollIntervalMs` (default 10) while idle, then drains what came.
+   * When the kernel had to drop events (the receive buffer overran:
+   * `ENOBUFS`), a `{ type: "lost", lost }` event with the running count is
+   * yielded and the stream goes on; dump the table to resynchronise. The
+   * stream ends when the consumer stops iterating, on `signal`, or when the
+   * handle is closed.
+   *
+   * @example Print connections as they close
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * for await (const event of ct.events({ types: ["destroy"] })) {
+   *   if (event.type === "lost") console.warn(`lost events: ${event.lost}`);
+   *   else console.log(event.flow.orig.src, event.flow.countersOrig?.bytes);
+   * }
+   * ```
+   */
+  async *events(options: EventOptions = {}): AsyncGenerator<ConntrackEvent, void, undefined> {
+    if (this.#closed) throw new Error("Cannot watch events: the Conntrack handle is closed");
+    const types = options.types ?? ["new", "update", "destroy"];
+    const groups: number[] = [];
+    for (const type of types) {
+      const group = EVENT_GROUPS[type];
+      if (group === undefined) {
+        throw new TypeError(`Invalid types: "${String(type)}" is not "new", "update" or "destroy"`);
+      }
+      groups.push(group);
+    }
+    const compiled = compileFilter(normalizeFilter(options.filter), this.#release, true);
+    const family = compiled.plan.family === "all" ? undefined : compiled.plan.family;
+    const match = compiled.match;
+    const interval = options.pollIntervalMs ?? 10;
+    checkUint(interval, 60_000, "pollIntervalMs");
+    const sock = NetlinkSocket.open({ netnsFd: this.#netnsFd }, 1 << 17);
+    this.#eventSockets.add(sock);
+    const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
+    const cursor = new AttrCursor();
+    const h = newHeader();
+    let lost = 0;
+    try {
+      sock.setReceiveBuffer(options.bufferSize ?? 8 << 20);
+      if (options.noEnobufs) sock.disableEnobufs();
+      for (const group of groups) sock.joinGroup(group);
+      const want = new Set(types);
+      for (;;) {
+        if (sock.fd < 0 || options.signal?.aborted) return;
+        let got;
+        try {
+          got = sock.recv("events", true);
+        } catch (error) {
+          if (sock.fd < 0) return;
+          if (error instanceof NetlinkError && error.code === "ENOBUFS") {
+            lost++;
+            yield { type: "lost", lost };
+            continue;
+          }
+          throw error;
+        }
+        if (got === undefined) {
+          await new Promise((resolve) => setTimeout(resolve, interval));
+          continue;
+        }
+        if (got.senderPort !== 0) continue;
+        const bytes = sock.buffer;
+        const view = new DataView(bytes.buffer, 0, got.length);
+        for (let offset = 0; offset < got.length;) {
+          offset = readHeader(view, offset, got.length, h);
+          if (h.type >> 8 !== C.NFNL_SUBSYS_CTNETLINK) continue;
+          const msg = h.type & 0xff;
+          let type: "new" | "update" | "destroy";
+          if (msg === C.IPCTNL_MSG_CT_DELETE) type = "destroy";
+          else if (msg === C.IPCTNL_MSG_CT_NEW) {
+            type = (h.flags & (NLM_F_CREATE | NLM_F_EXCL)) !== 0 ? "new" : "update";
+          } else continue;
+          if (!want.has(type)) continue;
+          const flow = decodeFlowAt(cursor, bytes, view, h.offset, h.length, decodeOptions);
+          if (family !== undefined && flow.family !== family) continue;
+          if (match !== undefined && !match(flow)) continue;
+          yield { type, flow };
+        }
+      }
+    } finally {
+      this.#eventSockets.delete(sock);
+      sock.close();
+    }
   }
 
   /**
