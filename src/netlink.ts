@@ -355,7 +355,13 @@ export function readError(
   if ((header.flags & NLM_F_ACK_TLVS) !== 0) {
     let tlv = start + 4;
     if ((header.flags & NLM_F_CAPPED) !== 0) tlv += NLMSG_HDRLEN;
-    else tlv += NLMSG_ALIGN(view.getUint32(start + 4, true));
+    else {
+      const echoed = view.getUint32(start + 4, true);
+      if (echoed < NLMSG_HDRLEN || echoed > end - tlv) {
+        throw new DecodeError("nlmsgerr", start + 4, `echoed request length ${echoed} is invalid`);
+      }
+      tlv += NLMSG_ALIGN(echoed);
+    }
     if (tlv <= end) {
       cursor.reset(bytes, view, tlv, end, ERRMSG_SET);
       while (cursor.next()) {
