@@ -284,6 +284,16 @@ export class Conntrack implements Disposable {
     return this.#closed;
   }
 
+  /** The netlink port id of this handle's socket (0 while it has none), for tracing. */
+  get portId(): number {
+    return this.#sock?.portId ?? 0;
+  }
+
+  /** The sequence number of the last request this handle sent, for tracing. */
+  get seq(): number {
+    return this.#seq;
+  }
+
   /** The kernel release filters are planned for. */
   get kernelRelease(): string {
     return this.#release;
