@@ -29,7 +29,7 @@
  * @example Name status flags (runs anywhere)
  * ```ts
  * import { CT_STATUS, statusFlags } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * assertEquals(statusFlags(CT_STATUS.ASSURED | CT_STATUS.SEEN_REPLY), ["SEEN_REPLY", "ASSURED"]);
  * ```

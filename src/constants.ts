@@ -301,7 +301,7 @@ export const SETS = {
  * @example Test a flow's status
  * ```ts
  * import { CT_STATUS } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * const status = CT_STATUS.SEEN_REPLY | CT_STATUS.ASSURED | CT_STATUS.CONFIRMED;
  * assertEquals((status & CT_STATUS.ASSURED) !== 0, true);
@@ -335,7 +335,7 @@ export type StatusFlag = keyof typeof CT_STATUS;
  * @example
  * ```ts
  * import { statusFlags } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * assertEquals(statusFlags(0b1110), ["SEEN_REPLY", "ASSURED", "CONFIRMED"]);
  * ```

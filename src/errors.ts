@@ -64,7 +64,7 @@ const ERRNO_TEXT: Readonly<Record<number, string>> = {
  * @example Name an errno value
  * ```ts
  * import { errnoName } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * assertEquals(errnoName(2), "ENOENT");
  * assertEquals(errnoName(9999), "E9999");
@@ -94,7 +94,7 @@ export interface NetlinkErrorOptions {
  * @example Tell a missing entry from other failures
  * ```ts
  * import { NetlinkError } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * const error = new NetlinkError("get", 2);
  * assertEquals(error.code, "ENOENT");
@@ -142,7 +142,7 @@ export class NetlinkError extends Error {
  * @example Catch malformed bytes
  * ```ts
  * import { DecodeError, decodeMessages } from "@ctnl/conntrack";
- * import { assertThrows } from "node:assert";
+ * import { throws as assertThrows } from "node:assert/strict";
  *
  * assertThrows(() => [...decodeMessages(new Uint8Array([1, 2, 3]))], DecodeError);
  * ```

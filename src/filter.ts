@@ -119,7 +119,7 @@ const PROTOCOLS: Readonly<Record<string, number>> = {
  * @example
  * ```ts
  * import { parseProtocol } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * assertEquals(parseProtocol("tcp"), 6);
  * assertEquals(parseProtocol(58), 58);
