@@ -48,7 +48,7 @@ export {
   type GetOptions,
   type OpenOptions,
 } from "./src/conntrack.ts";
-export type { FlowChanges, TupleSpec } from "./src/request.ts";
+export { type FlowChanges, type TupleSpec, validateTuple } from "./src/request.ts";
 export {
   type DumpFilter,
   type FilterPlan,
@@ -56,6 +56,7 @@ export {
   parseProtocol,
   type StatusValue,
   type TupleFilter,
+  validateFilter,
 } from "./src/filter.ts";
 export { decodeFlow, type DecodeOptions } from "./src/decode.ts";
 export {

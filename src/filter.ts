@@ -522,3 +522,21 @@ function tupleMatcher(
     return true;
   };
 }
+
+/**
+ * Checks a {@link DumpFilter} without opening anything: throws the same
+ * `TypeError`/`RangeError` a dump would (naming the bad part), returns
+ * nothing when the filter is valid.
+ *
+ * @example
+ * ```ts
+ * import { validateFilter } from "@ctnl/conntrack";
+ * import { throws } from "node:assert/strict";
+ *
+ * validateFilter({ orig: { protocol: "tcp", dstPort: 443 } });
+ * throws(() => validateFilter({ orig: { src: "10.0.0.1", dst: "fd00::1" } }), TypeError);
+ * ```
+ */
+export function validateFilter(filter: DumpFilter): void {
+  normalizeFilter(filter);
+}

@@ -206,3 +206,20 @@ export function encodeChanges(
     enc.bytes(C.CTA_LABELS, bits).bytes(C.CTA_LABELS_MASK, bits);
   }
 }
+
+/**
+ * Checks a {@link TupleSpec} without opening anything: throws the same
+ * `TypeError`/`RangeError` a `get` would, naming the bad field.
+ *
+ * @example
+ * ```ts
+ * import { validateTuple } from "@ctnl/conntrack";
+ * import { throws } from "node:assert/strict";
+ *
+ * validateTuple({ src: "10.0.0.1", dst: "10.0.0.2", protocol: "udp", srcPort: 1, dstPort: 53 });
+ * throws(() => validateTuple({ src: "10.0.0.1", dst: "10.0.0.2", protocol: "tcp" }), TypeError);
+ * ```
+ */
+export function validateTuple(tuple: TupleSpec): void {
+  parseTuple(tuple);
+}

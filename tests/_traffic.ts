@@ -58,6 +58,15 @@ export async function trafficNamespace(tag: string): Promise<Netns> {
       await ns.exec(["ip", "addr", "add", a, "dev", "lo", "nodad"]);
     }
     await ns.exec(["ip", "route", "add", "10.60.0.0/24", "dev", "lo"]);
+    // Long UDP/ICMP timeouts: the tests compare for longer than the
+    // default 30 s on a loaded machine, and entries must not expire meanwhile.
+    await ns.exec([
+      "sysctl",
+      "-qw",
+      "net.netfilter.nf_conntrack_udp_timeout=600",
+      "net.netfilter.nf_conntrack_icmp_timeout=600",
+      "net.netfilter.nf_conntrack_icmpv6_timeout=600",
+    ]);
     await ns.exec(["nft", "-f", "-"], RULES);
     await ns.spawn([Deno.execPath(), "run", "--allow-net", TRAFFIC]);
     await ns.exec(["ping", "-c", "1", "-W", "2", "10.50.0.2"]);

@@ -1,0 +1,1141 @@
+/**
+ * `ctnl`: the conntrack table from the command line, a drop-in for
+ * conntrack-tools' `-L`, `-G`, `-S` and `-C` output, plus JSON.
+ *
+ * ```sh
+ * sudo deno run --allow-ffi cli.ts dump -p tcp --dport 443
+ * sudo deno run --allow-ffi cli.ts get -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53
+ * sudo deno run --allow-ffi cli.ts dump --json | jq .orig.src
+ * ```
+ *
+ * Exit status: 0 success, 1 the operation failed (no such entry, no
+ * permission, no such namespace), 2 bad parameters. Errors are one line on
+ * stderr starting with `ctnl: `; stdout holds only data.
+ *
+ * This module parses arguments and formats output; everything it knows
+ * about conntrack comes from `mod.ts`.
+ *
+ * @module
+ */
+
+import denoJson from "./deno.json" with { type: "json" };
+import {
+  Conntrack,
+  type CpuStats,
+  CT_STATUS,
+  DCCP_STATES,
+  type DumpFilter,
+  DumpInterruptedError,
+  type Flow,
+  flowToJson,
+  formatCpuStats,
+  formatFlow,
+  type FormatOptions,
+  type GetOptions,
+  NetlinkError,
+  parseProtocol,
+  SCTP_STATES,
+  TCP_STATES,
+  type TupleFilter,
+  type TupleSpec,
+  validateFilter,
+  validateTuple,
+} from "./mod.ts";
+
+const VERSION: string = denoJson.version;
+/** Prefix of the summary line, laid out as conntrack's `conntrack v1.4.7 (conntrack-tools): `. */
+const SUMMARY_PREFIX = `ctnl v${VERSION} (@ctnl/conntrack): `;
+const LABEL_FILE = "/etc/xtables/connlabel.conf";
+
+/** Bad parameters: exit status 2. */
+class UsageError extends Error {}
+/** The operation failed: exit status 1. */
+class FailError extends Error {}
+
+// ---------------------------------------------------------------------------
+// Options
+
+type Command = "dump" | "get" | "stats" | "count";
+
+interface OptionSpec {
+  /** Key in the parsed options. */
+  key: string;
+  /** One-letter form, without the dash. */
+  short?: string;
+  /** Long forms, without the dashes; the first is the canonical name. */
+  long: string[];
+  /** Whether the option takes a value. */
+  value: boolean;
+}
+
+const OPTIONS: OptionSpec[] = [
+  { key: "netns", long: ["netns"], value: true },
+  { key: "json", long: ["json"], value: false },
+  { key: "output", short: "o", long: ["output"], value: true },
+  { key: "family", short: "f", long: ["family"], value: true },
+  { key: "proto", short: "p", long: ["proto", "protonum"], value: true },
+  { key: "src", short: "s", long: ["src", "orig-src"], value: true },
+  { key: "dst", short: "d", long: ["dst", "orig-dst"], value: true },
+  { key: "replySrc", short: "r", long: ["reply-src"], value: true },
+  { key: "replyDst", short: "q", long: ["reply-dst"], value: true },
+  { key: "sport", long: ["sport", "orig-port-src"], value: true },
+  { key: "dport", long: ["dport", "orig-port-dst"], value: true },
+  { key: "replySport", long: ["reply-port-src"], value: true },
+  { key: "replyDport", long: ["reply-port-dst"], value: true },
+  { key: "mark", short: "m", long: ["mark"], value: true },
+  { key: "zone", short: "w", long: ["zone"], value: true },
+  { key: "status", short: "u", long: ["status"], value: true },
+  { key: "state", long: ["state"], value: true },
+  { key: "icmpType", long: ["icmp-type", "icmpv6-type"], value: true },
+  { key: "icmpCode", long: ["icmp-code", "icmpv6-code"], value: true },
+  { key: "icmpId", long: ["icmp-id", "icmpv6-id"], value: true },
+  { key: "help", short: "h", long: ["help"], value: false },
+  { key: "version", short: "V", long: ["version"], value: false },
+  { key: "cmd:dump", short: "L", long: ["dump"], value: false },
+  { key: "cmd:get", short: "G", long: ["get"], value: false },
+  { key: "cmd:stats", short: "S", long: ["stats"], value: false },
+  { key: "cmd:count", short: "C", long: ["count", "counter"], value: false },
+];
+
+const BY_SHORT = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short!, o]));
+const BY_KEY = new Map(OPTIONS.map((o) => [o.key, o]));
+
+/** How an option is named in messages: `-s/--src`, `--dport`. */
+function optionName(key: string): string {
+  const spec = BY_KEY.get(key);
+  if (!spec) return key;
+  return spec.short ? `-${spec.short}/--${spec.long[0]}` : `--${spec.long[0]}`;
+}
+
+const FILTER_KEYS = [
+  "family",
+  "proto",
+  "src",
+  "dst",
+  "replySrc",
+  "replyDst",
+  "sport",
+  "dport",
+  "replySport",
+  "replyDport",
+  "icmpType",
+  "icmpCode",
+  "icmpId",
+];
+const ALLOWED: Record<Command, Set<string>> = {
+  dump: new Set(["netns", "json", "output", ...FILTER_KEYS, "mark", "zone", "status", "state"]),
+  get: new Set(["netns", "json", "output", ...FILTER_KEYS, "zone"]),
+  stats: new Set(["netns", "json"]),
+  count: new Set(["netns", "json"]),
+};
+
+const COMMAND_WORDS = new Map<string, Command>([
+  ["dump", "dump"],
+  ["list", "dump"],
+  ["get", "get"],
+  ["stats", "stats"],
+  ["count", "count"],
+]);
+
+interface Parsed {
+  command: Command | undefined;
+  /** Where the command came from, for messages: `dump`, `-L`. */
+  commandText: string | undefined;
+  values: Map<string, string>;
+  flags: Set<string>;
+  outputs: string[];
+  table: string | undefined;
+}
+
+function longSpec(name: string): OptionSpec {
+  for (const spec of OPTIONS) if (spec.long.includes(name)) return spec;
+  // Like getopt_long: an unambiguous prefix of a long option names it.
+  const hits = new Set<OptionSpec>();
+  const names: string[] = [];
+  for (const spec of OPTIONS) {
+    for (const long of spec.long) {
+      if (long.startsWith(name) && name.length > 0) {
+        hits.add(spec);
+        names.push(`--${long}`);
+      }
+    }
+  }
+  if (hits.size === 1) return [...hits][0]!;
+  if (hits.size > 1) {
+    throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
+  }
+  throw new UsageError(`unknown option --${name}`);
+}
+
+function setCommand(p: Parsed, command: Command, text: string): void {
+  if (p.command !== undefined) {
+    throw new UsageError(`only one command at a time: ${p.commandText} and ${text}`);
+  }
+  p.command = command;
+  p.commandText = text;
+}
+
+function record(p: Parsed, spec: OptionSpec, text: string, value: string | undefined): void {
+  if (spec.key.startsWith("cmd:")) {
+    setCommand(p, spec.key.slice(4) as Command, text);
+    return;
+  }
+  if (!spec.value) {
+    p.flags.add(spec.key);
+    return;
+  }
+  if (value === undefined) throw new UsageError(`option ${text} needs a value`);
+  if (spec.key === "output") {
+    p.outputs.push(value);
+    return;
+  }
+  if (p.values.has(spec.key)) throw new UsageError(`option ${optionName(spec.key)} given twice`);
+  p.values.set(spec.key, value);
+}
+
+/** Parses the command line, getopt style: `-pVALUE`, `-p VALUE`, `--proto=VALUE`, `--proto VALUE`. */
+function parseArgs(args: string[]): Parsed {
+  const p: Parsed = {
+    command: undefined,
+    commandText: undefined,
+    values: new Map(),
+    flags: new Set(),
+    outputs: [],
+    table: undefined,
+  };
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      const spec = longSpec(name);
+      if (!spec.value) {
+        if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
+        record(p, spec, `--${name}`, undefined);
+      } else {
+        const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+        record(p, spec, `--${name}`, value);
+      }
+      continue;
+    }
+    if (arg.startsWith("-") && arg.length > 1) {
+      for (let j = 1; j < arg.length; j++) {
+        const letter = arg[j]!;
+        const spec = BY_SHORT.get(letter);
+        if (!spec) throw new UsageError(`unknown option -${letter}`);
+        if (spec.value) {
+          const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
+          record(p, spec, `-${letter}`, value);
+          break;
+        }
+        record(p, spec, `-${letter}`, undefined);
+      }
+      continue;
+    }
+    positionals.push(arg);
+  }
+  for (const word of positionals) {
+    if (p.command === undefined) {
+      const command = COMMAND_WORDS.get(word);
+      if (command === undefined) {
+        throw new UsageError(`unknown command "${word}" (try dump, get, stats or count)`);
+      }
+      setCommand(p, command, word);
+    } else if (p.table === undefined && p.command !== "stats") {
+      p.table = word;
+    } else {
+      throw new UsageError(`unexpected argument "${word}"`);
+    }
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Values
+
+/** An unsigned integer as C's `strtoul(text, &end, 0)` reads it: decimal, 0x hex or 0 octal. */
+function parseCUint(text: string, max: number): number | undefined {
+  let value: number;
+  if (/^0[xX][0-9a-fA-F]+$/.test(text)) value = parseInt(text.slice(2), 16);
+  else if (/^0[0-7]*$/.test(text)) value = parseInt(text, 8);
+  else if (/^[1-9][0-9]*$/.test(text)) value = Number(text);
+  else return undefined;
+  return Number.isSafeInteger(value) && value <= max ? value : undefined;
+}
+
+function decimal(key: string, text: string, max: number, what: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) > max) {
+    throw new UsageError(`invalid ${what} "${text}" for ${optionName(key)} (0-${max})`);
+  }
+  return Number(text);
+}
+
+function parseMark(text: string): { value: number; mask: number } {
+  const slash = text.indexOf("/");
+  const valueText = slash < 0 ? text : text.slice(0, slash);
+  const value = parseCUint(valueText, 0xffffffff);
+  if (value === undefined) {
+    throw new UsageError(
+      `invalid mark "${text}" for -m/--mark (a 32-bit number, decimal or 0x hex, optionally /MASK)`,
+    );
+  }
+  if (slash < 0) return { value, mask: 0xffffffff };
+  const mask = parseCUint(text.slice(slash + 1), 0xffffffff);
+  if (mask === undefined) {
+    throw new UsageError(`invalid mask in "${text}" for -m/--mark (a 32-bit number after /)`);
+  }
+  return { value, mask };
+}
+
+/** conntrack's `-u` keywords, in its order (a prefix picks the first that matches). */
+const STATUS_KEYWORDS: [string, number][] = [
+  ["ASSURED", CT_STATUS.ASSURED],
+  ["SEEN_REPLY", CT_STATUS.SEEN_REPLY],
+  ["UNSET", 0],
+  ["FIXED_TIMEOUT", CT_STATUS.FIXED_TIMEOUT],
+  ["EXPECTED", CT_STATUS.EXPECTED],
+  ["OFFLOAD", CT_STATUS.OFFLOAD],
+  ["HW_OFFLOAD", CT_STATUS.HW_OFFLOAD],
+];
+
+/**
+ * `-u FLAG[,FLAG…]`: every FLAG must be set, `!FLAG` must be clear,
+ * `UNREPLIED` means SEEN_REPLY is clear. FLAG is a conntrack keyword (or
+ * a prefix of one, case-insensitive) or any `CT_STATUS` name.
+ */
+function parseStatus(text: string): { value: number; mask: number } {
+  let value = 0, mask = 0;
+  for (const raw of text.split(",")) {
+    const negated = raw.startsWith("!");
+    const word = (negated ? raw.slice(1) : raw).toUpperCase();
+    let bit: number | undefined;
+    if (word === "UNREPLIED" && !negated) {
+      mask |= CT_STATUS.SEEN_REPLY;
+      continue;
+    }
+    if (Object.hasOwn(CT_STATUS, word)) bit = CT_STATUS[word as keyof typeof CT_STATUS];
+    else if (word.length > 0) bit = STATUS_KEYWORDS.find(([name]) => name.startsWith(word))?.[1];
+    if (bit === undefined) {
+      throw new UsageError(
+        `invalid status "${raw}" for -u/--status (ASSURED, SEEN_REPLY, UNREPLIED, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, another CT_STATUS name, or !NAME)`,
+      );
+    }
+    if (!negated) value |= bit;
+    mask |= bit;
+  }
+  if (mask === 0) throw new UsageError(`-u/--status "${text}" selects no status bit`);
+  return { value: value >>> 0, mask: mask >>> 0 };
+}
+
+/** conntrack's `-o` keywords, in its order (a prefix picks the first that matches). */
+const OUTPUT_KEYWORDS = [
+  "xml",
+  "extended",
+  "timestamp",
+  "id",
+  "ktimestamp",
+  "labels",
+  "userspace",
+  "save",
+] as const;
+type OutputKeyword = typeof OUTPUT_KEYWORDS[number];
+
+function parseOutput(lists: string[]): Set<OutputKeyword> {
+  const out = new Set<OutputKeyword>();
+  for (const list of lists) {
+    for (const word of list.split(",")) {
+      const lower = word.toLowerCase();
+      const hit = lower === "" ? undefined : OUTPUT_KEYWORDS.find((k) => k.startsWith(lower));
+      if (hit === undefined) {
+        throw new UsageError(
+          `invalid output format "${word}" for -o/--output (extended, id, ktimestamp, timestamp, labels, userspace)`,
+        );
+      }
+      out.add(hit);
+    }
+  }
+  if (out.has("xml")) throw new UsageError("-o xml is not supported; use --json");
+  if (out.has("save")) throw new UsageError("-o save is not supported");
+  return out;
+}
+
+function parseFamily(text: string): "ipv4" | "ipv6" {
+  const lower = text.toLowerCase();
+  if (lower === "ipv4" || lower === "ipv6") return lower;
+  throw new UsageError(`invalid family "${text}" for -f/--family (ipv4 or ipv6)`);
+}
+
+function parseProto(text: string): number {
+  try {
+    return parseProtocol(text, "-p");
+  } catch {
+    throw new UsageError(
+      `unknown protocol "${text}" for -p/--proto (a name such as tcp, udp, icmp, icmpv6, sctp, or a number 0-255)`,
+    );
+  }
+}
+
+const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
+const ICMP_PROTOCOLS = new Set([1, 58]);
+
+interface Filters {
+  family: "ipv4" | "ipv6" | undefined;
+  protocol: number | undefined;
+  src: string | undefined;
+  dst: string | undefined;
+  replySrc: string | undefined;
+  replyDst: string | undefined;
+  sport: number | undefined;
+  dport: number | undefined;
+  replySport: number | undefined;
+  replyDport: number | undefined;
+  icmpType: number | undefined;
+  icmpCode: number | undefined;
+  icmpId: number | undefined;
+  mark: { value: number; mask: number } | undefined;
+  zone: number | undefined;
+  status: { value: number; mask: number } | undefined;
+  state: string | undefined;
+}
+
+function parseFilters(v: Map<string, string>): Filters {
+  const get = <T>(key: string, parse: (text: string) => T): T | undefined => {
+    const text = v.get(key);
+    return text === undefined ? undefined : parse(text);
+  };
+  const port = (key: string) => get(key, (t) => decimal(key, t, 65535, "port"));
+  const f: Filters = {
+    family: get("family", parseFamily),
+    protocol: get("proto", parseProto),
+    src: v.get("src"),
+    dst: v.get("dst"),
+    replySrc: v.get("replySrc"),
+    replyDst: v.get("replyDst"),
+    sport: port("sport"),
+    dport: port("dport"),
+    replySport: port("replySport"),
+    replyDport: port("replyDport"),
+    icmpType: get("icmpType", (t) => decimal("icmpType", t, 255, "ICMP type")),
+    icmpCode: get("icmpCode", (t) => decimal("icmpCode", t, 255, "ICMP code")),
+    icmpId: get("icmpId", (t) => decimal("icmpId", t, 65535, "ICMP id")),
+    mark: get("mark", parseMark),
+    zone: get("zone", (t) => {
+      const zone = parseCUint(t, 65535);
+      if (zone === undefined) throw new UsageError(`invalid zone "${t}" for -w/--zone (0-65535)`);
+      return zone;
+    }),
+    status: get("status", parseStatus),
+    state: v.get("state"),
+  };
+  for (const key of ["src", "dst", "replySrc", "replyDst"] as const) {
+    if (f[key] === "") throw new UsageError(`empty address for ${optionName(key)}`);
+  }
+  const p = f.protocol;
+  const hasPorts = [f.sport, f.dport, f.replySport, f.replyDport].some((x) => x !== undefined);
+  if (hasPorts && p !== undefined && !PORT_PROTOCOLS.has(p)) {
+    throw new UsageError(
+      `port options need a protocol with ports (tcp, udp, udplite, sctp, dccp), not -p ${
+        v.get("proto")
+      }`,
+    );
+  }
+  const hasIcmp = [f.icmpType, f.icmpCode, f.icmpId].some((x) => x !== undefined);
+  if (hasIcmp && p !== undefined && !ICMP_PROTOCOLS.has(p)) {
+    throw new UsageError(`--icmp-type/--icmp-code/--icmp-id need -p icmp or -p icmpv6`);
+  }
+  if (f.state !== undefined) {
+    const table = p === 6 ? TCP_STATES : p === 132 ? SCTP_STATES : p === 33 ? DCCP_STATES : null;
+    if (table === null) throw new UsageError("--state needs -p tcp, -p sctp or -p dccp");
+    if (!table.includes(f.state)) {
+      throw new UsageError(
+        `invalid state "${f.state}" for --state with -p ${v.get("proto")} (${table.join(", ")})`,
+      );
+    }
+  }
+  return f;
+}
+
+/** Adds `value` under `key` unless it is undefined (for exactOptionalPropertyTypes). */
+function put<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) obj[key] = value;
+}
+
+function dumpFilter(f: Filters): DumpFilter {
+  const filter: DumpFilter = {};
+  put(filter, "family", f.family);
+  put(filter, "mark", f.mark);
+  put(filter, "zone", f.zone);
+  put(filter, "status", f.status);
+  const orig: TupleFilter = {};
+  put(orig, "src", f.src);
+  put(orig, "dst", f.dst);
+  put(orig, "protocol", f.protocol);
+  put(orig, "srcPort", f.sport);
+  put(orig, "dstPort", f.dport);
+  put(orig, "icmpType", f.icmpType);
+  put(orig, "icmpCode", f.icmpCode);
+  put(orig, "icmpId", f.icmpId);
+  const reply: TupleFilter = {};
+  put(reply, "src", f.replySrc);
+  put(reply, "dst", f.replyDst);
+  put(reply, "srcPort", f.replySport);
+  put(reply, "dstPort", f.replyDport);
+  if (Object.keys(reply).length > 0) put(reply, "protocol", f.protocol);
+  if (Object.keys(orig).length > 0) filter.orig = orig;
+  if (Object.keys(reply).length > 0) filter.reply = reply;
+  return filter;
+}
+
+/** The tuple and options for `get`, from `-s -d --sport --dport` or `-r -q --reply-port-*`. */
+function getRequest(f: Filters): { tuple: TupleSpec; options: GetOptions; direction: string } {
+  if (f.protocol === undefined) throw new UsageError("get needs -p/--proto");
+  let direction: "orig" | "reply";
+  if (f.src !== undefined && f.dst !== undefined) direction = "orig";
+  else if (f.replySrc !== undefined && f.replyDst !== undefined) direction = "reply";
+  else throw new UsageError("get needs -s and -d (or -r and -q)");
+  const orig = direction === "orig";
+  const tuple: TupleSpec = {
+    src: orig ? f.src! : f.replySrc!,
+    dst: orig ? f.dst! : f.replyDst!,
+    protocol: f.protocol,
+  };
+  const proto = parseProtocolName(f.protocol);
+  if (PORT_PROTOCOLS.has(f.protocol)) {
+    const sport = orig ? f.sport : f.replySport;
+    const dport = orig ? f.dport : f.replyDport;
+    if (sport === undefined || dport === undefined) {
+      throw new UsageError(
+        orig
+          ? `get needs --sport and --dport for ${proto}`
+          : `get needs --reply-port-src and --reply-port-dst for ${proto}`,
+      );
+    }
+    tuple.srcPort = sport;
+    tuple.dstPort = dport;
+  } else if (ICMP_PROTOCOLS.has(f.protocol)) {
+    if (f.icmpType === undefined || f.icmpCode === undefined || f.icmpId === undefined) {
+      throw new UsageError(`get needs --icmp-type, --icmp-code and --icmp-id for ${proto}`);
+    }
+    tuple.icmpType = f.icmpType;
+    tuple.icmpCode = f.icmpCode;
+    tuple.icmpId = f.icmpId;
+  }
+  const options: GetOptions = { direction };
+  put(options, "zone", f.zone);
+  return { tuple, options, direction };
+}
+
+function parseProtocolName(protocol: number): string {
+  for (const name of ["tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6"]) {
+    if (parseProtocol(name) === protocol) return name;
+  }
+  return `protocol ${protocol}`;
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+const encoder = new TextEncoder();
+const FLUSH_AT = 64 * 1024;
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+}
+
+/** Buffers lines for stdout and writes them in ~64 KiB chunks. */
+class LineWriter {
+  #text = "";
+
+  line(text: string): void {
+    this.#text += text + "\n";
+    if (this.#text.length >= FLUSH_AT) this.flush();
+  }
+
+  flush(): void {
+    if (this.#text === "") return;
+    const bytes = encoder.encode(this.#text);
+    this.#text = "";
+    writeAll(Deno.stdout, bytes);
+  }
+}
+
+function stderrLine(text: string): void {
+  try {
+    writeAll(Deno.stderr, encoder.encode(text.replace(/\s*\n\s*/g, " ") + "\n"));
+  } catch {
+    // Nowhere left to report it.
+  }
+}
+
+/** The text of one stats object for `--json`: undefined fields left out. */
+function statsJson(stats: CpuStats[]): string {
+  return JSON.stringify({ cpus: stats });
+}
+
+/**
+ * Label names by bit from connlabel.conf, read as libnetfilter_conntrack
+ * does: `BIT NAME` lines (BIT as strtoul base 0, below 1024), `#` comments,
+ * names of letters, digits, spaces and dashes, the first of a bit or name
+ * wins. Undefined when no line defines a label.
+ */
+function parseLabelMap(text: string): (string | undefined)[] | undefined {
+  const names: (string | undefined)[] = [];
+  const seen = new Set<string>();
+  let added = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const m = /^[ \t\v\f\r]*(?:0[xX]([0-9a-fA-F]+)|([1-9][0-9]*)|(0[0-7]*))/.exec(line);
+    if (!m) continue;
+    const bit = m[1] !== undefined
+      ? parseInt(m[1], 16)
+      : m[2] !== undefined
+      ? Number(m[2])
+      : parseInt(m[3]!, 8);
+    if (!(bit < 1024) || names[bit] !== undefined) continue;
+    const name = line.slice(m[0].length).replace(/^[ \t\v\f\r]+|[ \t\v\f\r]+$/g, "");
+    if (name === "" || !/^[A-Za-z0-9 -]+$/.test(name) || seen.has(name)) continue;
+    names[bit] = name;
+    seen.add(name);
+    added++;
+  }
+  return added > 0 ? names : undefined;
+}
+
+function loadLabelMap(): (string | undefined)[] | undefined {
+  const state = Deno.permissions.querySync({ name: "read", path: LABEL_FILE }).state;
+  if (state !== "granted") {
+    stderrLine(
+      `ctnl: warning: label names not loaded: reading ${LABEL_FILE} needs --allow-read=${LABEL_FILE}`,
+    );
+    return undefined;
+  }
+  try {
+    const map = parseLabelMap(Deno.readTextFileSync(LABEL_FILE));
+    if (map === undefined) stderrLine(`ctnl: warning: no label names in ${LABEL_FILE}`);
+    return map;
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "No such file or directory"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    stderrLine(`ctnl: warning: label names not loaded: ${LABEL_FILE}: ${why}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+
+interface Context {
+  parsed: Parsed;
+  filters: Filters;
+  json: boolean;
+  format: FormatOptions;
+}
+
+function open(ctx: Context): Conntrack {
+  const state = Deno.permissions.querySync({ name: "ffi" }).state;
+  if (state !== "granted") {
+    throw new FailError(
+      "needs FFI access to reach netlink: run it as `deno run --allow-ffi …` (or `deno task ctnl …`)",
+    );
+  }
+  const netns = ctx.parsed.values.get("netns");
+  return Conntrack.open(netns === undefined ? {} : { netns });
+}
+
+function summary(n: number): void {
+  stderrLine(`${SUMMARY_PREFIX}${n} flow entries have been shown.`);
+}
+
+function stateMatcher(state: string | undefined): ((flow: Flow) => boolean) | undefined {
+  if (state === undefined) return undefined;
+  return (flow) => (flow.tcp ?? flow.sctp ?? flow.dccp)?.stateName === state;
+}
+
+function runDump(ctx: Context): number {
+  const filter = dumpFilter(ctx.filters);
+  try {
+    validateFilter(filter); // bad parameters are exit 2 before anything is opened
+  } catch (error) {
+    throw argumentError(error, "orig");
+  }
+  using ct = open(ctx);
+  const out = new LineWriter();
+  const keep = stateMatcher(ctx.filters.state);
+  const format = ctx.format;
+  let n = 0;
+  let interrupted = false;
+  try {
+    format.now = Math.floor(Date.now() / 1000);
+    for (const flow of ct.dumpSync(filter)) {
+      if (keep !== undefined && !keep(flow)) continue;
+      out.line(ctx.json ? flowToJson(flow) : formatFlow(flow, format));
+      if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
+    }
+  } catch (error) {
+    if (!(error instanceof DumpInterruptedError)) {
+      // Show what came before the failure, as conntrack does, then report it.
+      if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
+      throw error;
+    }
+    interrupted = true;
+  }
+  out.flush();
+  if (interrupted) {
+    stderrLine(
+      "ctnl: warning: the table changed during the dump (NLM_F_DUMP_INTR); entries may be missing or repeated",
+    );
+  }
+  summary(n);
+  return 0;
+}
+
+function runGet(ctx: Context): number {
+  const { tuple, options, direction } = getRequest(ctx.filters);
+  if (ctx.filters.family !== undefined) {
+    const v6 = tuple.src.includes(":");
+    if ((ctx.filters.family === "ipv6") !== v6) {
+      throw new UsageError(
+        `-f/--family ${ctx.filters.family} does not match the address "${tuple.src}"`,
+      );
+    }
+  }
+  try {
+    validateTuple(tuple);
+  } catch (error) {
+    throw argumentError(error, direction);
+  }
+  using ct = open(ctx);
+  let flow: Flow;
+  try {
+    flow = ct.getSync(tuple, options);
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
+      throw argumentError(error, direction);
+    }
+    throw error;
+  }
+  const out = new LineWriter();
+  out.line(ctx.json ? flowToJson(flow) : formatFlow(flow, ctx.format));
+  out.flush();
+  summary(1);
+  return 0;
+}
+
+async function runStats(ctx: Context): Promise<number> {
+  using ct = open(ctx);
+  const stats = await ct.stats();
+  const out = new LineWriter();
+  if (ctx.json) out.line(statsJson(stats));
+  else for (const s of stats) out.line(formatCpuStats(s));
+  out.flush();
+  return 0;
+}
+
+async function runCount(ctx: Context): Promise<number> {
+  using ct = open(ctx);
+  const stats = await ct.globalStats();
+  const out = new LineWriter();
+  out.line(ctx.json ? JSON.stringify(stats) : String(stats.entries));
+  out.flush();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/** Library argument names, as the options that fed them. */
+function argumentNames(direction: string): Record<string, string> {
+  const orig = direction === "orig";
+  return {
+    "filter.orig.src": "-s/--src",
+    "filter.orig.dst": "-d/--dst",
+    "filter.reply.src": "-r/--reply-src",
+    "filter.reply.dst": "-q/--reply-dst",
+    "filter.orig.protocol": "-p/--proto",
+    "filter.reply.protocol": "-p/--proto",
+    "filter.family": "-f/--family",
+    "filter.mark": "-m/--mark",
+    "filter.zone": "-w/--zone",
+    "filter.status": "-u/--status",
+    "tuple.src": orig ? "-s/--src" : "-r/--reply-src",
+    "tuple.dst": orig ? "-d/--dst" : "-q/--reply-dst",
+    "tuple.protocol": "-p/--proto",
+    "tuple": "the tuple",
+    "netns": "--netns",
+    "zone": "-w/--zone",
+  };
+}
+
+/** A library `TypeError`/`RangeError` about an argument, as a usage error naming the option. */
+function argumentError(error: unknown, direction: string): unknown {
+  if (!(error instanceof TypeError || error instanceof RangeError)) return error;
+  const m = /^Invalid ([\w.]+): (.*)$/s.exec(error.message);
+  if (!m) return new UsageError(error.message);
+  const names = argumentNames(direction);
+  const name = Object.hasOwn(names, m[1]!) ? names[m[1]!]! : m[1]!;
+  return new UsageError(`invalid ${name}: ${m[2]}`);
+}
+
+/** conntrack-tools' wording for what the kernel refused (its `err2str`). */
+function failure(error: NetlinkError, command: Command, netns: string | undefined): string {
+  const op = error.operation;
+  if (op === "open network namespace") {
+    if (error.code === "ENOENT") {
+      return `network namespace "${netns}" does not exist (${error.extAck ?? netns})`;
+    }
+    return `cannot open network namespace "${netns}": ${error.message}`;
+  }
+  if (op === "enter network namespace" || op === "return to own network namespace") {
+    if (error.code === "EPERM") {
+      return `cannot enter network namespace "${netns}": operation not permitted; run as root (CAP_SYS_ADMIN)`;
+    }
+    return `cannot enter network namespace "${netns}": ${error.message}`;
+  }
+  if (error.code === "EPERM" || error.code === "EACCES") {
+    return "Operation failed: sorry, you must be root or get CAP_NET_ADMIN capability to do this";
+  }
+  if (error.code === "ENOENT" && command === "get") {
+    return "Operation failed: such conntrack doesn't exist";
+  }
+  if (error.code === "EINVAL") return "Operation failed: invalid parameters";
+  if (error.code === "EAFNOSUPPORT" && command === "get") {
+    return "Operation failed: protocol not supported";
+  }
+  if (error.errno === 524 && command === "dump") {
+    return "Operation failed: function not implemented";
+  }
+  return `Operation failed: ${error.message}`;
+}
+
+// ---------------------------------------------------------------------------
+// Help
+
+const HELP_MAIN =
+  `ctnl v${VERSION}: the Linux conntrack table over netlink, with conntrack-tools' output
+
+Usage: ctnl COMMAND [OPTIONS]
+
+Commands:
+  dump, list, -L   List entries, optionally filtered (conntrack -L)
+  get, -G          Show one entry, given its tuple (conntrack -G)
+  stats, -S        Per-CPU statistics (conntrack -S)
+  count, -C        Number of entries in the table (conntrack -C)
+  help COMMAND     Show the options of a command
+
+Options of every command:
+  --netns NAME|PATH  Work in this network namespace: a name made by \`ip netns add\`
+                     (under /run/netns) or a path such as /proc/PID/ns/net
+  --json             JSON output: one object per line for dump, one object otherwise
+  -h, --help         Show help
+  -V, --version      Show the version
+
+Text output is byte for byte what conntrack prints; the "N flow entries have
+been shown." summary goes to stderr. Exit status: 0 success, 1 the operation
+failed (no such entry, not root, no such namespace), 2 bad parameters.
+
+Needs Linux, --allow-ffi, and root (CAP_NET_ADMIN).
+
+Examples:
+  ctnl dump
+  ctnl dump -p tcp --dport 443 -u ASSURED
+  ctnl dump -o extended,id --netns blue
+  ctnl get -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5353 --dport 53
+  ctnl count
+  ctnl dump --json | jq -r '.orig.src'
+`;
+
+const FILTER_HELP = `  -f, --family ipv4|ipv6              Address family
+  -p, --proto, --protonum NAME|NUMBER Layer-4 protocol (tcp, udp, icmp, icmpv6, sctp, 47, …)
+  -s, --src, --orig-src ADDR          Source address, original direction
+  -d, --dst, --orig-dst ADDR          Destination address, original direction
+  -r, --reply-src ADDR                Source address, reply direction
+  -q, --reply-dst ADDR                Destination address, reply direction
+      --sport, --orig-port-src PORT   Source port, original direction
+      --dport, --orig-port-dst PORT   Destination port, original direction
+      --reply-port-src PORT           Source port, reply direction
+      --reply-port-dst PORT           Destination port, reply direction
+      --icmp-type, --icmpv6-type N    ICMP/ICMPv6 type
+      --icmp-code, --icmpv6-code N    ICMP/ICMPv6 code
+      --icmp-id, --icmpv6-id N        ICMP/ICMPv6 identifier`;
+
+const OUTPUT_HELP =
+  `  -o, --output FORMAT[,FORMAT…]       As conntrack -o; a prefix is enough (ext = extended):
+                                        extended    address family first (ipv4 2)
+                                        id          id= at the end
+                                        ktimestamp  [start=…] [stop=…]
+                                        labels      label names from ${LABEL_FILE}
+                                                    (needs --allow-read=${LABEL_FILE})
+                                        timestamp, userspace  accepted, no effect on a listing
+      --json                          One JSON object per entry instead (see README)
+      --netns NAME|PATH               Network namespace`;
+
+const HELP: Record<Command, string> = {
+  dump: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
+
+Lists the entries of the conntrack table, as conntrack -L. Filters run in the
+kernel where it can (family, mark, status, zone, IPv4 tuples), otherwise in
+ctnl; the result is the same. Every given filter must match.
+
+Filters:
+${FILTER_HELP}
+  -m, --mark VALUE[/MASK]             Mark (decimal, 0x hex or 0 octal); with MASK, mark & MASK == VALUE
+  -w, --zone ZONE                     Conntrack zone, 0-65535
+  -u, --status FLAG[,FLAG…]           Status flags that must be set: ASSURED, SEEN_REPLY,
+                                      FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD (or any
+                                      status bit name); UNREPLIED = SEEN_REPLY clear;
+                                      !FLAG = FLAG clear
+      --state STATE                   Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)
+
+Output:
+${OUTPUT_HELP}
+
+The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
+
+Examples:
+  ctnl dump
+  ctnl dump -p tcp --dport 22 -u ASSURED
+  ctnl dump -f ipv6 -o extended,id
+  ctnl dump -s 10.0.0.1 -m 0x10/0xf0
+  ctnl dump -u UNREPLIED -p udp
+  ctnl dump --json --netns blue > flows.ndjson
+`,
+  get:
+    `Usage: ctnl get -p PROTO -s ADDR -d ADDR [--sport PORT --dport PORT] [OPTIONS]   (also: ctnl -G)
+
+Shows one entry, found by its original tuple (-s -d with --sport --dport, or the
+--icmp-* fields for ICMP), or by its reply tuple (-r -q with --reply-port-src
+--reply-port-dst). Exits 1 with "Operation failed: such conntrack doesn't exist"
+when there is none.
+
+Tuple:
+${FILTER_HELP}
+  -w, --zone ZONE                     Zone to look in (default 0)
+
+Output:
+${OUTPUT_HELP}
+
+Examples:
+  ctnl get -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 443
+  ctnl get -p udp -r 10.0.0.2 -q 10.0.0.1 --reply-port-src 53 --reply-port-dst 5353
+  ctnl get -p icmp -s 10.0.0.1 -d 10.0.0.2 --icmp-type 8 --icmp-code 0 --icmp-id 77
+  ctnl get -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 5555 -w 7 --json
+`,
+  stats: `Usage: ctnl stats [--json] [--netns NAME|PATH]     (also: ctnl -S)
+
+Per-CPU conntrack statistics, one line per CPU as conntrack -S prints them:
+  cpu=0   \tfound=0 invalid=0 insert=0 insert_failed=0 drop=0 …
+With --json: {"cpus":[{"cpu":0,"found":0,"invalid":0,…},…]}.
+
+Examples:
+  ctnl stats
+  ctnl stats --json | jq '[.cpus[].drop] | add'
+`,
+  count: `Usage: ctnl count [--json] [--netns NAME|PATH]     (also: ctnl -C)
+
+The number of entries in the table, as conntrack -C prints it.
+With --json: {"entries":N,"maxEntries":M} (M is nf_conntrack_max).
+
+Examples:
+  ctnl count
+  ctnl count --netns blue --json
+`,
+};
+
+const COMMAND_FLAGS = new Map<string, Command>([
+  ["-L", "dump"],
+  ["--dump", "dump"],
+  ["-G", "get"],
+  ["--get", "get"],
+  ["-S", "stats"],
+  ["--stats", "stats"],
+  ["-C", "count"],
+  ["--count", "count"],
+  ["--counter", "count"],
+]);
+
+function helpFor(args: string[]): string {
+  for (const arg of args) {
+    if (arg === "--") break;
+    const command = COMMAND_WORDS.get(arg) ?? COMMAND_FLAGS.get(arg);
+    if (command) return HELP[command];
+  }
+  return HELP_MAIN;
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+async function run(args: string[]): Promise<number> {
+  if (args.length === 0) {
+    writeText(HELP_MAIN);
+    return 0;
+  }
+  const wantsHelp = (a: string) => a === "-h" || a === "--help";
+  const end = args.indexOf("--");
+  const before = end < 0 ? args : args.slice(0, end);
+  if (before.some(wantsHelp)) {
+    writeText(helpFor(before));
+    return 0;
+  }
+  if (before.includes("-V") || before.includes("--version")) {
+    writeText(`ctnl v${VERSION} (@ctnl/conntrack)\n`);
+    return 0;
+  }
+  const help = firstPositional(before);
+  if (help >= 0 && before[help] === "help") {
+    // `ctnl help [COMMAND]`
+    const topic = before[help + 1];
+    if (topic !== undefined && !COMMAND_WORDS.has(topic)) {
+      throw new UsageError(`no help for "${topic}" (try dump, get, stats or count)`);
+    }
+    writeText(helpFor(before.slice(help + 1)));
+    return 0;
+  }
+  const parsed = parseArgs(args);
+  const command = parsed.command;
+  if (command === undefined) {
+    throw new UsageError("no command given (dump, get, stats or count; see ctnl --help)");
+  }
+  if (parsed.table !== undefined && !"conntrack".startsWith(parsed.table)) {
+    if (["expect", "dying", "unconfirmed"].some((t) => t.startsWith(parsed.table!))) {
+      throw new UsageError(`only the conntrack table is supported, not "${parsed.table}"`);
+    }
+    throw new UsageError(`unexpected argument "${parsed.table}"`);
+  }
+  const allowed = ALLOWED[command];
+  for (const key of [...parsed.values.keys(), ...parsed.flags]) {
+    if (!allowed.has(key)) {
+      throw new UsageError(`option ${optionName(key)} cannot be used with ${command}`);
+    }
+  }
+  if (parsed.outputs.length > 0 && !allowed.has("output")) {
+    throw new UsageError(`option -o/--output cannot be used with ${command}`);
+  }
+  const json = parsed.flags.has("json");
+  if (json && parsed.outputs.length > 0) {
+    throw new UsageError("--json and -o/--output cannot be combined");
+  }
+  const outputs = parseOutput(parsed.outputs);
+  const filters = parseFilters(parsed.values);
+  const format: FormatOptions = {
+    extended: outputs.has("extended"),
+    id: outputs.has("id"),
+    ktimestamp: outputs.has("ktimestamp"),
+  };
+  if (outputs.has("labels")) {
+    const names = loadLabelMap();
+    if (names !== undefined) format.labelNames = names;
+  }
+  const ctx: Context = { parsed, filters, json, format };
+  try {
+    switch (command) {
+      case "dump":
+        return runDump(ctx);
+      case "get":
+        return runGet(ctx);
+      case "stats":
+        return await runStats(ctx);
+      case "count":
+        return await runCount(ctx);
+    }
+  } catch (error) {
+    if (error instanceof NetlinkError) {
+      throw new FailError(failure(error, command, parsed.values.get("netns")));
+    }
+    if (
+      (error instanceof TypeError || error instanceof RangeError) &&
+      /^Invalid netns/.test(error.message)
+    ) {
+      throw argumentError(error, "orig");
+    }
+    throw error;
+  }
+}
+
+/** Index of the first argument that is neither an option nor an option's value, or -1. */
+function firstPositional(args: string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg.startsWith("--")) {
+      if (arg.includes("=")) continue;
+      try {
+        if (longSpec(arg.slice(2)).value) i++;
+      } catch {
+        return -1; // parseArgs will report it
+      }
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      for (let j = 1; j < arg.length; j++) {
+        const spec = BY_SHORT.get(arg[j]!);
+        if (spec?.value) {
+          if (j + 1 === arg.length) i++;
+          break;
+        }
+      }
+    } else {
+      return i;
+    }
+  }
+  return -1;
+}
+
+function writeText(text: string): void {
+  writeAll(Deno.stdout, encoder.encode(text));
+}
+
+/**
+ * Runs the `ctnl` command line with `args` (without the program name):
+ * writes data to stdout and messages to stderr, and returns the exit
+ * status: 0 success, 1 the operation failed, 2 bad parameters. A closed
+ * stdout (`ctnl dump | head`) ends the run quietly with 0.
+ *
+ * @example Bad parameters are exit status 2, with one line on stderr
+ * ```ts
+ * import { main } from "@ctnl/conntrack/cli";
+ * import { strictEqual } from "node:assert/strict";
+ *
+ * // stderr: ctnl: invalid port "70000" for --dport (0-65535)
+ * strictEqual(await main(["dump", "-p", "tcp", "--dport", "70000"]), 2);
+ * ```
+ *
+ * @example Run it as a program (needs root and `--allow-ffi`)
+ * ```ts ignore
+ * import { main } from "@ctnl/conntrack/cli";
+ *
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  try {
+    return await run(args);
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return 0;
+    if (error instanceof UsageError) {
+      stderrLine(`ctnl: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof FailError) {
+      stderrLine(`ctnl: ${error.message}`);
+      return 1;
+    }
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      stderrLine(`ctnl: ${error.message.split("\n")[0]}; run it with --allow-ffi`);
+      return 1;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    stderrLine(`ctnl: ${message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
