@@ -57,7 +57,7 @@ export interface OpenOptions {
    * makes), a path (`/proc/1234/ns/net`), or an open namespace file
    * descriptor. Default: the caller's namespace.
    */
-  netns?: string | number;
+  netns?: string | number | undefined;
   /** How long a receive may wait for the kernel, in ms (default 10000). */
   timeoutMs?: number;
   /**
@@ -342,7 +342,8 @@ export class Conntrack implements Disposable {
 
   /**
    * Sends `request` and yields what `decode` makes of each reply message of
-   * type `replyType`, until `NLMSG_DONE` (dumps) or the ACK (requests).
+   * type `replyType` (only what `keep` accepts, when given), until
+   * `NLMSG_DONE` (dumps) or the ACK (requests).
    * Replies with another sequence or port id, or not from the kernel, are
    * skipped.
    */
@@ -353,6 +354,7 @@ export class Conntrack implements Disposable {
     replyType: number,
     decode: Decoder<T>,
     interrupted: { value: boolean },
+    keep?: (value: T) => boolean,
   ): Generator<T> {
     const sock = this.#socket(operation);
     sock.send(request, operation);
@@ -396,7 +398,8 @@ export class Conntrack implements Disposable {
               `unexpected message type 0x${type.toString(16)} in ${operation} reply`,
             );
           }
-          yield decode(this.#cursor, bytes, view, h);
+          const value = decode(this.#cursor, bytes, view, h);
+          if (keep === undefined || keep(value)) yield value;
         }
       }
     } finally {
@@ -461,11 +464,8 @@ export class Conntrack implements Disposable {
     compiled.encode(this.#encoder);
     const request = this.#encoder.finish();
     const interrupted = { value: false };
-    for (
-      const flow of this.#exchange("dump", request, seq, C.IPCTNL_MSG_CT_NEW, decode, interrupted)
-    ) {
-      if (match === undefined || match(flow)) yield flow;
-    }
+    // Filtered inside #exchange and delegated: one generator step per flow.
+    yield* this.#exchange("dump", request, seq, C.IPCTNL_MSG_CT_NEW, decode, interrupted, match);
     if (interrupted.value && options.onInterrupted !== "ignore") {
       throw new DumpInterruptedError("dump");
     }
@@ -887,7 +887,9 @@ export class Conntrack implements Disposable {
    * sleeps `pollIntervalMs` (default 10) while idle, then drains what came.
    * When the kernel had to drop events (the receive buffer overran:
    * `ENOBUFS`), a `{ type: "lost", lost }` event with the running count is
-   * yielded and the stream goes on; dump the table to resynchronise. The
+   * yielded as soon as the backlog queued before it has been read (the
+   * kernel delivers nothing more until then), and the stream goes on: dump
+   * the table right then to resynchronise. The
    * stream ends when the consumer stops iterating, on `signal`, or when the
    * handle is closed.
    *
@@ -924,6 +926,7 @@ export class Conntrack implements Disposable {
     const cursor = new AttrCursor();
     const h = newHeader();
     let lost = 0;
+    let lossPending = false;
     try {
       sock.setReceiveBuffer(options.bufferSize ?? 8 << 20);
       if (options.noEnobufs) sock.disableEnobufs();
@@ -937,13 +940,21 @@ export class Conntrack implements Disposable {
         } catch (error) {
           if (sock.fd < 0) return;
           if (error instanceof NetlinkError && error.code === "ENOBUFS") {
+            // Report the loss once the backlog is read: the kernel drops
+            // every event until the queue has drained, so a consumer that
+            // dumps on "lost" must not do so before then.
             lost++;
-            yield { type: "lost", lost };
+            lossPending = true;
             continue;
           }
           throw error;
         }
         if (got === undefined) {
+          if (lossPending) {
+            lossPending = false;
+            yield { type: "lost", lost };
+            continue;
+          }
           await new Promise((resolve) => setTimeout(resolve, interval));
           continue;
         }
