@@ -1,11 +1,14 @@
 /**
  * `ctnl`: the conntrack table from the command line, a drop-in for
- * conntrack-tools' `-L`, `-G`, `-S` and `-C` output, plus JSON.
+ * conntrack-tools' `-L`, `-G`, `-S`, `-C`, `-E`, `-D`, `-F`, `-I` and `-U`,
+ * plus JSON.
  *
  * ```sh
  * sudo deno run --allow-ffi cli.ts dump -p tcp --dport 443
  * sudo deno run --allow-ffi cli.ts get -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53
  * sudo deno run --allow-ffi cli.ts dump --json | jq .orig.src
+ * sudo deno run --allow-ffi cli.ts events -e NEW,DESTROY -p tcp
+ * sudo deno run --allow-ffi cli.ts delete -p tcp --dport 22
  * ```
  *
  * Exit status: 0 success, 1 the operation failed (no such entry, no
@@ -22,12 +25,16 @@ import denoJson from "./deno.json" with { type: "json" };
 import {
   Conntrack,
   type CpuStats,
+  type CreateSpec,
   CT_STATUS,
   DCCP_STATES,
   type DumpFilter,
   DumpInterruptedError,
+  type EventOptions,
   type Flow,
+  type FlowChanges,
   flowToJson,
+  type FlushOptions,
   formatCpuStats,
   formatFlow,
   type FormatOptions,
@@ -36,6 +43,7 @@ import {
   parseProtocol,
   SCTP_STATES,
   TCP_STATES,
+  type Tuple,
   type TupleFilter,
   type TupleSpec,
   validateFilter,
@@ -55,7 +63,16 @@ class FailError extends Error {}
 // ---------------------------------------------------------------------------
 // Options
 
-type Command = "dump" | "get" | "stats" | "count";
+type Command =
+  | "dump"
+  | "get"
+  | "stats"
+  | "count"
+  | "events"
+  | "delete"
+  | "flush"
+  | "create"
+  | "update";
 
 interface OptionSpec {
   /** Key in the parsed options. */
@@ -89,12 +106,20 @@ const OPTIONS: OptionSpec[] = [
   { key: "icmpType", long: ["icmp-type", "icmpv6-type"], value: true },
   { key: "icmpCode", long: ["icmp-code", "icmpv6-code"], value: true },
   { key: "icmpId", long: ["icmp-id", "icmpv6-id"], value: true },
+  { key: "timeout", short: "t", long: ["timeout"], value: true },
+  { key: "eventMask", short: "e", long: ["event-mask"], value: true },
+  { key: "bufferSize", short: "b", long: ["buffer-size"], value: true },
   { key: "help", short: "h", long: ["help"], value: false },
   { key: "version", short: "V", long: ["version"], value: false },
   { key: "cmd:dump", short: "L", long: ["dump"], value: false },
   { key: "cmd:get", short: "G", long: ["get"], value: false },
   { key: "cmd:stats", short: "S", long: ["stats"], value: false },
   { key: "cmd:count", short: "C", long: ["count", "counter"], value: false },
+  { key: "cmd:events", short: "E", long: ["event"], value: false },
+  { key: "cmd:delete", short: "D", long: ["delete"], value: false },
+  { key: "cmd:flush", short: "F", long: ["flush"], value: false },
+  { key: "cmd:create", short: "I", long: ["create"], value: false },
+  { key: "cmd:update", short: "U", long: ["update"], value: false },
 ];
 
 const BY_SHORT = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short!, o]));
@@ -122,11 +147,17 @@ const FILTER_KEYS = [
   "icmpCode",
   "icmpId",
 ];
+const DUMP_KEYS = ["netns", "json", "output", ...FILTER_KEYS, "mark", "zone", "status", "state"];
 const ALLOWED: Record<Command, Set<string>> = {
-  dump: new Set(["netns", "json", "output", ...FILTER_KEYS, "mark", "zone", "status", "state"]),
+  dump: new Set(DUMP_KEYS),
   get: new Set(["netns", "json", "output", ...FILTER_KEYS, "zone"]),
   stats: new Set(["netns", "json"]),
   count: new Set(["netns", "json"]),
+  events: new Set([...DUMP_KEYS, "eventMask", "bufferSize"]),
+  delete: new Set(DUMP_KEYS),
+  flush: new Set(["netns", "family", "mark"]),
+  create: new Set(["netns", ...FILTER_KEYS, "timeout", "mark", "zone", "status", "state"]),
+  update: new Set(DUMP_KEYS.concat("timeout")),
 };
 
 const COMMAND_WORDS = new Map<string, Command>([
@@ -135,7 +166,15 @@ const COMMAND_WORDS = new Map<string, Command>([
   ["get", "get"],
   ["stats", "stats"],
   ["count", "count"],
+  ["events", "events"],
+  ["delete", "delete"],
+  ["flush", "flush"],
+  ["create", "create"],
+  ["update", "update"],
 ]);
+
+/** The command words, for messages. */
+const COMMAND_LIST = "dump, get, stats, count, events, delete, flush, create or update";
 
 interface Parsed {
   command: Command | undefined;
@@ -243,7 +282,7 @@ function parseArgs(args: string[]): Parsed {
     if (p.command === undefined) {
       const command = COMMAND_WORDS.get(word);
       if (command === undefined) {
-        throw new UsageError(`unknown command "${word}" (try dump, get, stats or count)`);
+        throw new UsageError(`unknown command "${word}" (try ${COMMAND_LIST})`);
       }
       setCommand(p, command, word);
     } else if (p.table === undefined && p.command !== "stats") {
@@ -378,6 +417,32 @@ function parseProto(text: string): number {
       `unknown protocol "${text}" for -p/--proto (a name such as tcp, udp, icmp, icmpv6, sctp, or a number 0-255)`,
     );
   }
+}
+
+type EventType = "new" | "update" | "destroy";
+
+/** conntrack's `-e` keywords, in its order (a prefix picks the first that matches). */
+const EVENT_KEYWORDS: [string, EventType[]][] = [
+  ["ALL", ["new", "update", "destroy"]],
+  ["NEW", ["new"]],
+  ["UPDATES", ["update"]],
+  ["DESTROY", ["destroy"]],
+];
+
+/** `-e NEW,UPDATE,DESTROY` (any case, a prefix is enough, `ALL` for the three). */
+function parseEventMask(text: string): EventType[] {
+  const wanted = new Set<EventType>();
+  for (const word of text.split(",")) {
+    const upper = word.toUpperCase();
+    const hit = upper === "" ? undefined : EVENT_KEYWORDS.find(([name]) => name.startsWith(upper));
+    if (hit === undefined) {
+      throw new UsageError(
+        `invalid event "${word}" for -e/--event-mask (NEW, UPDATE, DESTROY or ALL)`,
+      );
+    }
+    for (const type of hit[1]) wanted.add(type);
+  }
+  return (["new", "update", "destroy"] as const).filter((type) => wanted.has(type));
 }
 
 const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
@@ -637,6 +702,7 @@ interface Context {
   parsed: Parsed;
   filters: Filters;
   json: boolean;
+  outputs: Set<OutputKeyword>;
   format: FormatOptions;
 }
 
@@ -651,8 +717,9 @@ function open(ctx: Context): Conntrack {
   return Conntrack.open(netns === undefined ? {} : { netns });
 }
 
-function summary(n: number): void {
-  stderrLine(`${SUMMARY_PREFIX}${n} flow entries have been shown.`);
+/** The summary line on stderr: `ctnl v… (@ctnl/conntrack): N flow entries have been shown.` */
+function summary(n: number, what = "flow entries have been shown"): void {
+  stderrLine(`${SUMMARY_PREFIX}${n} ${what}.`);
 }
 
 function stateMatcher(state: string | undefined): ((flow: Flow) => boolean) | undefined {
@@ -750,6 +817,492 @@ async function runCount(ctx: Context): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------
+// Watching and changing the table
+
+/** The tuple of one direction of a listed flow, to name its entry in a request. */
+function tupleOf(t: Tuple): TupleSpec {
+  const tuple: TupleSpec = { src: t.src ?? "", dst: t.dst ?? "", protocol: t.protocol ?? 0 };
+  if (t.srcPort !== undefined && t.dstPort !== undefined) {
+    tuple.srcPort = t.srcPort;
+    tuple.dstPort = t.dstPort;
+  }
+  if (t.icmpType !== undefined) {
+    tuple.icmpType = t.icmpType;
+    tuple.icmpCode = t.icmpCode ?? 0;
+    tuple.icmpId = t.icmpId ?? 0;
+  }
+  return tuple;
+}
+
+/** The zone of a listed flow, to name its entry in a request (undefined: zone 0). */
+function zoneOf(flow: Flow): number | undefined {
+  return flow.zone ?? flow.orig.zone;
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof NetlinkError && error.code === "ENOENT";
+}
+
+/** Rejects `-f` that contradicts the family of the tuple's addresses. */
+function checkFamily(f: Filters, tuple: TupleSpec): void {
+  if (f.family === undefined) return;
+  if ((f.family === "ipv6") !== tuple.src.includes(":")) {
+    throw new UsageError(`-f/--family ${f.family} does not match the address "${tuple.src}"`);
+  }
+}
+
+function checkTuple(tuple: TupleSpec, direction: string): void {
+  try {
+    validateTuple(tuple);
+  } catch (error) {
+    throw argumentError(error, direction);
+  }
+}
+
+/**
+ * What delete and update print of an entry: conntrack's default format
+ * with `-o extended` and `-o id` (and, for update, `-o labels`); the other
+ * `-o` keywords are accepted and have no effect there, as in conntrack.
+ */
+function changeFormat(ctx: Context, labels: boolean): FormatOptions {
+  const format: FormatOptions = {
+    extended: ctx.format.extended ?? false,
+    id: ctx.format.id ?? false,
+  };
+  if (labels && ctx.format.labelNames !== undefined) format.labelNames = ctx.format.labelNames;
+  return format;
+}
+
+/** `[SEC.USEC]\t` of `-o timestamp`: the kernel's time of the event when it sent one, else now. */
+function eventTime(flow: Flow): string {
+  let sec: string, usec: string;
+  const ns = flow.timestampEvent;
+  if (ns !== undefined) {
+    sec = String(ns / 1_000_000_000n);
+    usec = String((ns % 1_000_000_000n) / 1000n);
+  } else {
+    const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    sec = String(Math.floor(micros / 1e6));
+    usec = String(micros % 1e6);
+  }
+  // conntrack's printf("[%-.8ld.%-.6ld]\t"): the precision zero-pads.
+  return `[${sec.padStart(8, "0")}.${usec.padStart(6, "0")}]\t`;
+}
+
+const EVENT_PREFIX: Readonly<Record<EventType, string>> = {
+  new: "[NEW]",
+  update: "[UPDATE]",
+  destroy: "[DESTROY]",
+};
+
+/**
+ * Event lines for stdout. They are written as soon as the stream goes idle
+ * (a zero-delay timer, which only runs once the event loop has nothing
+ * else to do) or when 64 KiB are waiting: a reader at the other end of a
+ * pipe sees each event as it happens, and a burst still goes out in large
+ * writes. A failed write from the timer is kept in `error` and reported
+ * through `onError`.
+ */
+class EventWriter {
+  #text = "";
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #onError: () => void;
+  /** The error of a write made from the idle timer, if one failed. */
+  error: unknown = undefined;
+
+  constructor(onError: () => void) {
+    this.#onError = onError;
+  }
+
+  line(text: string): void {
+    this.#text += text + "\n";
+    if (this.#text.length >= FLUSH_AT) this.flush();
+    else this.#timer ??= setTimeout(this.#idle, 0);
+  }
+
+  #idle = (): void => {
+    this.#timer = undefined;
+    try {
+      this.flush();
+    } catch (error) {
+      this.error ??= error;
+      this.#onError();
+    }
+  };
+
+  flush(): void {
+    this.close();
+    if (this.#text === "") return;
+    const bytes = encoder.encode(this.#text);
+    this.#text = "";
+    writeAll(Deno.stdout, bytes);
+  }
+
+  /** Cancels the pending idle write (the text stays). */
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+async function runEvents(ctx: Context): Promise<number> {
+  const filter = dumpFilter(ctx.filters);
+  try {
+    validateFilter(filter);
+  } catch (error) {
+    throw argumentError(error, "orig");
+  }
+  const options: EventOptions = { filter };
+  const mask = ctx.parsed.values.get("eventMask");
+  if (mask !== undefined) options.types = parseEventMask(mask);
+  const size = ctx.parsed.values.get("bufferSize");
+  if (size !== undefined) {
+    options.bufferSize = decimal("bufferSize", size, 0x7fffffff, "size in bytes");
+  }
+  const keep = stateMatcher(ctx.filters.state);
+  const timestamp = ctx.outputs.has("timestamp");
+  const format: FormatOptions = { ...ctx.format };
+  using ct = open(ctx);
+  const stop = new AbortController();
+  options.signal = stop.signal;
+  const onSignal = () => stop.abort();
+  const out = new EventWriter(onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let shown = 0;
+  try {
+    for await (const event of ct.events(options)) {
+      if (event.type === "lost") {
+        stderrLine(
+          `ctnl: warning: We have hit ENOBUFS! We are losing events (${event.lost} overruns so far); the socket buffer is too small, see -b/--buffer-size`,
+        );
+        if (ctx.json) out.line(`{"event":"lost","lost":${event.lost}}`);
+        continue;
+      }
+      const flow = event.flow;
+      if (keep !== undefined && !keep(flow)) continue;
+      if (ctx.json) {
+        out.line(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`);
+      } else {
+        format.eventType = EVENT_PREFIX[event.type];
+        out.line(timestamp ? eventTime(flow) + formatFlow(flow, format) : formatFlow(flow, format));
+      }
+      shown++;
+    }
+    if (out.error !== undefined) throw out.error;
+    out.flush();
+  } finally {
+    out.close();
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  summary(shown, "flow events have been shown");
+  return 0;
+}
+
+async function runDelete(ctx: Context): Promise<number> {
+  const filter = dumpFilter(ctx.filters);
+  try {
+    validateFilter(filter);
+  } catch (error) {
+    throw argumentError(error, "orig");
+  }
+  const keep = stateMatcher(ctx.filters.state);
+  const format = changeFormat(ctx, false);
+  using ct = open(ctx);
+  const out = new LineWriter();
+  const print = (flow: Flow) => out.line(ctx.json ? flowToJson(flow) : formatFlow(flow, format));
+  let deleted = 0;
+  try {
+    if (keep === undefined) {
+      deleted = await ct.deleteWhere(filter, { onDelete: print, onInterrupted: "ignore" });
+    } else {
+      // --state is matched here, so deleteWhere (which takes no predicate)
+      // cannot be used: list on this handle, delete each match by tuple
+      // and id on a second one.
+      using other = open(ctx);
+      for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
+        if (!keep(flow)) continue;
+        const options: GetOptions & { id?: number } = {};
+        put(options, "zone", zoneOf(flow));
+        put(options, "id", flow.id);
+        try {
+          await other.delete(tupleOf(flow.orig), options);
+        } catch (error) {
+          if (isNotFound(error)) continue; // gone meanwhile, as conntrack skips it
+          throw error;
+        }
+        print(flow);
+        deleted++;
+      }
+    }
+  } catch (error) {
+    // Show what was deleted before the failure, then report it.
+    if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
+    throw error;
+  }
+  out.flush();
+  summary(deleted, "flow entries have been deleted");
+  return deleted === 0 ? 1 : 0;
+}
+
+async function runFlush(ctx: Context): Promise<number> {
+  const options: FlushOptions = {};
+  put(options, "family", ctx.filters.family);
+  put(options, "mark", ctx.filters.mark);
+  using ct = open(ctx);
+  await ct.flush(options);
+  stderrLine(`${SUMMARY_PREFIX}connection tracking table has been emptied.`);
+  return 0;
+}
+
+/** What create and update set: parsed from -t, -m, -u and --state. */
+interface Changes {
+  timeout: number | undefined;
+  mark: { value: number; mask: number } | undefined;
+  status: number | undefined;
+  tcpState: string | undefined;
+}
+
+function parseChanges(ctx: Context, command: "create" | "update"): Changes {
+  const f = ctx.filters;
+  const timeout = ctx.parsed.values.get("timeout");
+  const changes: Changes = {
+    timeout: timeout === undefined ? undefined : decimal("timeout", timeout, 0xffffffff, "timeout"),
+    mark: f.mark,
+    status: f.status?.value,
+    tcpState: f.state,
+  };
+  if (command === "create" && f.mark !== undefined && f.mark.mask !== 0xffffffff) {
+    throw new UsageError(`-m/--mark with create takes a value, not VALUE/MASK`);
+  }
+  if (f.status !== undefined && f.status.value !== f.status.mask) {
+    throw new UsageError(
+      `-u/--status with ${command} names flags to set; "!FLAG" and UNREPLIED only select (dump, delete, events)`,
+    );
+  }
+  if (f.state !== undefined && f.protocol !== 6) {
+    throw new UsageError(`--state with ${command} needs -p tcp`);
+  }
+  return changes;
+}
+
+/** The entry's fields after `changes`, as conntrack -U computes them; undefined when nothing changes. */
+function changesFor(flow: Flow, changes: Changes): FlowChanges | undefined {
+  const out: FlowChanges = {};
+  let changed = false;
+  if (changes.timeout !== undefined) {
+    out.timeout = changes.timeout;
+    changed ||= flow.timeout !== changes.timeout;
+  }
+  if (changes.mark !== undefined) {
+    // conntrack -U -m VALUE/MASK: the bits outside MASK are kept, VALUE is xor-ed in.
+    const mark = (((flow.mark ?? 0) & ~changes.mark.mask) ^ changes.mark.value) >>> 0;
+    out.mark = mark;
+    changed ||= flow.mark !== mark;
+  }
+  if (changes.status !== undefined) {
+    // Flags are only ever set; the kernel refuses to clear most of them.
+    const status = (flow.status | changes.status) >>> 0;
+    if (status !== flow.status) {
+      out.status = status;
+      changed = true;
+    }
+  }
+  if (changes.tcpState !== undefined) {
+    out.tcpState = changes.tcpState;
+    changed ||= flow.tcp?.stateName !== changes.tcpState;
+  }
+  return changed ? out : undefined;
+}
+
+/** The entry create makes, from its options, checked as conntrack -I checks them. */
+function createSpec(ctx: Context): CreateSpec {
+  const f = ctx.filters;
+  const p = f.protocol;
+  if (p === undefined) throw new UsageError("create needs -p/--proto");
+  const changes = parseChanges(ctx, "create");
+  if (changes.timeout === undefined) throw new UsageError("create needs -t/--timeout");
+  const proto = parseProtocolName(p);
+  if (p === 47) {
+    // The kernel needs the GRE keys in the tuple (conntrack's --srckey/--dstkey).
+    throw new UsageError("create -p gre needs GRE keys, which ctnl does not take");
+  }
+  const hasOrig = f.src !== undefined || f.dst !== undefined;
+  const hasReply = f.replySrc !== undefined || f.replyDst !== undefined;
+  if (!hasOrig && !hasReply) throw new UsageError("create needs -s and -d (or -r and -q)");
+  if (hasOrig && (f.src === undefined || f.dst === undefined)) {
+    throw new UsageError("create needs both -s and -d");
+  }
+  if (hasReply && (f.replySrc === undefined || f.replyDst === undefined)) {
+    throw new UsageError("create needs both -r and -q for the reply tuple");
+  }
+  if (ICMP_PROTOCOLS.has(p)) {
+    if (!hasOrig || hasReply) {
+      throw new UsageError(
+        `create -p ${proto} takes -s and -d only (the reply tuple follows from them)`,
+      );
+    }
+    if (f.icmpType === undefined || f.icmpCode === undefined || f.icmpId === undefined) {
+      throw new UsageError(`create needs --icmp-type, --icmp-code and --icmp-id for ${proto}`);
+    }
+  }
+  if (!hasOrig && (f.sport !== undefined || f.dport !== undefined)) {
+    throw new UsageError("--sport and --dport need -s and -d");
+  }
+  if (!hasReply && (f.replySport !== undefined || f.replyDport !== undefined)) {
+    throw new UsageError("--reply-port-src and --reply-port-dst need -r and -q");
+  }
+  const ports = PORT_PROTOCOLS.has(p);
+  if (ports && hasOrig && (f.sport === undefined || f.dport === undefined)) {
+    throw new UsageError(`create needs --sport and --dport for ${proto}`);
+  }
+  if (ports && hasReply && (f.replySport === undefined || f.replyDport === undefined)) {
+    throw new UsageError(`create needs --reply-port-src and --reply-port-dst for ${proto}`);
+  }
+  if (p === 6 && changes.tcpState === undefined) {
+    throw new UsageError("create -p tcp needs --state (SYN_SENT, ESTABLISHED, …)");
+  }
+  let reply: TupleSpec | undefined;
+  if (hasReply) {
+    reply = { src: f.replySrc!, dst: f.replyDst!, protocol: p };
+    put(reply, "srcPort", f.replySport);
+    put(reply, "dstPort", f.replyDport);
+    checkTuple(reply, "reply");
+    checkFamily(f, reply);
+  }
+  let orig: TupleSpec;
+  if (hasOrig) {
+    orig = { src: f.src!, dst: f.dst!, protocol: p };
+    put(orig, "srcPort", f.sport);
+    put(orig, "dstPort", f.dport);
+    put(orig, "icmpType", f.icmpType);
+    put(orig, "icmpCode", f.icmpCode);
+    put(orig, "icmpId", f.icmpId);
+    checkTuple(orig, "orig");
+    checkFamily(f, orig);
+  } else {
+    // Only the reply tuple: the original is its mirror (conntrack's NFCT_SOPT_SETUP_ORIGINAL).
+    orig = { src: reply!.dst, dst: reply!.src, protocol: p };
+    put(orig, "srcPort", reply!.dstPort);
+    put(orig, "dstPort", reply!.srcPort);
+  }
+  if (reply !== undefined && orig.src.includes(":") !== reply.src.includes(":")) {
+    throw new UsageError(
+      `-r/-q addresses ("${reply.src}") and -s/-d addresses ("${orig.src}") differ in family`,
+    );
+  }
+  const spec: CreateSpec = { orig, timeout: changes.timeout };
+  put(spec, "reply", reply);
+  put(spec, "zone", f.zone);
+  put(spec, "mark", changes.mark?.value);
+  put(spec, "status", changes.status);
+  put(spec, "tcpState", changes.tcpState);
+  return spec;
+}
+
+async function runCreate(ctx: Context): Promise<number> {
+  const spec = createSpec(ctx);
+  using ct = open(ctx);
+  try {
+    await ct.create(spec);
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) {
+      throw argumentError(error, "orig");
+    }
+    throw error;
+  }
+  summary(1, "flow entries have been created");
+  return 0;
+}
+
+/**
+ * The one entry update names when it is given one complete tuple (as get
+ * takes it) and nothing else to select by; undefined otherwise.
+ */
+function namedTuple(f: Filters): ReturnType<typeof getRequest> | undefined {
+  const given = (values: (number | string | undefined)[]) => values.some((v) => v !== undefined);
+  const orig = given([f.src, f.dst, f.sport, f.dport]);
+  const reply = given([f.replySrc, f.replyDst, f.replySport, f.replyDport]);
+  if (orig === reply) return undefined;
+  try {
+    return getRequest(f);
+  } catch {
+    return undefined;
+  }
+}
+
+async function runUpdate(ctx: Context): Promise<number> {
+  const changes = parseChanges(ctx, "update");
+  if (Object.values(changes).every((v) => v === undefined)) {
+    throw new UsageError(
+      "update needs something to change: -m/--mark, -t/--timeout, -u/--status or --state",
+    );
+  }
+  // -m, -u and --state are what to set; the rest selects the entries.
+  const selection: Filters = {
+    ...ctx.filters,
+    mark: undefined,
+    status: undefined,
+    state: undefined,
+  };
+  const named = namedTuple(selection);
+  const format = changeFormat(ctx, true);
+  const out = new LineWriter();
+  const print = (flow: Flow) => out.line(ctx.json ? flowToJson(flow) : formatFlow(flow, format));
+  /** Updates the entry `flow` was listed from and prints it as it is now. */
+  const updateOne = async (ct: Conntrack, flow: Flow): Promise<boolean> => {
+    const wanted = changesFor(flow, changes);
+    if (wanted === undefined) return false; // unchanged: conntrack sends nothing and counts nothing
+    const tuple = tupleOf(flow.orig);
+    const options: GetOptions = {};
+    put(options, "zone", zoneOf(flow));
+    try {
+      await ct.update(tuple, wanted, options);
+      print(ct.getSync(tuple, options));
+    } catch (error) {
+      if (isNotFound(error)) return false; // gone meanwhile
+      throw error;
+    }
+    return true;
+  };
+  let updated = 0;
+  if (named !== undefined) {
+    checkFamily(selection, named.tuple);
+    checkTuple(named.tuple, named.direction);
+    using ct = open(ctx);
+    let flow: Flow;
+    try {
+      flow = ct.getSync(named.tuple, named.options);
+    } catch (error) {
+      if (isNotFound(error)) throw new FailError("Operation failed: such conntrack doesn't exist");
+      throw error;
+    }
+    if (await updateOne(ct, flow)) updated = 1;
+  } else {
+    const filter = dumpFilter(selection);
+    try {
+      validateFilter(filter);
+    } catch (error) {
+      throw argumentError(error, "orig");
+    }
+    using ct = open(ctx);
+    using other = open(ctx);
+    try {
+      for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
+        if (await updateOne(other, flow)) updated++;
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
+      throw error;
+    }
+  }
+  out.flush();
+  summary(updated, "flow entries have been updated");
+  return updated === 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------
 // Errors
 
 /** Library argument names, as the options that fed them. */
@@ -803,8 +1356,17 @@ function failure(error: NetlinkError, command: Command, netns: string | undefine
   if (error.code === "EPERM" || error.code === "EACCES") {
     return "Operation failed: sorry, you must be root or get CAP_NET_ADMIN capability to do this";
   }
-  if (error.code === "ENOENT" && command === "get") {
+  if (error.code === "ENOENT" && ["get", "delete", "create", "update"].includes(command)) {
     return "Operation failed: such conntrack doesn't exist";
+  }
+  if (error.code === "EEXIST" && command === "create") {
+    return "Operation failed: Such conntrack exists, try -U to update";
+  }
+  if (error.code === "ENOMEM" && (command === "create" || command === "get")) {
+    return "Operation failed: not enough memory";
+  }
+  if (error.errno === 62 && command === "create") {
+    return "Operation failed: conntrack has expired"; // ETIME
   }
   if (error.code === "EINVAL") return "Operation failed: invalid parameters";
   if (error.code === "EAFNOSUPPORT" && command === "get") {
@@ -829,18 +1391,25 @@ Commands:
   get, -G          Show one entry, given its tuple (conntrack -G)
   stats, -S        Per-CPU statistics (conntrack -S)
   count, -C        Number of entries in the table (conntrack -C)
+  events, -E       Watch entries being created, updated, destroyed (conntrack -E)
+  delete, -D       Delete one entry, or every entry a filter selects (conntrack -D)
+  flush, -F        Empty the table, or one family's or mark's entries (conntrack -F)
+  create, -I       Create an entry (conntrack -I)
+  update, -U       Change the mark, timeout, status or TCP state of entries (conntrack -U)
   help COMMAND     Show the options of a command
 
 Options of every command:
   --netns NAME|PATH  Work in this network namespace: a name made by \`ip netns add\`
                      (under /run/netns) or a path such as /proc/PID/ns/net
-  --json             JSON output: one object per line for dump, one object otherwise
+  --json             JSON output: one object per line (dump, events, delete, update),
+                     one object (get, stats, count)
   -h, --help         Show help
   -V, --version      Show the version
 
 Text output is byte for byte what conntrack prints; the "N flow entries have
 been shown." summary goes to stderr. Exit status: 0 success, 1 the operation
-failed (no such entry, not root, no such namespace), 2 bad parameters.
+failed (no such entry, nothing deleted or updated, not root, no such
+namespace), 2 bad parameters.
 
 Needs Linux, --allow-ffi, and root (CAP_NET_ADMIN).
 
@@ -851,6 +1420,9 @@ Examples:
   ctnl get -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5353 --dport 53
   ctnl count
   ctnl dump --json | jq -r '.orig.src'
+  ctnl events -e NEW,DESTROY -p tcp
+  ctnl delete -p tcp --dport 22
+  ctnl create -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53 -t 120
 `;
 
 const FILTER_HELP = `  -f, --family ipv4|ipv6              Address family
@@ -878,6 +1450,29 @@ const OUTPUT_HELP =
       --json                          One JSON object per entry instead (see README)
       --netns NAME|PATH               Network namespace`;
 
+const DUMP_FILTER_HELP = `${FILTER_HELP}
+  -m, --mark VALUE[/MASK]             Mark (decimal, 0x hex or 0 octal); with MASK, mark & MASK == VALUE
+  -w, --zone ZONE                     Conntrack zone, 0-65535
+  -u, --status FLAG[,FLAG…]           Status flags that must be set: ASSURED, SEEN_REPLY,
+                                      FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD (or any
+                                      status bit name); UNREPLIED = SEEN_REPLY clear;
+                                      !FLAG = FLAG clear
+      --state STATE                   Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)`;
+
+const TUPLE_HELP =
+  `  -p, --proto, --protonum NAME|NUMBER Layer-4 protocol (tcp, udp, icmp, icmpv6, sctp, 47, …)
+  -s, --src, --orig-src ADDR          Source address, original direction
+  -d, --dst, --orig-dst ADDR          Destination address, original direction
+  -r, --reply-src ADDR                Source address, reply direction
+  -q, --reply-dst ADDR                Destination address, reply direction
+      --sport, --orig-port-src PORT   Source port, original direction
+      --dport, --orig-port-dst PORT   Destination port, original direction
+      --reply-port-src PORT           Source port, reply direction
+      --reply-port-dst PORT           Destination port, reply direction
+      --icmp-type, --icmpv6-type N    ICMP/ICMPv6 type
+      --icmp-code, --icmpv6-code N    ICMP/ICMPv6 code
+      --icmp-id, --icmpv6-id N        ICMP/ICMPv6 identifier`;
+
 const HELP: Record<Command, string> = {
   dump: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
@@ -886,14 +1481,7 @@ kernel where it can (family, mark, status, zone, IPv4 tuples), otherwise in
 ctnl; the result is the same. Every given filter must match.
 
 Filters:
-${FILTER_HELP}
-  -m, --mark VALUE[/MASK]             Mark (decimal, 0x hex or 0 octal); with MASK, mark & MASK == VALUE
-  -w, --zone ZONE                     Conntrack zone, 0-65535
-  -u, --status FLAG[,FLAG…]           Status flags that must be set: ASSURED, SEEN_REPLY,
-                                      FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD (or any
-                                      status bit name); UNREPLIED = SEEN_REPLY clear;
-                                      !FLAG = FLAG clear
-      --state STATE                   Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)
+${DUMP_FILTER_HELP}
 
 Output:
 ${OUTPUT_HELP}
@@ -948,6 +1536,150 @@ Examples:
   ctnl count
   ctnl count --netns blue --json
 `,
+  events:
+    `Usage: ctnl events [FILTERS] [-e EVENTS] [-b BYTES] [OUTPUT OPTIONS]   (also: ctnl -E, --event)
+
+Prints entries as they are created, updated and destroyed, one line each as
+conntrack -E prints them ("    [NEW] tcp      6 120 SYN_SENT src=…"), until
+Ctrl-C or SIGTERM; then "N flow events have been shown." goes to stderr and
+the exit status is 0. Each line is written as soon as the stream goes quiet,
+so a program reading the output sees events as they happen.
+
+When the kernel drops events because the socket buffer overran (ENOBUFS),
+a one-line warning goes to stderr and the stream goes on; list the table
+(ctnl dump) to resynchronise, or give a larger -b.
+
+Filters (every given one must match; the same as dump's):
+${DUMP_FILTER_HELP}
+
+Events:
+  -e, --event-mask EVENT[,EVENT…]     Only these: NEW, UPDATE, DESTROY or ALL (any case,
+                                      a prefix is enough; default ALL)
+  -b, --buffer-size BYTES             Socket receive buffer (default 8 MiB)
+
+Output:
+  -o, --output FORMAT[,FORMAT…]       As conntrack -E -o: extended, id, ktimestamp, labels,
+                                      timestamp ("[SECONDS.MICROSECONDS]<TAB>" first: the
+                                      kernel's time of the event)
+      --json                          One JSON object per event: the entry as dump --json
+                                      prints it plus "event":"new"|"update"|"destroy";
+                                      {"event":"lost","lost":N} when events were dropped
+      --netns NAME|PATH               Network namespace
+
+Examples:
+  ctnl events
+  ctnl events -e NEW,DESTROY -p tcp --dport 443
+  ctnl events -e DESTROY -o timestamp,extended
+  ctnl events --json -b 33554432 | jq -c 'select(.event == "destroy")'
+  ctnl events --netns blue -s 10.0.0.1
+`,
+  delete: `Usage: ctnl delete [FILTERS] [OUTPUT OPTIONS]     (also: ctnl -D, --delete)
+
+Deletes every entry the filters select, as conntrack -D does, and prints each
+deleted entry as conntrack -L lists it. A full tuple (-p with -s -d --sport
+--dport, or the --icmp-* fields) selects one entry (in each zone it exists
+in, unless -w names one). Without any filter it deletes every entry.
+"N flow entries have been deleted." goes to stderr; when nothing was deleted
+the exit status is 1, as with conntrack.
+
+Filters (the same as dump's):
+${DUMP_FILTER_HELP}
+
+Output:
+  -o, --output FORMAT[,FORMAT…]       extended, id (as conntrack -D -o)
+      --json                          One JSON object per deleted entry
+      --netns NAME|PATH               Network namespace
+
+Examples:
+  ctnl delete -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 443
+  ctnl delete -p tcp --dport 22
+  ctnl delete -s 10.0.0.1 -m 0x10/0xf0
+  ctnl delete -p tcp --state TIME_WAIT -o extended
+  ctnl delete -f ipv6 -u UNREPLIED --json
+`,
+  flush: `Usage: ctnl flush [-f ipv4|ipv6] [-m VALUE[/MASK]] [--netns NAME|PATH]   (also: ctnl -F)
+
+Deletes every entry of the table, or only those of one family, or only those
+whose mark matches (mark & MASK == VALUE), and prints "connection tracking
+table has been emptied." to stderr.
+
+Unlike conntrack 1.4.7 -F, whose request makes the kernel ignore -f (it
+always empties the whole table), ctnl flush -f ipv4 keeps the IPv6 entries.
+
+Options:
+  -f, --family ipv4|ipv6              Only this family's entries
+  -m, --mark VALUE[/MASK]             Only entries whose mark matches
+      --netns NAME|PATH               Network namespace
+
+Examples:
+  ctnl flush
+  ctnl flush -f ipv6
+  ctnl flush -m 0x100/0xf00 --netns blue
+`,
+  create:
+    `Usage: ctnl create -p PROTO -s ADDR -d ADDR [PORTS] -t SECONDS [OPTIONS]   (also: ctnl -I)
+
+Creates an entry, as conntrack -I does. The reply tuple is the inverse of the
+original one unless -r, -q (and --reply-port-src, --reply-port-dst) give it,
+for example for a NAT-ed entry; with only -r and -q the original tuple is the
+inverse of the reply one. An entry that exists already is exit 1 with
+"Operation failed: Such conntrack exists, try -U to update".
+"1 flow entries have been created." goes to stderr.
+
+Tuple:
+${TUPLE_HELP}
+  -f, --family ipv4|ipv6              Checked against the addresses
+
+Entry:
+  -t, --timeout SECONDS               Timeout (required)
+      --state STATE                   TCP state (required with -p tcp: SYN_SENT,
+                                      ESTABLISHED, TIME_WAIT, …)
+  -u, --status FLAG[,FLAG…]           Status flags to set: ASSURED, SEEN_REPLY, …
+  -m, --mark VALUE                    Mark
+  -w, --zone ZONE                     Zone, 0-65535 (default 0)
+      --netns NAME|PATH               Network namespace
+
+Examples:
+  ctnl create -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 80 -t 3600 \\
+      --state ESTABLISHED -u ASSURED,SEEN_REPLY -m 7
+  ctnl create -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53 -t 120 -w 3
+  ctnl create -p udp -s 10.0.0.1 -d 192.0.2.1 --sport 5000 --dport 53 \\
+      -r 10.0.0.9 -q 10.0.0.1 --reply-port-src 53 --reply-port-dst 5000 -t 120
+  ctnl create -p icmp -s 10.0.0.1 -d 10.0.0.2 --icmp-type 8 --icmp-code 0 --icmp-id 7 -t 30
+`,
+  update: `Usage: ctnl update [SELECTION] CHANGES [OUTPUT OPTIONS]     (also: ctnl -U)
+
+Changes entries, as conntrack -U does, and prints each changed entry as it is
+afterwards. With a full tuple (as get takes it: -p with -s -d --sport --dport,
+or the reply tuple, or the --icmp-* fields; -w for a zone other than 0) it
+changes that one entry and exits 1 with "Operation failed: such conntrack
+doesn't exist" when there is none. With other selection options (or none:
+every entry) it changes every entry they select. An entry that already has
+the requested values is left alone and not counted, as with conntrack.
+"N flow entries have been updated." goes to stderr; exit 1 when it is 0.
+
+Selection (every given one must match):
+${FILTER_HELP}
+  -w, --zone ZONE                     Zone
+
+Changes (at least one):
+  -t, --timeout SECONDS               New timeout
+  -m, --mark VALUE[/MASK]             New mark; with MASK, the bits outside MASK are
+                                      kept and VALUE is xor-ed in (as conntrack does)
+  -u, --status FLAG[,FLAG…]           Status flags to set (flags are never cleared)
+      --state STATE                   New TCP state (with -p tcp)
+
+Output:
+  -o, --output FORMAT[,FORMAT…]       extended, id, labels (as conntrack -U -o)
+      --json                          One JSON object per changed entry
+      --netns NAME|PATH               Network namespace
+
+Examples:
+  ctnl update -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 80 -m 42
+  ctnl update -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53 -t 600 -w 3
+  ctnl update -p tcp --dport 22 -u ASSURED -t 7200
+  ctnl update -s 10.0.0.1 -m 0x100/0xf00
+`,
 };
 
 const COMMAND_FLAGS = new Map<string, Command>([
@@ -960,6 +1692,16 @@ const COMMAND_FLAGS = new Map<string, Command>([
   ["-C", "count"],
   ["--count", "count"],
   ["--counter", "count"],
+  ["-E", "events"],
+  ["--event", "events"],
+  ["-D", "delete"],
+  ["--delete", "delete"],
+  ["-F", "flush"],
+  ["--flush", "flush"],
+  ["-I", "create"],
+  ["--create", "create"],
+  ["-U", "update"],
+  ["--update", "update"],
 ]);
 
 function helpFor(args: string[]): string {
@@ -995,7 +1737,7 @@ async function run(args: string[]): Promise<number> {
     // `ctnl help [COMMAND]`
     const topic = before[help + 1];
     if (topic !== undefined && !COMMAND_WORDS.has(topic)) {
-      throw new UsageError(`no help for "${topic}" (try dump, get, stats or count)`);
+      throw new UsageError(`no help for "${topic}" (try ${COMMAND_LIST})`);
     }
     writeText(helpFor(before.slice(help + 1)));
     return 0;
@@ -1003,7 +1745,7 @@ async function run(args: string[]): Promise<number> {
   const parsed = parseArgs(args);
   const command = parsed.command;
   if (command === undefined) {
-    throw new UsageError("no command given (dump, get, stats or count; see ctnl --help)");
+    throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
   }
   if (parsed.table !== undefined && !"conntrack".startsWith(parsed.table)) {
     if (["expect", "dying", "unconfirmed"].some((t) => t.startsWith(parsed.table!))) {
@@ -1035,7 +1777,7 @@ async function run(args: string[]): Promise<number> {
     const names = loadLabelMap();
     if (names !== undefined) format.labelNames = names;
   }
-  const ctx: Context = { parsed, filters, json, format };
+  const ctx: Context = { parsed, filters, json, outputs, format };
   try {
     switch (command) {
       case "dump":
@@ -1046,6 +1788,16 @@ async function run(args: string[]): Promise<number> {
         return await runStats(ctx);
       case "count":
         return await runCount(ctx);
+      case "events":
+        return await runEvents(ctx);
+      case "delete":
+        return await runDelete(ctx);
+      case "flush":
+        return await runFlush(ctx);
+      case "create":
+        return await runCreate(ctx);
+      case "update":
+        return await runUpdate(ctx);
     }
   } catch (error) {
     if (error instanceof NetlinkError) {
