@@ -143,7 +143,12 @@ export interface EventOptions extends DecodeOptions {
  * the running count of such overruns).
  */
 export type ConntrackEvent =
-  | { type: "new" | "update" | "destroy"; flow: Flow }
+  | {
+    type: "new" | "update" | "destroy";
+    flow: Flow;
+    /** Netlink port id of the process whose request caused the event (0: the kernel itself). */
+    portId: number;
+  }
   | { type: "lost"; lost: number };
 
 /** `enum nfnetlink_groups`: NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY. */
@@ -974,7 +979,7 @@ export class Conntrack implements Disposable {
           const flow = decodeFlowAt(cursor, bytes, view, h.offset, h.length, decodeOptions);
           if (family !== undefined && flow.family !== family) continue;
           if (match !== undefined && !match(flow)) continue;
-          yield { type, flow };
+          yield { type, flow, portId: h.pid };
         }
       }
     } finally {

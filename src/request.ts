@@ -52,8 +52,8 @@ export interface ParsedTuple {
   icmpId: number | undefined;
 }
 
-/** Protocols whose tuples carry ports. */
-export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 132, 136]);
+/** Protocols whose tuples carry ports (GRE, 47: its keys, in the same attributes). */
+export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 47, 132, 136]);
 
 /** Validates a tuple; throws `TypeError`/`RangeError` naming `argument`. */
 export function parseTuple(tuple: TupleSpec, argument = "tuple"): ParsedTuple {
