@@ -69,10 +69,13 @@ export interface AttrSet {
 
 const MAX_DEPTH = 16;
 
+const NO_SET: AttrSet = { name: "", names: [] };
+
 /**
  * Walks the attributes of one nesting level of a message, with a stack for
  * nested levels. One cursor is reused for a whole message; nothing is copied
- * on the way down. Every read checks its length first and throws a
+ * on the way down and nothing is allocated per attribute (the stack is
+ * preallocated). Every read checks its length first and throws a
  * {@link DecodeError} naming the attribute path and byte offset.
  *
  * ```
@@ -99,11 +102,12 @@ export class AttrCursor {
   dataStart = 0;
   /** Length of the current attribute's payload. */
   dataLen = 0;
-  #set: AttrSet = { name: "", names: [] };
-  #stackPos: number[] = [];
-  #stackEnd: number[] = [];
-  #stackSet: AttrSet[] = [];
-  #stackType: number[] = [];
+  #set: AttrSet = NO_SET;
+  #depth = 0;
+  #stackPos = new Int32Array(MAX_DEPTH);
+  #stackEnd = new Int32Array(MAX_DEPTH);
+  #stackType = new Int32Array(MAX_DEPTH);
+  #stackSet: AttrSet[] = new Array<AttrSet>(MAX_DEPTH).fill(NO_SET);
 
   /** Starts walking `bytes[start, end)` as the attribute set `set`. */
   reset(bytes: Uint8Array, view: DataView, start: number, end: number, set: AttrSet): void {
@@ -112,10 +116,7 @@ export class AttrCursor {
     this.pos = start;
     this.end = end;
     this.#set = set;
-    this.#stackPos.length = 0;
-    this.#stackEnd.length = 0;
-    this.#stackSet.length = 0;
-    this.#stackType.length = 0;
+    this.#depth = 0;
     this.type = 0;
     this.rawType = 0;
   }
@@ -129,8 +130,9 @@ export class AttrCursor {
       this.type = -1;
       throw this.error(`${end - pos} trailing bytes are too short for an attribute header`, pos);
     }
-    const len = this.view.getUint16(pos, true);
-    const raw = this.view.getUint16(pos + 2, true);
+    const view = this.view;
+    const len = view.getUint16(pos, true);
+    const raw = view.getUint16(pos + 2, true);
     this.rawType = raw;
     this.type = raw & NLA_TYPE_MASK;
     if (len < NLA_HDRLEN) throw this.error(`attribute length ${len} is too short`, pos);
@@ -139,18 +141,20 @@ export class AttrCursor {
     }
     this.dataStart = pos + NLA_HDRLEN;
     this.dataLen = len - NLA_HDRLEN;
-    const next = pos + NLA_ALIGN(len);
+    const next = pos + ((len + 3) & ~3);
     this.pos = next > end ? end : next;
     return true;
   }
 
   /** Enters the current attribute as a nest of `set`. */
   enter(set: AttrSet): void {
-    if (this.#stackPos.length >= MAX_DEPTH) throw this.error("nesting is too deep", this.pos);
-    this.#stackPos.push(this.pos);
-    this.#stackEnd.push(this.end);
-    this.#stackSet.push(this.#set);
-    this.#stackType.push(this.type);
+    const d = this.#depth;
+    if (d >= MAX_DEPTH) throw this.error("nesting is too deep", this.pos);
+    this.#stackPos[d] = this.pos;
+    this.#stackEnd[d] = this.end;
+    this.#stackType[d] = this.type;
+    this.#stackSet[d] = this.#set;
+    this.#depth = d + 1;
     this.pos = this.dataStart;
     this.end = this.dataStart + this.dataLen;
     this.#set = set;
@@ -158,16 +162,23 @@ export class AttrCursor {
 
   /** Leaves the current nest, back to the attribute after it. */
   leave(): void {
-    this.pos = this.#stackPos.pop() ?? this.end;
-    this.end = this.#stackEnd.pop() ?? this.end;
-    this.#set = this.#stackSet.pop() ?? this.#set;
-    this.type = this.#stackType.pop() ?? 0;
+    const d = this.#depth - 1;
+    if (d < 0) {
+      this.pos = this.end;
+      this.type = 0;
+      return;
+    }
+    this.#depth = d;
+    this.pos = this.#stackPos[d]!;
+    this.end = this.#stackEnd[d]!;
+    this.type = this.#stackType[d]!;
+    this.#set = this.#stackSet[d]!;
   }
 
   /** The current attribute's path, e.g. `CTA_TUPLE_ORIG.CTA_TUPLE_IP`. */
   path(): string {
     const parts: string[] = [];
-    for (let i = 0; i < this.#stackSet.length; i++) {
+    for (let i = 0; i < this.#depth; i++) {
       const set = this.#stackSet[i]!;
       const type = this.#stackType[i]!;
       parts.push(set.names[type] ?? `${set.name}[${type}]`);
@@ -181,45 +192,43 @@ export class AttrCursor {
   }
 
   /** Builds a {@link DecodeError} for the current attribute. */
-  error(reason: string, offset = this.dataStart - NLA_HDRLEN): DecodeError {
+  error(reason: string, offset: number = this.dataStart - NLA_HDRLEN): DecodeError {
     return new DecodeError(this.path(), offset, reason);
   }
 
-  #need(size: number): void {
-    if (this.dataLen !== size) {
-      throw this.error(
-        `length ${this.dataLen} is ${this.dataLen < size ? "too short" : "too long"}, want ${size}`,
-      );
-    }
+  #lengthError(size: number): DecodeError {
+    return this.error(
+      `length ${this.dataLen} is ${this.dataLen < size ? "too short" : "too long"}, want ${size}`,
+    );
   }
 
   /** Reads a u8 payload. */
   u8(): number {
-    this.#need(1);
+    if (this.dataLen !== 1) throw this.#lengthError(1);
     return this.bytes[this.dataStart]!;
   }
 
   /** Reads a big-endian u16 payload. */
   u16be(): number {
-    this.#need(2);
+    if (this.dataLen !== 2) throw this.#lengthError(2);
     return this.view.getUint16(this.dataStart, false);
   }
 
   /** Reads a big-endian u32 payload. */
   u32be(): number {
-    this.#need(4);
+    if (this.dataLen !== 4) throw this.#lengthError(4);
     return this.view.getUint32(this.dataStart, false);
   }
 
   /** Reads a big-endian u64 payload. */
   u64be(): bigint {
-    this.#need(8);
+    if (this.dataLen !== 8) throw this.#lengthError(8);
     return this.view.getBigUint64(this.dataStart, false);
   }
 
   /** Checks the payload is exactly `size` bytes and returns its offset. */
   fixed(size: number): number {
-    this.#need(size);
+    if (this.dataLen !== size) throw this.#lengthError(size);
     return this.dataStart;
   }
 
@@ -305,7 +314,7 @@ export function newHeader(): MessageHeader {
  * @example Split a datagram
  * ```ts
  * import { decodeMessages } from "@ctnl/conntrack";
- * import { assertEquals } from "node:assert";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  *
  * // One NLMSG_DONE message: length 20, type 3, int error 0.
  * const done = new Uint8Array([20, 0, 0, 0, 3, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
