@@ -615,18 +615,29 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array)
 
 /** Buffers lines for stdout and writes them in ~64 KiB chunks. */
 class LineWriter {
-  #text = "";
+  // One reused buffer: lines are encoded straight into it and written out in
+  // large chunks, so output allocates nothing per line or per chunk.
+  #buf = new Uint8Array(4 * FLUSH_AT);
+  #used = 0;
 
   line(text: string): void {
-    this.#text += text + "\n";
-    if (this.#text.length >= FLUSH_AT) this.flush();
+    const most = text.length * 3 + 1; // UTF-8 bytes at most
+    if (this.#used + most > this.#buf.length) {
+      this.flush();
+      if (most > this.#buf.length) {
+        writeAll(Deno.stdout, encoder.encode(text + "\n"));
+        return;
+      }
+    }
+    this.#used += encoder.encodeInto(text, this.#buf.subarray(this.#used)).written;
+    this.#buf[this.#used++] = 10;
   }
 
   flush(): void {
-    if (this.#text === "") return;
-    const bytes = encoder.encode(this.#text);
-    this.#text = "";
-    writeAll(Deno.stdout, bytes);
+    if (this.#used === 0) return;
+    const used = this.#used;
+    this.#used = 0;
+    writeAll(Deno.stdout, this.#buf.subarray(0, used));
   }
 }
 

@@ -273,16 +273,18 @@ function jsonString(v: string): string {
 }
 
 function tupleJson(t: Tuple): string {
+  // Decoded addresses are inet_ntop text ([0-9a-f.:]) and the numbers are
+  // integers from the kernel: both go in as they are, unquoted or quoted.
   let s = "";
-  if (t.src !== undefined) s += `,"src":${jsonString(t.src)}`;
-  if (t.dst !== undefined) s += `,"dst":${jsonString(t.dst)}`;
-  if (t.protocol !== undefined) s += `,"protocol":${jsonValue(t.protocol)}`;
-  if (t.srcPort !== undefined) s += `,"srcPort":${jsonValue(t.srcPort)}`;
-  if (t.dstPort !== undefined) s += `,"dstPort":${jsonValue(t.dstPort)}`;
-  if (t.icmpId !== undefined) s += `,"icmpId":${jsonValue(t.icmpId)}`;
-  if (t.icmpType !== undefined) s += `,"icmpType":${jsonValue(t.icmpType)}`;
-  if (t.icmpCode !== undefined) s += `,"icmpCode":${jsonValue(t.icmpCode)}`;
-  if (t.zone !== undefined) s += `,"zone":${jsonValue(t.zone)}`;
+  if (t.src !== undefined) s += `,"src":"${t.src}"`;
+  if (t.dst !== undefined) s += `,"dst":"${t.dst}"`;
+  if (t.protocol !== undefined) s += `,"protocol":${t.protocol}`;
+  if (t.srcPort !== undefined) s += `,"srcPort":${t.srcPort}`;
+  if (t.dstPort !== undefined) s += `,"dstPort":${t.dstPort}`;
+  if (t.icmpId !== undefined) s += `,"icmpId":${t.icmpId}`;
+  if (t.icmpType !== undefined) s += `,"icmpType":${t.icmpType}`;
+  if (t.icmpCode !== undefined) s += `,"icmpCode":${t.icmpCode}`;
+  if (t.zone !== undefined) s += `,"zone":${t.zone}`;
   return `{${s.slice(1)}}`;
 }
 
@@ -303,7 +305,9 @@ function statusJson(status: number): string {
 /**
  * The JSON form of a flow: the {@link Flow} fields with `undefined` ones
  * left out, 64-bit values as exact decimal numbers, labels as a list of bit
- * numbers, and the status also as flag names (`statusFlags`).
+ * numbers, and the status also as flag names (`statusFlags`). Addresses
+ * are written as they are (the decoder makes them `inet_ntop` text), so pass
+ * it flows the library decoded.
  *
  * @example
  * ```ts ignore
@@ -317,22 +321,23 @@ export function flowToJson(flow: Flow): string {
   // Written by hand rather than with JSON.stringify: bigints (counters,
   // timestamps) come out as exact integers, and it is several times faster.
   // The keys come in the order of the Flow type, the ones left undefined out.
-  let s = `{"family":${jsonString(flow.family)}`;
+  let s = `{"family":"${flow.family}"`;
   s += `,"orig":${tupleJson(flow.orig)},"reply":${tupleJson(flow.reply)}`;
   if (flow.master !== undefined) s += `,"master":${tupleJson(flow.master)}`;
   s += `,${statusJson(flow.status)}`;
-  if (flow.timeout !== undefined) s += `,"timeout":${jsonValue(flow.timeout)}`;
-  if (flow.mark !== undefined) s += `,"mark":${jsonValue(flow.mark)}`;
-  if (flow.use !== undefined) s += `,"use":${jsonValue(flow.use)}`;
-  if (flow.id !== undefined) s += `,"id":${jsonValue(flow.id)}`;
-  if (flow.zone !== undefined) s += `,"zone":${jsonValue(flow.zone)}`;
+  if (flow.timeout !== undefined) s += `,"timeout":${flow.timeout}`;
+  if (flow.mark !== undefined) s += `,"mark":${flow.mark}`;
+  if (flow.use !== undefined) s += `,"use":${flow.use}`;
+  if (flow.id !== undefined) s += `,"id":${flow.id}`;
+  if (flow.zone !== undefined) s += `,"zone":${flow.zone}`;
   const tcp = flow.tcp;
   if (tcp !== undefined) {
-    s += `,"tcp":{"state":${jsonValue(tcp.state)},"stateName":${jsonString(tcp.stateName)}`;
-    if (tcp.wscaleOrig !== undefined) s += `,"wscaleOrig":${jsonValue(tcp.wscaleOrig)}`;
-    if (tcp.wscaleReply !== undefined) s += `,"wscaleReply":${jsonValue(tcp.wscaleReply)}`;
-    if (tcp.flagsOrig !== undefined) s += `,"flagsOrig":${jsonValue(tcp.flagsOrig)}`;
-    if (tcp.flagsReply !== undefined) s += `,"flagsReply":${jsonValue(tcp.flagsReply)}`;
+    s += `,"tcp":{"state":${tcp.state},"stateName":"${tcp.stateName}"`;
+    if (tcp.wscaleOrig !== undefined) s += `,"wscaleOrig":${tcp.wscaleOrig}`;
+    if (tcp.wscaleReply !== undefined) s += `,"wscaleReply":${tcp.wscaleReply}`;
+    const fo = tcp.flagsOrig, fr = tcp.flagsReply;
+    if (fo !== undefined) s += `,"flagsOrig":{"flags":${fo.flags},"mask":${fo.mask}}`;
+    if (fr !== undefined) s += `,"flagsReply":{"flags":${fr.flags},"mask":${fr.mask}}`;
     s += "}";
   }
   if (flow.sctp !== undefined) s += `,"sctp":${jsonValue(flow.sctp)}`;
