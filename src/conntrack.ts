@@ -50,7 +50,16 @@ import {
 } from "./netlink.ts";
 import type { CpuStats, Flow, GlobalStats } from "./types.ts";
 
-/** Options for {@link Conntrack.open}. */
+/** Options for {@link Conntrack.open}.
+ *
+ * @example
+ * ```ts
+ * import type { OpenOptions } from "@ctnl/conntrack";
+ *
+ * const options: OpenOptions = { netns: "blue", timeoutMs: 5000, kernelRelease: "5.10.0" };
+ * void options; // Conntrack.open(options)
+ * ```
+ */
 export interface OpenOptions {
   /**
    * Network namespace to work in: a name under `/run/netns` (as `ip netns`
@@ -67,7 +76,17 @@ export interface OpenOptions {
   kernelRelease?: string;
 }
 
-/** Options for {@link Conntrack.dump}. */
+/** Options for {@link Conntrack.dump}.
+ *
+ * @example
+ * ```ts
+ * import type { DumpOptions } from "@ctnl/conntrack";
+ *
+ * // Everything but the family checked in userspace; interrupted dumps accepted.
+ * const options: DumpOptions = { userspaceFilter: true, onInterrupted: "ignore" };
+ * void options; // ct.dump(filter, options)
+ * ```
+ */
 export interface DumpOptions extends DecodeOptions {
   /** Apply every filter part in userspace (the kernel only selects the family). */
   userspaceFilter?: boolean;
@@ -80,7 +99,17 @@ export interface DumpOptions extends DecodeOptions {
   onInterrupted?: "throw" | "ignore";
 }
 
-/** Options for {@link Conntrack.get}. */
+/** Options for {@link Conntrack.get}.
+ *
+ * @example
+ * ```ts
+ * import type { GetOptions } from "@ctnl/conntrack";
+ *
+ * // Look the entry up by its reply tuple, in zone 7.
+ * const options: GetOptions = { zone: 7, direction: "reply" };
+ * void options; // ct.get(tuple, options)
+ * ```
+ */
 export interface GetOptions extends DecodeOptions {
   /** Zone to look in (default 0). */
   zone?: number;
@@ -92,6 +121,16 @@ export interface GetOptions extends DecodeOptions {
  * A dump was interrupted: the kernel flagged `NLM_F_DUMP_INTR`, so some
  * entries may be missing or repeated. Retry the dump if you need a
  * consistent view.
+ *
+ * @example
+ * ```ts
+ * import { DumpInterruptedError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const e = new DumpInterruptedError("dump");
+ * equal(e.code, "EINTR");
+ * equal(e instanceof Error, true);
+ * ```
  */
 export class DumpInterruptedError extends NetlinkError {
   /** Builds the error for `operation`. */
@@ -101,7 +140,16 @@ export class DumpInterruptedError extends NetlinkError {
   }
 }
 
-/** Options for {@link Conntrack.flush}. */
+/** Options for {@link Conntrack.flush}.
+ *
+ * @example
+ * ```ts
+ * import type { FlushOptions } from "@ctnl/conntrack";
+ *
+ * const options: FlushOptions = { family: "ipv6", mark: { value: 0x10, mask: 0xf0 } };
+ * void options; // ct.flush(options)
+ * ```
+ */
 export interface FlushOptions {
   /** Only this family's entries (default: all). */
   family?: "ipv4" | "ipv6" | "all";
@@ -109,7 +157,22 @@ export interface FlushOptions {
   mark?: number | Masked<number>;
 }
 
-/** What {@link Conntrack.create} makes: tuples plus the fields to set. */
+/** What {@link Conntrack.create} makes: tuples plus the fields to set.
+ *
+ * @example
+ * ```ts
+ * import type { CreateSpec } from "@ctnl/conntrack";
+ *
+ * const spec: CreateSpec = {
+ *   orig: { src: "10.0.0.1", dst: "10.0.0.2", protocol: "tcp", srcPort: 4000, dstPort: 80 },
+ *   timeout: 120,
+ *   tcpState: "ESTABLISHED",
+ *   status: ["ASSURED", "SEEN_REPLY"],
+ *   mark: 7,
+ * };
+ * void spec; // ct.create(spec) creates it
+ * ```
+ */
 export interface CreateSpec extends FlowChanges {
   /** The original-direction tuple. */
   orig: TupleSpec;
@@ -121,7 +184,21 @@ export interface CreateSpec extends FlowChanges {
   zone?: number;
 }
 
-/** Options for {@link Conntrack.events}. */
+/** Options for {@link Conntrack.events}.
+ *
+ * @example
+ * ```ts
+ * import type { EventOptions } from "@ctnl/conntrack";
+ *
+ * const options: EventOptions = {
+ *   types: ["destroy"],
+ *   filter: { orig: { protocol: "tcp" } },
+ *   bufferSize: 32 << 20,
+ *   signal: AbortSignal.timeout(60_000),
+ * };
+ * void options; // ct.events(options)
+ * ```
+ */
 export interface EventOptions extends DecodeOptions {
   /** Which events to watch (default all three). */
   types?: readonly ("new" | "update" | "destroy")[];
@@ -141,6 +218,17 @@ export interface EventOptions extends DecodeOptions {
  * One event: a flow that was created, updated or destroyed; or `lost`, when
  * the kernel dropped events because the receive buffer overran (`lost` is
  * the running count of such overruns).
+ *
+ * @example
+ * ```ts
+ * import type { ConntrackEvent } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * function describe(e: ConntrackEvent): string {
+ *   return e.type === "lost" ? `lost (${e.lost} overruns)` : `${e.type} ${e.flow.orig.src}`;
+ * }
+ * equal(describe({ type: "lost", lost: 2 }), "lost (2 overruns)");
+ * ```
  */
 export type ConntrackEvent =
   | {

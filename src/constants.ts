@@ -326,7 +326,17 @@ export const CT_STATUS = {
   HW_OFFLOAD: 1 << 15,
 } as const;
 
-/** A status flag name, a key of {@link CT_STATUS}. */
+/** A status flag name, a key of {@link CT_STATUS}.
+ *
+ * @example
+ * ```ts
+ * import { CT_STATUS, type StatusFlag } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flag: StatusFlag = "ASSURED";
+ * equal(CT_STATUS[flag], 4);
+ * ```
+ */
 export type StatusFlag = keyof typeof CT_STATUS;
 
 /**
@@ -348,7 +358,16 @@ export function statusFlags(status: number): StatusFlag[] {
   return out;
 }
 
-/** TCP conntrack states by number (`enum tcp_conntrack`), as conntrack prints them. */
+/** TCP conntrack states by number (`enum tcp_conntrack`), as conntrack prints them.
+ *
+ * @example
+ * ```ts
+ * import { TCP_STATES } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(TCP_STATES[3], "ESTABLISHED");
+ * ```
+ */
 export const TCP_STATES: readonly string[] = [
   "NONE",
   "SYN_SENT",
@@ -362,7 +381,16 @@ export const TCP_STATES: readonly string[] = [
   "SYN_SENT2",
 ];
 
-/** SCTP conntrack states by number (`enum sctp_conntrack`). */
+/** SCTP conntrack states by number (`enum sctp_conntrack`).
+ *
+ * @example
+ * ```ts
+ * import { SCTP_STATES } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(SCTP_STATES[4], "ESTABLISHED");
+ * ```
+ */
 export const SCTP_STATES: readonly string[] = [
   "NONE",
   "CLOSED",
@@ -376,7 +404,16 @@ export const SCTP_STATES: readonly string[] = [
   "HEARTBEAT_ACKED",
 ];
 
-/** DCCP conntrack states by number (`enum ct_dccp_states`). */
+/** DCCP conntrack states by number (`enum ct_dccp_states`).
+ *
+ * @example
+ * ```ts
+ * import { DCCP_STATES } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(DCCP_STATES[4], "OPEN");
+ * ```
+ */
 export const DCCP_STATES: readonly string[] = [
   "NONE",
   "REQUEST",
@@ -390,7 +427,16 @@ export const DCCP_STATES: readonly string[] = [
   "INVALID",
 ];
 
-/** Layer-4 protocol names by number, as conntrack-tools names them. */
+/** Layer-4 protocol names by number, as conntrack-tools names them.
+ *
+ * @example
+ * ```ts
+ * import { PROTOCOL_NAMES } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(PROTOCOL_NAMES[6], "tcp");
+ * ```
+ */
 export const PROTOCOL_NAMES: Readonly<Record<number, string>> = {
   1: "icmp",
   2: "igmp",

@@ -34,7 +34,16 @@ import type {
   Tuple,
 } from "./types.ts";
 
-/** Options for decoding. */
+/** Options for decoding.
+ *
+ * @example
+ * ```ts
+ * import type { DecodeOptions } from "@ctnl/conntrack";
+ *
+ * const options: DecodeOptions = { keepUnknown: true }; // flow.unknown keeps what this version skips
+ * void options;
+ * ```
+ */
 export interface DecodeOptions {
   /** Keep top-level attributes this version does not know in `flow.unknown`. */
   keepUnknown?: boolean;

@@ -74,7 +74,17 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] || `E${errno}`;
 }
 
-/** Options for {@link NetlinkError}. */
+/** Options for {@link NetlinkError}.
+ *
+ * @example
+ * ```ts
+ * import { NetlinkError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const e = new NetlinkError("dump", 22, { extAck: "bad filter", seq: 9 });
+ * equal(e.message, "Cannot dump: EINVAL (Invalid argument): bad filter");
+ * ```
+ */
 export interface NetlinkErrorOptions {
   /** The kernel's extended-ack message, if it sent one. */
   extAck?: string | undefined;

@@ -11,7 +11,16 @@ import * as C from "./constants.ts";
 import type { Encoder } from "./netlink.ts";
 import type { Flow, Tuple } from "./types.ts";
 
-/** Fields of one direction to match, all optional; all given must match. */
+/** Fields of one direction to match, all optional; all given must match.
+ *
+ * @example
+ * ```ts
+ * import { validateFilter } from "@ctnl/conntrack";
+ *
+ * // Replies from 10.0.0.2 port 53 (udp):
+ * validateFilter({ reply: { src: "10.0.0.2", protocol: "udp", srcPort: 53 } });
+ * ```
+ */
 export interface TupleFilter {
   /** Source address (IPv4 or IPv6 text). */
   src?: string;
@@ -31,7 +40,17 @@ export interface TupleFilter {
   icmpId?: number;
 }
 
-/** A value with a mask: matches when `(field & mask) === value`. */
+/**
+ * A value with a mask: matches when `(field & mask) === value`.
+ *
+ * @example
+ * ```ts
+ * import { validateFilter } from "@ctnl/conntrack";
+ *
+ * // Marks whose bits 4-7 are 0x1: (mark & 0xf0) === 0x10.
+ * validateFilter({ mark: { value: 0x10, mask: 0xf0 } });
+ * ```
+ */
 export interface Masked<T> {
   /** The value the masked field must equal. */
   value: T;
@@ -39,13 +58,35 @@ export interface Masked<T> {
   mask?: T;
 }
 
-/** A status value: a bitmask or a list of flag names. */
+/** A status value: a bitmask or a list of flag names.
+ *
+ * @example
+ * ```ts
+ * import { CT_STATUS, validateFilter } from "@ctnl/conntrack";
+ *
+ * validateFilter({ status: ["ASSURED", "SEEN_REPLY"] });
+ * validateFilter({ status: CT_STATUS.ASSURED | CT_STATUS.SEEN_REPLY });
+ * ```
+ */
 export type StatusValue = number | readonly C.StatusFlag[];
 
 /**
  * What a dump selects. All given parts must match. Parts the running kernel
  * can apply go into the request; the rest run in userspace (see
  * {@link FilterPlan}).
+ *
+ * @example
+ * ```ts
+ * import { type DumpFilter, validateFilter } from "@ctnl/conntrack";
+ *
+ * const filter: DumpFilter = {
+ *   family: "ipv4",
+ *   mark: { value: 0x10, mask: 0xf0 },
+ *   status: ["ASSURED"],
+ *   orig: { protocol: "tcp", dstPort: 443 },
+ * };
+ * validateFilter(filter);
+ * ```
  */
 export interface DumpFilter {
   /** Address family; default `"all"` (or the family of a given address). */
@@ -62,7 +103,20 @@ export interface DumpFilter {
   reply?: TupleFilter;
 }
 
-/** Where each part of a filter runs. */
+/** Where each part of a filter runs.
+ *
+ * @example
+ * ```ts
+ * import type { FilterPlan } from "@ctnl/conntrack";
+ *
+ * const plan: FilterPlan = {
+ *   family: "ipv6",
+ *   kernel: ["family", "orig.protocol"],
+ *   userspace: [{ part: "orig.src", reason: "the kernel's IPv6 address match in CTA_FILTER is inverted" }],
+ * };
+ * void plan; // what ct.planDump(filter) returns
+ * ```
+ */
 export interface FilterPlan {
   /** The address family put in the request's `nfgenmsg`. */
   family: "ipv4" | "ipv6" | "all";

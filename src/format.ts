@@ -9,7 +9,17 @@
 import { CT_STATUS, DCCP_STATES, TCP_STATES } from "./constants.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
 
-/** Which optional parts conntrack's `-o` adds. */
+/** Which optional parts conntrack's `-o` adds.
+ *
+ * @example
+ * ```ts
+ * import type { FormatOptions } from "@ctnl/conntrack";
+ *
+ * // As `conntrack -L -o extended,id,ktimestamp`:
+ * const options: FormatOptions = { extended: true, id: true, ktimestamp: true };
+ * void options; // formatFlow(flow, options)
+ * ```
+ */
 export interface FormatOptions {
   /** `-o extended`: the layer-3 name and number first. */
   extended?: boolean;
@@ -68,6 +78,14 @@ function two(n: number): string {
 /**
  * Formats seconds since the epoch as C `ctime()` does in local time, without
  * the newline: `"Thu Jan  1 00:00:00 1970"`.
+ *
+ * @example
+ * ```ts
+ * import { ctime } from "@ctnl/conntrack";
+ * import { match } from "node:assert/strict";
+ *
+ * match(ctime(0), /^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/);
+ * ```
  */
 export function ctime(seconds: number): string {
   const d = new Date(seconds * 1000);
@@ -364,7 +382,16 @@ export function flowToJson(flow: Flow): string {
   return `${s}}`;
 }
 
-/** The numbers of the bits set in a little-endian label bit set. */
+/** The numbers of the bits set in a little-endian label bit set.
+ *
+ * @example
+ * ```ts
+ * import { labelBits } from "@ctnl/conntrack";
+ * import { deepStrictEqual } from "node:assert/strict";
+ *
+ * deepStrictEqual(labelBits(new Uint8Array([0b101, 0, 0x80])), [0, 2, 23]);
+ * ```
+ */
 export function labelBits(bytes: Uint8Array): number[] {
   const out: number[] = [];
   for (let i = 0; i < bytes.length; i++) {

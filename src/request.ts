@@ -10,7 +10,18 @@ import * as C from "./constants.ts";
 import { checkUint, parseProtocol, statusBits, type StatusValue } from "./filter.ts";
 import type { Encoder } from "./netlink.ts";
 
-/** A tuple that names one direction of one entry. */
+/** A tuple that names one direction of one entry.
+ *
+ * @example
+ * ```ts
+ * import { type TupleSpec, validateTuple } from "@ctnl/conntrack";
+ *
+ * const echo: TupleSpec = {
+ *   src: "fd00::1", dst: "fd00::2", protocol: "icmpv6", icmpType: 128, icmpCode: 0, icmpId: 7,
+ * };
+ * validateTuple(echo);
+ * ```
+ */
 export interface TupleSpec {
   /** Source address. */
   src: string;
@@ -149,7 +160,16 @@ export function encodeTuple(enc: Encoder, type: number, t: ParsedTuple): void {
   enc.end().end();
 }
 
-/** What {@link encodeChanges} can set on a new or existing entry. */
+/** What {@link encodeChanges} can set on a new or existing entry.
+ *
+ * @example
+ * ```ts
+ * import type { FlowChanges } from "@ctnl/conntrack";
+ *
+ * const changes: FlowChanges = { mark: 42, timeout: 600, status: ["ASSURED"] };
+ * void changes; // ct.update(tuple, changes)
+ * ```
+ */
 export interface FlowChanges {
   /** Timeout in seconds. */
   timeout?: number;

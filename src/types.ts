@@ -6,10 +6,35 @@
  * @module
  */
 
-/** Address family of a flow. */
+/** Address family of a flow.
+ *
+ * @example
+ * ```ts
+ * import type { Family } from "@ctnl/conntrack";
+ *
+ * const family: Family = "ipv6";
+ * void family;
+ * ```
+ */
 export type Family = "ipv4" | "ipv6";
 
-/** One direction of a connection: addresses, layer-4 fields and zone. */
+/** One direction of a connection: addresses, layer-4 fields and zone.
+ *
+ * @example
+ * ```ts
+ * import { decodeFlow } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * // An entry message as the kernel sends it: a UDP flow 10.0.0.1:5000 -> 10.0.0.2:53.
+ * const hex = "58000000000102000100000000000000020000003400018014000180080001000a000001" +
+ *   "080002000a0000021c0002800500010011000000060002001388000006000300003500000800" +
+ *   "030000000008080008000000002a";
+ * const flow = decodeFlow(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)));
+ * equal(flow.family, "ipv4");
+ * equal(flow.orig.dstPort, 53);
+ * equal(flow.mark, 42);
+ * ```
+ */
 export interface Tuple {
   /** Source address (`"10.0.0.1"`, `"fd00::1"`), as `inet_ntop` prints it. */
   src: string | undefined;
@@ -31,7 +56,17 @@ export interface Tuple {
   zone: number | undefined;
 }
 
-/** Packet and byte counters of one direction (needs `nf_conntrack_acct`). */
+/** Packet and byte counters of one direction (needs `nf_conntrack_acct`).
+ *
+ * @example
+ * ```ts
+ * import type { Counters } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const c: Counters = { packets: 3n, bytes: 180n }; // bigint: exact past 2^53
+ * equal(c.bytes / c.packets, 60n);
+ * ```
+ */
 export interface Counters {
   /** Packets seen. */
   packets: bigint;
@@ -39,7 +74,17 @@ export interface Counters {
   bytes: bigint;
 }
 
-/** TCP window-tracking flags and the mask of the ones that are valid. */
+/** TCP window-tracking flags and the mask of the ones that are valid.
+ *
+ * @example
+ * ```ts
+ * import type { TcpFlags } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const f: TcpFlags = { flags: 0x23, mask: 0 };
+ * equal((f.flags & 0x01) !== 0, true); // IP_CT_TCP_FLAG_WINDOW_SCALE
+ * ```
+ */
 export interface TcpFlags {
   /** `IP_CT_TCP_FLAG_*` bits. */
   flags: number;
@@ -47,7 +92,20 @@ export interface TcpFlags {
   mask: number;
 }
 
-/** TCP protocol state (`CTA_PROTOINFO_TCP`). */
+/** TCP protocol state (`CTA_PROTOINFO_TCP`).
+ *
+ * @example
+ * ```ts
+ * import { TCP_STATES, type TcpInfo } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const tcp: TcpInfo = {
+ *   state: 3, stateName: "ESTABLISHED", wscaleOrig: 7, wscaleReply: 7,
+ *   flagsOrig: undefined, flagsReply: undefined,
+ * };
+ * equal(TCP_STATES[tcp.state], tcp.stateName);
+ * ```
+ */
 export interface TcpInfo {
   /** State number (`enum tcp_conntrack`). */
   state: number;
@@ -63,7 +121,17 @@ export interface TcpInfo {
   flagsReply: TcpFlags | undefined;
 }
 
-/** SCTP protocol state (`CTA_PROTOINFO_SCTP`). */
+/** SCTP protocol state (`CTA_PROTOINFO_SCTP`).
+ *
+ * @example
+ * ```ts
+ * import { SCTP_STATES, type SctpInfo } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const sctp: SctpInfo = { state: 4, stateName: "ESTABLISHED", vtagOrig: 1, vtagReply: 2 };
+ * equal(SCTP_STATES[sctp.state], sctp.stateName);
+ * ```
+ */
 export interface SctpInfo {
   /** State number (`enum sctp_conntrack`). */
   state: number;
@@ -75,7 +143,17 @@ export interface SctpInfo {
   vtagReply: number | undefined;
 }
 
-/** DCCP protocol state (`CTA_PROTOINFO_DCCP`). */
+/** DCCP protocol state (`CTA_PROTOINFO_DCCP`).
+ *
+ * @example
+ * ```ts
+ * import { DCCP_STATES, type DccpInfo } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dccp: DccpInfo = { state: 4, stateName: "OPEN", role: 0, handshakeSeq: 1n };
+ * equal(DCCP_STATES[dccp.state], dccp.stateName);
+ * ```
+ */
 export interface DccpInfo {
   /** State number (`enum ct_dccp_states`). */
   state: number;
@@ -87,7 +165,16 @@ export interface DccpInfo {
   handshakeSeq: bigint | undefined;
 }
 
-/** NAT range as sent in `CTA_NAT_SRC` / `CTA_NAT_DST`. */
+/** NAT range as sent in `CTA_NAT_SRC` / `CTA_NAT_DST`.
+ *
+ * @example
+ * ```ts
+ * import type { NatRange } from "@ctnl/conntrack";
+ *
+ * const range: NatRange = { minIp: "192.0.2.1", maxIp: "192.0.2.9", minPort: 1024, maxPort: 65535 };
+ * void range;
+ * ```
+ */
 export interface NatRange {
   /** Lowest address of the range. */
   minIp: string | undefined;
@@ -99,7 +186,18 @@ export interface NatRange {
   maxPort: number | undefined;
 }
 
-/** Sequence-number adjustment of one direction (NAT helpers). */
+/** Sequence-number adjustment of one direction (NAT helpers).
+ *
+ * @example
+ * ```ts
+ * import type { SeqAdj } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * // The ftp helper rewrote "10,50,0,2" as "10,60,0,100": two bytes longer after this point.
+ * const adj: SeqAdj = { correctionPos: 1072916586, offsetBefore: 0, offsetAfter: 2 };
+ * equal(adj.offsetAfter - adj.offsetBefore, 2);
+ * ```
+ */
 export interface SeqAdj {
   /** Sequence number where the correction starts. */
   correctionPos: number;
@@ -109,7 +207,16 @@ export interface SeqAdj {
   offsetAfter: number;
 }
 
-/** SYN proxy state. */
+/** SYN proxy state.
+ *
+ * @example
+ * ```ts
+ * import type { Synproxy } from "@ctnl/conntrack";
+ *
+ * const s: Synproxy = { isn: 1, its: 2, tsoff: 3 };
+ * void s;
+ * ```
+ */
 export interface Synproxy {
   /** Initial sequence number. */
   isn: number;
@@ -119,7 +226,18 @@ export interface Synproxy {
   tsoff: number;
 }
 
-/** An attribute the decoder did not know, kept raw when asked. */
+/** An attribute the decoder did not know, kept raw when asked.
+ *
+ * @example
+ * ```ts
+ * import type { RawAttribute } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * // With { keepUnknown: true }, an attribute this version does not know:
+ * const raw: RawAttribute = { type: 28, data: new Uint8Array([0, 0, 0, 1]) };
+ * equal(raw.data.length, 4);
+ * ```
+ */
 export interface RawAttribute {
   /** Attribute number at the top level (`CTA_*`). */
   type: number;
@@ -132,6 +250,21 @@ export interface RawAttribute {
  *
  * Every key is always present; what the kernel did not send is `undefined`
  * (counters need `nf_conntrack_acct`, timestamps `nf_conntrack_timestamp`).
+ *
+ * @example
+ * ```ts
+ * import { decodeFlow } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * // An entry message as the kernel sends it: a UDP flow 10.0.0.1:5000 -> 10.0.0.2:53.
+ * const hex = "58000000000102000100000000000000020000003400018014000180080001000a000001" +
+ *   "080002000a0000021c0002800500010011000000060002001388000006000300003500000800" +
+ *   "030000000008080008000000002a";
+ * const flow = decodeFlow(Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16)));
+ * equal(flow.family, "ipv4");
+ * equal(flow.orig.dstPort, 53);
+ * equal(flow.mark, 42);
+ * ```
  */
 export interface Flow {
   /** Address family. */
@@ -194,7 +327,21 @@ export interface Flow {
   unknown: RawAttribute[] | undefined;
 }
 
-/** Per-CPU conntrack statistics (`IPCTNL_MSG_CT_GET_STATS_CPU`). */
+/** Per-CPU conntrack statistics (`IPCTNL_MSG_CT_GET_STATS_CPU`).
+ *
+ * @example
+ * ```ts
+ * import { type CpuStats, formatCpuStats } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const s: CpuStats = {
+ *   cpu: 1, searched: undefined, found: 2, new: undefined, invalid: 0, ignore: undefined,
+ *   delete: undefined, deleteList: undefined, insert: 0, insertFailed: 0, drop: 0,
+ *   earlyDrop: 0, error: 1, searchRestart: 0, clashResolve: 0, chainTooLong: 0,
+ * };
+ * equal(formatCpuStats(s).startsWith("cpu=1   \tfound=2 invalid=0"), true);
+ * ```
+ */
 export interface CpuStats {
   /** CPU number (`res_id`). */
   cpu: number;
@@ -230,7 +377,17 @@ export interface CpuStats {
   chainTooLong: number | undefined;
 }
 
-/** Global conntrack statistics (`IPCTNL_MSG_CT_GET_STATS`). */
+/** Global conntrack statistics (`IPCTNL_MSG_CT_GET_STATS`).
+ *
+ * @example
+ * ```ts
+ * import type { GlobalStats } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const g: GlobalStats = { entries: 131072, maxEntries: 262144 };
+ * equal(g.entries / g.maxEntries!, 0.5); // how full the table is
+ * ```
+ */
 export interface GlobalStats {
   /** Entries in the table. */
   entries: number;
