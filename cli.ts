@@ -1470,19 +1470,8 @@ const DUMP_FILTER_HELP = `${FILTER_HELP}
                                       !FLAG = FLAG clear
       --state STATE                   Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)`;
 
-const TUPLE_HELP =
-  `  -p, --proto, --protonum NAME|NUMBER Layer-4 protocol (tcp, udp, icmp, icmpv6, sctp, 47, …)
-  -s, --src, --orig-src ADDR          Source address, original direction
-  -d, --dst, --orig-dst ADDR          Destination address, original direction
-  -r, --reply-src ADDR                Source address, reply direction
-  -q, --reply-dst ADDR                Destination address, reply direction
-      --sport, --orig-port-src PORT   Source port, original direction
-      --dport, --orig-port-dst PORT   Destination port, original direction
-      --reply-port-src PORT           Source port, reply direction
-      --reply-port-dst PORT           Destination port, reply direction
-      --icmp-type, --icmpv6-type N    ICMP/ICMPv6 type
-      --icmp-code, --icmpv6-code N    ICMP/ICMPv6 code
-      --icmp-id, --icmpv6-id N        ICMP/ICMPv6 identifier`;
+/** The tuple options: the filter options without the family. */
+const TUPLE_HELP = FILTER_HELP.split("\n").slice(1).join("\n");
 
 const HELP: Record<Command, string> = {
   dump: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
