@@ -263,6 +263,11 @@ export class NetlinkSocket {
     setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, "set NETLINK_NO_ENOBUFS", false);
   }
 
+  /** Forgets the descriptor without closing it (someone else now owns it). */
+  detach(): void {
+    this.fd = -1;
+  }
+
   /** Closes the descriptor; a second call does nothing. */
   close(): void {
     if (this.fd < 0) return;

@@ -6,6 +6,7 @@
  */
 
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
+import { PrefetchJob } from "../ffi/prefetch.ts";
 import { kernelRelease } from "../ffi/libc.ts";
 import * as C from "./constants.ts";
 import {
@@ -97,6 +98,12 @@ export interface DumpOptions extends DecodeOptions {
    * (catch it and dump again for a consistent view), or `"ignore"`.
    */
   onInterrupted?: "throw" | "ignore";
+  /**
+   * Receive ahead on a worker thread once a dump has proved big (after
+   * about 2,000 entries), so the kernel's work of producing the dump overlaps
+   * with decoding (default true; false keeps every call on this thread).
+   */
+  prefetch?: boolean;
 }
 
 /** Options for {@link Conntrack.get}.
@@ -241,6 +248,12 @@ export type ConntrackEvent =
 
 /** `enum nfnetlink_groups`: NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY. */
 const EVENT_GROUPS: Readonly<Record<string, number>> = { new: 1, update: 2, destroy: 3 };
+
+/**
+ * Datagrams a dump receives itself before a worker takes over receiving
+ * ahead (about 2,000 entries): small dumps never pay for the worker.
+ */
+const PREFETCH_AFTER = 16;
 
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
@@ -448,21 +461,42 @@ export class Conntrack implements Disposable {
     decode: Decoder<T>,
     interrupted: { value: boolean },
     keep?: (value: T) => boolean,
+    prefetchAfter = -1,
   ): Generator<T> {
     const sock = this.#socket(operation);
     sock.send(request, operation);
     this.#busy = true;
     let finished = false;
+    let job: PrefetchJob | undefined;
     const h = this.#header;
     try {
-      for (;;) {
-        const got = sock.recv(operation)!;
-        if (got.senderPort !== 0) continue; // not from the kernel
-        const bytes = sock.buffer;
-        const view = new DataView(bytes.buffer, 0, got.length);
+      for (let received = 0;; received++) {
+        let bytes: Uint8Array, length: number, sender: number;
+        if (job === undefined && received === prefetchAfter) {
+          // A big dump: from here on a worker receives ahead while we decode.
+          job = PrefetchJob.start(sock.fd, seq, sock.portId, this.#timeoutMs);
+        }
+        if (job !== undefined) {
+          const got = job.next();
+          if (got.errno !== 0) {
+            throw new NetlinkError(operation, got.errno, {
+              extAck: got.errno === 110 ? "no reply from the kernel in time" : undefined,
+            });
+          }
+          bytes = got.bytes;
+          length = got.length;
+          sender = got.senderPort;
+        } else {
+          const got = sock.recv(operation)!;
+          bytes = sock.buffer;
+          length = got.length;
+          sender = got.senderPort;
+        }
+        if (sender !== 0) continue; // not from the kernel
+        const view = new DataView(bytes.buffer, bytes.byteOffset, length);
         let offset = 0;
-        while (offset < got.length) {
-          offset = readHeader(view, offset, got.length, h);
+        while (offset < length) {
+          offset = readHeader(view, offset, length, h);
           if (h.seq !== seq || h.pid !== sock.portId) continue;
           if ((h.flags & NLM_F_DUMP_INTR) !== 0) interrupted.value = true;
           const type = h.type;
@@ -497,12 +531,15 @@ export class Conntrack implements Disposable {
       }
     } finally {
       this.#busy = false;
+      job?.release();
       if (!finished) {
         // Abandoned midway (consumer stopped, or an error): the rest of the
-        // reply is still queued. Drop this socket; the next call opens another.
+        // reply is still queued. Drop this socket (a receiving worker drains
+        // and closes it); the next call opens another.
         registry.unregister(this);
-        this.#sock?.close();
-        this.#sock = undefined;
+        if (job?.cancel()) sock.detach();
+        else sock.close();
+        if (this.#sock === sock) this.#sock = undefined;
       }
     }
   }
@@ -558,7 +595,17 @@ export class Conntrack implements Disposable {
     const request = this.#encoder.finish();
     const interrupted = { value: false };
     // Filtered inside #exchange and delegated: one generator step per flow.
-    yield* this.#exchange("dump", request, seq, C.IPCTNL_MSG_CT_NEW, decode, interrupted, match);
+    const prefetchAfter = options.prefetch === false ? -1 : PREFETCH_AFTER;
+    yield* this.#exchange(
+      "dump",
+      request,
+      seq,
+      C.IPCTNL_MSG_CT_NEW,
+      decode,
+      interrupted,
+      match,
+      prefetchAfter,
+    );
     if (interrupted.value && options.onInterrupted !== "ignore") {
       throw new DumpInterruptedError("dump");
     }

@@ -242,7 +242,9 @@ export class AttrCursor {
     let end = this.dataStart + this.dataLen;
     const nul = this.bytes.indexOf(0, this.dataStart);
     if (nul >= 0 && nul < end) end = nul;
-    return DECODER.decode(this.bytes.subarray(this.dataStart, end));
+    // A copy: the bytes may be a SharedArrayBuffer (receive-ahead slots),
+    // which TextDecoder does not take.
+    return DECODER.decode(this.bytes.slice(this.dataStart, end));
   }
 }
 

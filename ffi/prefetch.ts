@@ -1,0 +1,233 @@
+/**
+ * Receive-ahead for large dumps: a Worker thread calls `recvmsg` on the dump
+ * socket into slots of a `SharedArrayBuffer` while the calling thread decodes
+ * the slots already filled, so the kernel's work of producing the dump (done
+ * inside `recvmsg`) overlaps with decoding instead of adding to it.
+ *
+ * The Worker binds its own libc and reads `errno` on its own thread, right
+ * after its own call, as every call in ffi/ does. It knows only datagrams: it
+ * stops after the datagram holding the end of the dump (`NLMSG_DONE` or
+ * `NLMSG_ERROR` for the dump's sequence number, from the kernel). The Worker
+ * is inline source (no file to find), so it works the same from a checkout,
+ * a bundle or a compiled binary.
+ *
+ * Handshake, all in one `Int32Array` over the shared buffer:
+ * - `START`: the worker claims the job (0 → 1), or the caller gives up
+ *   waiting for it to start (0 → 2) and goes on receiving itself.
+ * - `CANCEL`: 0 → 1 by the caller to abandon the dump (the worker then reads
+ *   the rest into a private buffer and closes the socket, which the caller
+ *   has handed over), or 0 → 2 by the worker as it stops (the socket stays
+ *   the caller's); whichever comes first decides.
+ * - per slot: state (0 empty, 1 full), length, sender port, errno.
+ *
+ * @module
+ */
+
+const SLOTS = 8;
+const SLOT_SIZE = 65536;
+const START = 0, CANCEL = 1, FINISHED = 2;
+const SLOT_BASE = 16;
+const CTL_INTS = SLOT_BASE + SLOTS * 4;
+const DATA = CTL_INTS * 4;
+
+/** The Worker's source: self-contained JavaScript, binding libc itself. */
+const WORKER_SOURCE = `
+const SLOTS = ${SLOTS}, SLOT_SIZE = ${SLOT_SIZE}, SLOT_BASE = ${SLOT_BASE}, DATA = ${DATA};
+const START = ${START}, CANCEL = ${CANCEL}, FINISHED = ${FINISHED};
+self.onmessage = (event) => {
+  const { sab, fd, seq, portId } = event.data;
+  const ctl = new Int32Array(sab, 0, ${CTL_INTS});
+  if (Atomics.compareExchange(ctl, START, 0, 1) !== 0) { self.close(); return; }
+  const lib = Deno.dlopen("libc.so.6", {
+    recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+    close: { parameters: ["i32"], result: "i32" },
+    __errno_location: { parameters: [], result: "pointer" },
+  }).symbols;
+  const errnoView = new Deno.UnsafePointerView(lib.__errno_location());
+  const scratch = new Uint8Array(SLOT_SIZE);
+  const addr = new Uint8Array(12);
+  const addrView = new DataView(addr.buffer);
+  // One msghdr + iovec per target: the slots, then the private scratch buffer.
+  const targets = [];
+  for (let i = 0; i <= SLOTS; i++) {
+    const buf = i < SLOTS ? new Uint8Array(sab, DATA + i * SLOT_SIZE, SLOT_SIZE) : scratch;
+    const iov = new Uint8Array(16);
+    const iv = new DataView(iov.buffer);
+    iv.setBigUint64(0, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))), true);
+    iv.setBigUint64(8, BigInt(SLOT_SIZE), true);
+    const msg = new Uint8Array(56);
+    const mv = new DataView(msg.buffer);
+    mv.setBigUint64(0, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(addr))), true);
+    mv.setUint32(8, 12, true);
+    mv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(iov))), true);
+    mv.setBigUint64(24, 1n, true);
+    targets.push({ buf, msg, mv });
+  }
+  const isEnd = (buf, length) => {
+    const v = new DataView(buf.buffer, buf.byteOffset, length);
+    for (let off = 0; off + 16 <= length;) {
+      const len = v.getUint32(off, true);
+      if (len < 16 || len > length - off) return true; // malformed: the caller will say so
+      const type = v.getUint16(off + 4, true);
+      if ((type === 2 || type === 3) && v.getUint32(off + 8, true) === seq &&
+          v.getUint32(off + 12, true) === portId) return true;
+      off += (len + 3) & ~3;
+    }
+    return false;
+  };
+  for (let i = 0;;) {
+    const base = SLOT_BASE + (i % SLOTS) * 4;
+    let cancelled = Atomics.load(ctl, CANCEL) === 1;
+    while (!cancelled && Atomics.load(ctl, base) !== 0) {
+      Atomics.wait(ctl, base, 1, 100);
+      cancelled = Atomics.load(ctl, CANCEL) === 1;
+    }
+    const t = targets[cancelled ? SLOTS : i % SLOTS];
+    t.mv.setUint32(8, 12, true);
+    t.mv.setInt32(48, 0, true);
+    const r = lib.recvmsg(fd, t.msg, 0x20 /* MSG_TRUNC */);
+    const n = typeof r === "bigint" ? Number(r) : r;
+    let error = 0;
+    if (n < 0) {
+      error = errnoView.getInt32(0);
+      if (error === 4 /* EINTR */) continue;
+    } else if (n > SLOT_SIZE || (t.mv.getInt32(48, true) & 0x20) !== 0) {
+      error = 90; // EMSGSIZE: truncated
+    }
+    cancelled = Atomics.load(ctl, CANCEL) === 1;
+    if (!cancelled) {
+      Atomics.store(ctl, base + 1, n < 0 ? 0 : n);
+      Atomics.store(ctl, base + 2, addrView.getUint32(4, true));
+      Atomics.store(ctl, base + 3, error);
+      Atomics.store(ctl, base, 1);
+      Atomics.notify(ctl, base);
+      i++;
+    }
+    if (error !== 0) break;
+    if (addrView.getUint32(4, true) === 0 && isEnd(t.buf, n)) break;
+  }
+  // Leaving: unless the caller cancelled (then the socket is ours to close),
+  // mark the socket as still the caller's (CANCEL 0 -> 2).
+  if (Atomics.compareExchange(ctl, CANCEL, 0, 2) === 1) lib.close(fd);
+  Atomics.store(ctl, FINISHED, 1);
+  Atomics.notify(ctl, FINISHED);
+  self.close();
+};
+`;
+
+let workerUrl: string | undefined;
+
+/** One datagram the worker received. */
+export interface Prefetched {
+  /** The slot's bytes (valid until {@link PrefetchJob.release}). */
+  bytes: Uint8Array;
+  /** Datagram length. */
+  length: number;
+  /** The sender's port id (0 = the kernel). */
+  senderPort: number;
+}
+
+/**
+ * A dump being received ahead by a Worker. Call {@link next} for each
+ * datagram in order and {@link release} when done with it.
+ */
+export class PrefetchJob {
+  #sab: SharedArrayBuffer;
+  #ctl: Int32Array;
+  #index = 0;
+  #held = -1;
+  #timeoutMs: number;
+
+  private constructor(sab: SharedArrayBuffer, timeoutMs: number) {
+    this.#sab = sab;
+    this.#ctl = new Int32Array(sab, 0, CTL_INTS);
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Starts a worker receiving the rest of the dump with sequence `seq` on
+   * `fd`. Returns undefined when the worker could not start in time (the
+   * caller then keeps receiving itself; the socket is untouched).
+   */
+  static start(
+    fd: number,
+    seq: number,
+    portId: number,
+    timeoutMs: number,
+  ): PrefetchJob | undefined {
+    let worker: Worker;
+    try {
+      workerUrl ??= URL.createObjectURL(
+        new Blob([WORKER_SOURCE], { type: "application/javascript" }),
+      );
+      worker = new Worker(workerUrl, { type: "module" });
+    } catch {
+      return undefined;
+    }
+    const sab = new SharedArrayBuffer(DATA + SLOTS * SLOT_SIZE);
+    const job = new PrefetchJob(sab, timeoutMs);
+    worker.postMessage({ sab, fd, seq, portId });
+    const ctl = job.#ctl;
+    // Wait for the worker to claim the job; give up after 2 s (and make sure
+    // it cannot claim it afterwards).
+    const deadline = performance.now() + 2000;
+    while (Atomics.load(ctl, START) === 0 && performance.now() < deadline) {
+      Atomics.wait(ctl, START, 0, 50);
+    }
+    if (Atomics.compareExchange(ctl, START, 0, 2) === 0) {
+      worker.terminate();
+      return undefined;
+    }
+    return job;
+  }
+
+  /** Waits for the next datagram; `errno` (non-zero) when the receive failed. */
+  next(): Prefetched & { errno: number } {
+    this.release();
+    const ctl = this.#ctl;
+    const slot = this.#index % SLOTS;
+    const base = SLOT_BASE + slot * 4;
+    const deadline = performance.now() + this.#timeoutMs;
+    while (Atomics.load(ctl, base) === 0) {
+      const left = deadline - performance.now();
+      if (left <= 0) return { bytes: new Uint8Array(0), length: 0, senderPort: 0, errno: 110 };
+      Atomics.wait(ctl, base, 0, Math.min(left, 1000));
+    }
+    this.#held = slot;
+    this.#index++;
+    return {
+      bytes: new Uint8Array(this.#sab, DATA + slot * SLOT_SIZE, SLOT_SIZE),
+      length: Atomics.load(ctl, base + 1),
+      senderPort: Atomics.load(ctl, base + 2) >>> 0,
+      errno: Atomics.load(ctl, base + 3),
+    };
+  }
+
+  /** Hands the slot of the last datagram back to the worker. */
+  release(): void {
+    if (this.#held < 0) return;
+    const base = SLOT_BASE + this.#held * 4;
+    Atomics.store(this.#ctl, base, 0);
+    Atomics.notify(this.#ctl, base);
+    this.#held = -1;
+  }
+
+  /**
+   * Abandons the dump. Returns true when the worker is still running: it
+   * then reads the rest into its own buffer and closes the socket, which the
+   * caller must no longer use or close. False: the worker had already
+   * stopped, and the socket is still the caller's to close.
+   */
+  cancel(): boolean {
+    this.#held = -1;
+    const ctl = this.#ctl;
+    const taken = Atomics.compareExchange(ctl, CANCEL, 0, 1) === 0;
+    for (let i = 0; i < SLOTS; i++) Atomics.notify(ctl, SLOT_BASE + i * 4);
+    return taken;
+  }
+
+  /** True once the worker has stopped. */
+  get finished(): boolean {
+    return Atomics.load(this.#ctl, FINISHED) === 1;
+  }
+}
