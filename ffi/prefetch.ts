@@ -12,8 +12,11 @@
  * a bundle or a compiled binary.
  *
  * Handshake, all in one `Int32Array` over the shared buffer:
- * - `START`: the worker claims the job (0 → 1), or the caller gives up
- *   waiting for it to start (0 → 2) and goes on receiving itself.
+ * - `START`: 1 once the worker has booted (it is spawned early and boots
+ *   while the caller keeps receiving).
+ * - `GO`: 0 → 1 by the caller to hand the socket over, or 0 → 2 (by the
+ *   caller when the dump ended first, or by a worker left waiting 5 s): the
+ *   worker then leaves without touching the socket.
  * - `CANCEL`: 0 → 1 by the caller to abandon the dump (the worker then reads
  *   the rest into a private buffer and closes the socket, which the caller
  *   has handed over), or 0 → 2 by the worker as it stops (the socket stays
@@ -25,7 +28,7 @@
 
 const SLOTS = 8;
 const SLOT_SIZE = 65536;
-const START = 0, CANCEL = 1, FINISHED = 2;
+const START = 0, CANCEL = 1, FINISHED = 2, GO = 3;
 const SLOT_BASE = 16;
 const CTL_INTS = SLOT_BASE + SLOTS * 4;
 const DATA = CTL_INTS * 4;
@@ -33,11 +36,10 @@ const DATA = CTL_INTS * 4;
 /** The Worker's source: self-contained JavaScript, binding libc itself. */
 const WORKER_SOURCE = `
 const SLOTS = ${SLOTS}, SLOT_SIZE = ${SLOT_SIZE}, SLOT_BASE = ${SLOT_BASE}, DATA = ${DATA};
-const START = ${START}, CANCEL = ${CANCEL}, FINISHED = ${FINISHED};
+const START = ${START}, CANCEL = ${CANCEL}, FINISHED = ${FINISHED}, GO = ${GO};
 self.onmessage = (event) => {
   const { sab, fd, seq, portId } = event.data;
   const ctl = new Int32Array(sab, 0, ${CTL_INTS});
-  if (Atomics.compareExchange(ctl, START, 0, 1) !== 0) { self.close(); return; }
   const lib = Deno.dlopen("libc.so.6", {
     recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
     close: { parameters: ["i32"], result: "i32" },
@@ -75,6 +77,18 @@ self.onmessage = (event) => {
     }
     return false;
   };
+  // Ready: wait for the caller to hand the socket over (GO 0 -> 1), or to
+  // finish without us (0 -> 2); give up after 5 s of silence.
+  Atomics.store(ctl, START, 1);
+  Atomics.notify(ctl, START);
+  for (let waited = 0; Atomics.load(ctl, GO) === 0 && waited < 50; waited++) {
+    Atomics.wait(ctl, GO, 0, 100);
+  }
+  if (Atomics.compareExchange(ctl, GO, 0, 2) !== 1 && Atomics.load(ctl, GO) !== 1) {
+    Atomics.store(ctl, FINISHED, 1);
+    self.close();
+    return;
+  }
   for (let i = 0;;) {
     const base = SLOT_BASE + (i % SLOTS) * 4;
     let cancelled = Atomics.load(ctl, CANCEL) === 1;
@@ -145,11 +159,12 @@ export class PrefetchJob {
   }
 
   /**
-   * Starts a worker receiving the rest of the dump with sequence `seq` on
-   * `fd`. Returns undefined when the worker could not start in time (the
-   * caller then keeps receiving itself; the socket is untouched).
+   * Spawns a worker for the dump with sequence `seq` on `fd`, without
+   * waiting: it boots while the caller goes on receiving itself, and takes
+   * over only when the caller calls {@link handOver} once it is
+   * {@link ready}. Undefined when no worker can be made here.
    */
-  static start(
+  static spawn(
     fd: number,
     seq: number,
     portId: number,
@@ -165,20 +180,30 @@ export class PrefetchJob {
       return undefined;
     }
     const sab = new SharedArrayBuffer(DATA + SLOTS * SLOT_SIZE);
-    const job = new PrefetchJob(sab, timeoutMs);
     worker.postMessage({ sab, fd, seq, portId });
-    const ctl = job.#ctl;
-    // Wait for the worker to claim the job; give up after 2 s (and make sure
-    // it cannot claim it afterwards).
-    const deadline = performance.now() + 2000;
-    while (Atomics.load(ctl, START) === 0 && performance.now() < deadline) {
-      Atomics.wait(ctl, START, 0, 50);
-    }
-    if (Atomics.compareExchange(ctl, START, 0, 2) === 0) {
-      worker.terminate();
-      return undefined;
-    }
-    return job;
+    return new PrefetchJob(sab, timeoutMs);
+  }
+
+  /** True once the worker has booted and waits for the socket. */
+  get ready(): boolean {
+    return Atomics.load(this.#ctl, START) === 1;
+  }
+
+  /**
+   * Hands the socket over: from now on only the worker receives on it and
+   * {@link next} returns what it received. False when the worker gave up
+   * waiting (the caller keeps receiving itself).
+   */
+  handOver(): boolean {
+    const ok = Atomics.compareExchange(this.#ctl, GO, 0, 1) === 0;
+    Atomics.notify(this.#ctl, GO);
+    return ok;
+  }
+
+  /** Tells a worker that was never handed the socket to go away. */
+  abort(): void {
+    Atomics.compareExchange(this.#ctl, GO, 0, 2);
+    Atomics.notify(this.#ctl, GO);
   }
 
   /** Waits for the next datagram; `errno` (non-zero) when the receive failed. */

@@ -99,9 +99,10 @@ export interface DumpOptions extends DecodeOptions {
    */
   onInterrupted?: "throw" | "ignore";
   /**
-   * Receive ahead on a worker thread once a dump has proved big (after
-   * about 2,000 entries), so the kernel's work of producing the dump overlaps
-   * with decoding (default true; false keeps every call on this thread).
+   * Receive ahead on a worker thread once a dump has proved not small
+   * (after about 550 entries), so the kernel's work of producing the dump
+   * overlaps with decoding (default true; false keeps every call on this
+   * thread).
    */
   prefetch?: boolean;
 }
@@ -250,10 +251,11 @@ export type ConntrackEvent =
 const EVENT_GROUPS: Readonly<Record<string, number>> = { new: 1, update: 2, destroy: 3 };
 
 /**
- * Datagrams a dump receives itself before a worker takes over receiving
- * ahead (about 2,000 entries): small dumps never pay for the worker.
+ * Datagrams a dump receives before it spawns a worker to receive ahead
+ * (about 550 entries): smaller dumps never start one. The worker boots while
+ * the dump goes on, and takes over when it is ready.
  */
-const PREFETCH_AFTER = 16;
+const PREFETCH_AFTER = 4;
 
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
@@ -468,13 +470,17 @@ export class Conntrack implements Disposable {
     this.#busy = true;
     let finished = false;
     let job: PrefetchJob | undefined;
+    let booting: PrefetchJob | undefined;
     const h = this.#header;
     try {
       for (let received = 0;; received++) {
         let bytes: Uint8Array, length: number, sender: number;
-        if (job === undefined && received === prefetchAfter) {
-          // A big dump: from here on a worker receives ahead while we decode.
-          job = PrefetchJob.start(sock.fd, seq, sock.portId, this.#timeoutMs);
+        if (received === prefetchAfter) {
+          // Not a small dump: a worker boots to receive ahead while we decode.
+          booting = PrefetchJob.spawn(sock.fd, seq, sock.portId, this.#timeoutMs);
+        } else if (booting?.ready) {
+          if (booting.handOver()) job = booting;
+          booting = undefined;
         }
         if (job !== undefined) {
           const got = job.next();
@@ -531,6 +537,7 @@ export class Conntrack implements Disposable {
       }
     } finally {
       this.#busy = false;
+      booting?.abort();
       job?.release();
       if (!finished) {
         // Abandoned midway (consumer stopped, or an error): the rest of the
