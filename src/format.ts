@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CT_STATUS, DCCP_STATES, TCP_STATES } from "./constants.ts";
+import { CT_STATUS, DCCP_STATES, SCTP_STATES, TCP_STATES } from "./constants.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
 
 /** Which optional parts conntrack's `-o` adds.
@@ -52,17 +52,8 @@ const L4_NAMES: Readonly<Record<number, string>> = {
   136: "udplite",
 };
 
-/** libnetfilter_conntrack's SCTP state names (no HEARTBEAT states: those print NONE). */
-const SCTP_PRINT_STATES = [
-  "NONE",
-  "CLOSED",
-  "COOKIE_WAIT",
-  "COOKIE_ECHOED",
-  "ESTABLISHED",
-  "SHUTDOWN_SENT",
-  "SHUTDOWN_RECD",
-  "SHUTDOWN_ACK_SENT",
-];
+/** libnetfilter_conntrack's SCTP state names: the kernel's up to SHUTDOWN_ACK_SENT (later ones print NONE). */
+const SCTP_PRINT_STATES = SCTP_STATES.slice(0, 8);
 
 function pad8(name: string): string {
   return name.length >= 8 ? name : name + "        ".slice(name.length);

@@ -128,3 +128,21 @@ export class Netns {
     await run(["ip", "netns", "del", this.name]);
   }
 }
+
+/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */
+export async function pool<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

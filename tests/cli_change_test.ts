@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Conntrack } from "../mod.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
-import { Netns, run, type RunResult } from "./_ns.ts";
+import { Netns, pool, run, type RunResult } from "./_ns.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -21,20 +21,6 @@ const PREFIX = `ctnl v${VERSION} (@ctnl/conntrack): `;
 /** `deno run --allow-ffi cli.ts --netns NS ARGS`. */
 function ctnl(ns: Netns, args: string[]): Promise<RunResult> {
   return run([DENO, "run", "--allow-ffi", CLI, "--netns", ns.name, ...args]);
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */
-async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

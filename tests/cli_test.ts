@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Conntrack, type Flow, flowToJson, formatFlow, type TupleSpec } from "../mod.ts";
-import { run, type RunResult } from "./_ns.ts";
+import { pool, run, type RunResult } from "./_ns.ts";
 import type { Netns } from "./_ns.ts";
 import { trafficNamespace } from "./_traffic.ts";
 
@@ -26,20 +26,6 @@ const LABELS = "/etc/xtables/connlabel.conf";
 /** Runs the CLI (`cli.ts`, or the bundle) as `deno run --allow-ffi SCRIPT ARGS`. */
 function ctnl(args: string[], script = CLI, perms = ["--allow-ffi"]): Promise<RunResult> {
   return run([DENO, "run", ...perms, script, ...args]);
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */
-async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** Seconds two runs of the clock-dependent fields may differ by. */
