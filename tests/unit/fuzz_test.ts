@@ -4,9 +4,9 @@
  */
 
 import assert from "node:assert/strict";
-import { decodeDatagram, fuzz, readCapture } from "./_fuzz.ts";
+import { decodeDatagram, fuzz, readCapture } from "../_fuzz.ts";
 
-const FIXTURES = new URL("./fixtures/", import.meta.url);
+const FIXTURES = new URL("../fixtures/", import.meta.url);
 const corpus = ["dump.bin", "stats.bin", "count.bin", "enoent.bin", "einval.bin", "empty.bin"]
   .flatMap((f) => readCapture(new URL(f, FIXTURES)));
 

@@ -13,9 +13,9 @@ import {
   type Flow,
   formatCpuStats,
   labelBits,
-} from "../mod.ts";
-import * as C from "../src/constants.ts";
-import { decodeCpuStatsAt, decodeGlobalStatsAt } from "../src/decode.ts";
+} from "../../mod.ts";
+import * as C from "../../src/constants.ts";
+import { decodeCpuStatsAt, decodeGlobalStatsAt } from "../../src/decode.ts";
 import {
   AttrCursor,
   Encoder,
@@ -25,12 +25,12 @@ import {
   NLMSG_ERROR,
   readError,
   readHeader,
-} from "../src/netlink.ts";
-import { formatIPv6, parseAddress } from "../src/address.ts";
-import { parseConntrackOutput } from "./_conntrack_text.ts";
-import { flowAsText, mask } from "./_compare.ts";
+} from "../../src/netlink.ts";
+import { formatIPv6, parseAddress } from "../../src/address.ts";
+import { parseConntrackOutput } from "../_conntrack_text.ts";
+import { flowAsText, mask } from "../_compare.ts";
 
-const FIXTURES = new URL("./fixtures/", import.meta.url);
+const FIXTURES = new URL("../fixtures/", import.meta.url);
 
 /** The datagrams of a capture file (u32 LE length + bytes, repeated). */
 function datagrams(bytes: Uint8Array): Uint8Array[] {

@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { DecodeError } from "../mod.ts";
-import { decodeFlowCheckedAt, decodeFlowFastAt } from "../src/decode.ts";
-import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../src/netlink.ts";
+import { DecodeError } from "../../mod.ts";
+import { decodeFlowCheckedAt, decodeFlowFastAt } from "../../src/decode.ts";
+import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../../src/netlink.ts";
 
 /** Every entry message of a capture file (u32 LE length + datagram, repeated), copied. */
 function entries(url: URL): Uint8Array<ArrayBuffer>[] {
@@ -31,8 +31,8 @@ function entries(url: URL): Uint8Array<ArrayBuffer>[] {
   return out;
 }
 
-const SMALL = entries(new URL("./fixtures/dump.bin", import.meta.url));
-const MIX = entries(new URL("../bench/fixtures/dump_mix.bin", import.meta.url));
+const SMALL = entries(new URL("../fixtures/dump.bin", import.meta.url));
+const MIX = entries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url));
 const cursor = new AttrCursor();
 
 function fast(m: Uint8Array<ArrayBuffer>) {
