@@ -1,6 +1,14 @@
 /**
  * Test helpers: run commands, create and always delete network namespaces.
  *
+ * `run` spawns with `Deno.Command`, not dax: dax-sh (the npm build) spawns
+ * through `node:child_process`, and Deno's Node compatibility gives a
+ * `deno run SCRIPT` child spawned that way without permission flags `-A`
+ * (as Node would have no permissions to check) — which would make every
+ * test of what happens *without* `--allow-ffi` pass for the wrong reason.
+ * The tests run `deno` children through here; dax does the shell work of
+ * the demo and the benchmarks.
+ *
  * @module
  */
 
@@ -51,19 +59,17 @@ export class Netns {
     this.name = name;
   }
 
-  /** Creates `ctnl-test-<tag>-<pid>-<n>` with loopback up, acct and timestamps on. */
-  static async create(tag: string): Promise<Netns> {
-    const name = `ctnl-test-${tag}-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
+  /**
+   * Creates `ctnl-test-<tag>-<pid>-<n>` (or `options.name`) with loopback up,
+   * conntrack's accounting and timestamps on.
+   */
+  static async create(tag: string, options: { name?: string } = {}): Promise<Netns> {
+    const name = options.name ?? `ctnl-test-${tag}-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
     await must(["ip", "netns", "add", name]);
     const ns = new Netns(name);
     try {
       await ns.exec(["ip", "link", "set", "lo", "up"]);
-      await ns.exec([
-        "sysctl",
-        "-qw",
-        "net.netfilter.nf_conntrack_acct=1",
-        "net.netfilter.nf_conntrack_timestamp=1",
-      ]);
+      await ns.sysctl({ nf_conntrack_acct: 1, nf_conntrack_timestamp: 1 });
     } catch (error) {
       await ns.delete();
       throw error;
@@ -79,6 +85,16 @@ export class Netns {
   /** Runs a command inside the namespace; returns code and output. */
   run(cmd: string[], env?: Record<string, string>): Promise<RunResult> {
     return run(["ip", "netns", "exec", this.name, ...cmd], env ? { env } : {});
+  }
+
+  /**
+   * Sets the namespace's `net.netfilter.*` sysctls (by writing /proc/sys in
+   * the namespace, so procps' `sysctl` is not needed).
+   */
+  async sysctl(settings: Record<string, number>): Promise<void> {
+    const writes = Object.entries(settings)
+      .map(([key, value]) => `echo ${value} > /proc/sys/net/netfilter/${key}`);
+    await this.exec(["sh", "-ec", writes.join("\n")]);
   }
 
   /**
@@ -114,8 +130,8 @@ export class Netns {
     })();
   }
 
-  /** Kills what {@link spawn} started and deletes the namespace. */
-  async delete(): Promise<void> {
+  /** Kills what {@link spawn} started and deletes the namespace; whether it was deleted. */
+  async delete(): Promise<boolean> {
     for (const child of this.#children) {
       try {
         child.kill("SIGKILL");
@@ -125,7 +141,7 @@ export class Netns {
       } catch { /* ignore */ }
     }
     this.#children = [];
-    await run(["ip", "netns", "del", this.name]);
+    return (await run(["ip", "netns", "del", this.name])).code === 0;
   }
 }
 

@@ -1,0 +1,5 @@
+console.log(
+  Deno.permissions.querySync({ name: "ffi" }).state,
+  Deno.args,
+  Deno.env.get("DENO_AUTO_APPROVE") ?? "",
+);
