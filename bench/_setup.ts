@@ -6,22 +6,8 @@
  * @module
  */
 
+import $ from "@david/dax";
 import { Conntrack, type CreateSpec } from "../mod.ts";
-
-/** Runs a command; throws with its stderr when it fails. */
-export async function sh(cmd: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(`${cmd.join(" ")} failed (${out.code}): ${dec.decode(out.stderr).trim()}`);
-  }
-  return dec.decode(out.stdout);
-}
 
 const MAX_PATH = "/proc/sys/net/netfilter/nf_conntrack_max";
 
@@ -66,19 +52,11 @@ export async function createNamespace(
 ): Promise<string> {
   hookSignals();
   const name = `ctnl-bench-${tag}-${Deno.pid}`;
-  await sh(["ip", "netns", "add", name]);
-  undo.push(() => sh(["ip", "netns", "del", name]).then(() => {}));
-  await sh(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]);
-  await sh([
-    "ip",
-    "netns",
-    "exec",
-    name,
-    "sysctl",
-    "-qw",
-    `net.netfilter.nf_conntrack_acct=${options.acct ? 1 : 0}`,
-    `net.netfilter.nf_conntrack_timestamp=${options.timestamp ? 1 : 0}`,
-  ]);
+  await $`ip netns add ${name}`;
+  undo.push(async () => void await $`ip netns del ${name}`);
+  const sysctl = `echo ${options.acct ? 1 : 0} > /proc/sys/net/netfilter/nf_conntrack_acct; ` +
+    `echo ${options.timestamp ? 1 : 0} > /proc/sys/net/netfilter/nf_conntrack_timestamp`;
+  await $`ip netns exec ${name} sh -ec ${`ip link set lo up; ${sysctl}`}`;
   return name;
 }
 
@@ -106,63 +84,26 @@ export function* benchSpecs(n: number, from = 0): Generator<CreateSpec> {
   for (let i = from; i < from + n; i++) {
     const k = i % 20;
     const a = (i >>> 16) & 0xff, b = (i >>> 8) & 0xff, c = i & 0xff;
-    const srcPort = 1024 + (i % 50000);
-    const mark = i % 7 === 0 ? i & 0xffff : 0;
-    if (k < 11) {
-      yield {
-        orig: {
-          src: `10.${a}.${b}.${c}`,
-          dst: "192.0.2.53",
-          protocol: "udp",
-          srcPort,
-          dstPort: 53,
-        },
-        timeout: 3600,
-        status: ["ASSURED", "SEEN_REPLY"],
-        mark,
-      };
-    } else if (k < 17) {
-      yield {
-        orig: {
-          src: `10.${a}.${b}.${c}`,
-          dst: `198.51.100.${i % 200}`,
-          protocol: "tcp",
-          srcPort,
-          dstPort: 443,
-        },
-        timeout: 86400,
-        tcpState: "ESTABLISHED",
-        status: ["ASSURED", "SEEN_REPLY"],
-        mark,
-      };
-    } else if (k < 19) {
-      yield {
-        orig: {
-          src: `fd00:10::${a.toString(16)}:${((b << 8) | c).toString(16)}`,
-          dst: "2001:db8::443",
-          protocol: "tcp",
-          srcPort,
-          dstPort: 443,
-        },
-        timeout: 86400,
-        tcpState: "ESTABLISHED",
-        status: ["ASSURED", "SEEN_REPLY"],
-        mark,
-      };
-    } else {
-      yield {
-        orig: {
-          src: `fd00:10::${a.toString(16)}:${((b << 8) | c).toString(16)}`,
-          dst: "2001:db8::53",
-          protocol: "udp",
-          srcPort,
-          dstPort: 53,
-        },
-        timeout: 3600,
-        status: ["ASSURED", "SEEN_REPLY"],
-        mark,
-      };
-    }
+    const tcp = k >= 11 && k < 19, v6 = k >= 17;
+    const src = v6
+      ? `fd00:10::${a.toString(16)}:${((b << 8) | c).toString(16)}`
+      : `10.${a}.${b}.${c}`;
+    const dst = v6
+      ? (tcp ? "2001:db8::443" : "2001:db8::53")
+      : (tcp ? `198.51.100.${i % 200}` : "192.0.2.53");
+    yield {
+      orig: {
+        src,
+        dst,
+        protocol: tcp ? "tcp" : "udp",
+        srcPort: 1024 + (i % 50000),
+        dstPort: tcp ? 443 : 53,
+      },
+      timeout: tcp ? 86400 : 3600,
+      ...(tcp ? { tcpState: "ESTABLISHED" } : {}),
+      status: ["ASSURED", "SEEN_REPLY"],
+      mark: i % 7 === 0 ? i & 0xffff : 0,
+    };
   }
 }
 

@@ -17,7 +17,8 @@
  */
 
 import { Conntrack } from "../mod.ts";
-import { benchSpecs, cleanup, createNamespace, sh } from "./_setup.ts";
+import { must } from "../tests/_ns.ts";
+import { benchSpecs, cleanup, createNamespace } from "./_setup.ts";
 
 function option(name: string, fallback: number): number {
   const i = Deno.args.indexOf(name);
@@ -37,10 +38,11 @@ try {
   const ctnlMs = performance.now() - t;
   await ct.flush();
 
-  // conntrack -I: one process per entry.
+  // conntrack -I: one process per entry (spawned with Deno.Command, via
+  // must(): dax would add ~1.5 ms of its own to every timed process).
   t = performance.now();
   for (let i = 0; i < SAMPLE; i++) {
-    await sh([
+    await must([
       "ip",
       "netns",
       "exec",
@@ -80,7 +82,7 @@ try {
   // The producer is another process, as it would be on a real host: this
   // one only listens, so its event loop is free to drain the socket.
   t = performance.now();
-  await sh([
+  await must([
     Deno.execPath(),
     "run",
     "--allow-ffi",

@@ -28,32 +28,28 @@ import { encodeChanges, encodeTuple, parseTuple } from "../src/request.ts";
 import { compileFilter, normalizeFilter } from "../src/filter.ts";
 import * as C from "../src/constants.ts";
 import { type Flow, flowToJson, formatFlow } from "../mod.ts";
+import { readCapture } from "../tests/_capture.ts";
 
 interface Datagram {
   bytes: Uint8Array;
   view: DataView;
 }
 
-/** Reads a capture: u32 LE length + datagram, repeated. */
+/** Reads a capture (tests/_capture.ts), each datagram in a buffer of its own, as a socket's is. */
 function load(path: URL): { datagrams: Datagram[]; flows: number; bytes: number } {
-  const file = Deno.readFileSync(path);
-  const fv = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const datagrams: Datagram[] = [];
-  let flows = 0;
+  let flows = 0, size = 0;
   const h = newHeader();
-  for (let at = 0; at < file.byteLength;) {
-    const len = fv.getUint32(at, true);
-    // A copy in a buffer of its own, as the socket's receive buffer is.
-    const bytes = file.slice(at + 4, at + 4 + len);
+  for (const bytes of readCapture(path)) {
     const view = new DataView(bytes.buffer);
-    for (let off = 0; off < len;) {
-      off = readHeader(view, off, len, h);
+    for (let off = 0; off < bytes.length;) {
+      off = readHeader(view, off, bytes.length, h);
       if (h.type !== NLMSG_DONE && h.type !== NLMSG_ERROR) flows++;
     }
     datagrams.push({ bytes, view });
-    at += 4 + len;
+    size += 4 + bytes.length;
   }
-  return { datagrams, flows, bytes: file.byteLength };
+  return { datagrams, flows, bytes: size };
 }
 
 const MIX = load(new URL("./fixtures/dump_mix.bin", import.meta.url));

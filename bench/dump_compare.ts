@@ -31,7 +31,8 @@
  * @module
  */
 
-import { cleanup, createNamespace, fill, raiseConntrackMax, sh } from "./_setup.ts";
+import $ from "@david/dax";
+import { cleanup, createNamespace, fill, raiseConntrackMax } from "./_setup.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -108,16 +109,9 @@ function inNs(ns: string, row: Row): string[] {
 
 /** Runs a command once; its stdout line count or printed count, to check every tool sees N. */
 async function entriesSeen(ns: string, row: Row): Promise<number> {
-  const out = await new Deno.Command(inNs(ns, row)[0]!, {
-    args: inNs(ns, row).slice(1),
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`${row.name} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  const text = new TextDecoder().decode(out.stdout);
+  const r = await $`${inNs(ns, row)}`.cwd(ROOT).stdout("piped").stderr("piped").noThrow();
+  if (r.code !== 0) throw new Error(`${row.name} failed: ${r.stderr.trim()}`);
+  const text = r.stdout;
   if (row.linesPerEntry === undefined) return Number(text.trim().split(/\s+/)[0]);
   let lines = 0;
   for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) lines++;
@@ -126,14 +120,9 @@ async function entriesSeen(ns: string, row: Row): Promise<number> {
 
 /** Peak RSS (KiB) of one run, from GNU time (`%M`, as `-v` prints it). */
 async function peakRss(ns: string, row: Row): Promise<number> {
-  const args = ["netns", "exec", ns, "/usr/bin/time", "-f", "ctnl-rss %M", ...row.cmd];
-  const out = await new Deno.Command("ip", {
-    args,
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  const m = /ctnl-rss (\d+)/.exec(new TextDecoder().decode(out.stderr));
+  const { stderr } = await $`ip netns exec ${ns} /usr/bin/time -f ${"ctnl-rss %M"} ${row.cmd}`
+    .cwd(ROOT).stdout("null").stderr("piped").noThrow();
+  const m = /ctnl-rss (\d+)/.exec(stderr);
   return m ? Number(m[1]) : NaN;
 }
 
@@ -152,9 +141,7 @@ async function time(ns: string, rows: Row[], runs: number, n: number): Promise<R
       const args = ["-N", "--style", "none", "--runs", String(r), "--export-json", file];
       if (pass === 0) args.push("--warmup", "1");
       for (const row of rows) args.push(inNs(ns, row).join(" "));
-      const out = await new Deno.Command("hyperfine", { args, cwd: ROOT, stdout: "null" })
-        .output();
-      if (!out.success) throw new Error("hyperfine failed");
+      await $`hyperfine ${args}`.cwd(ROOT).stdout("null");
       const json = JSON.parse(await Deno.readTextFile(file));
       json.results.forEach((res: { times: number[]; user: number; system: number }, i: number) => {
         times[i]!.push(...res.times);
@@ -216,10 +203,10 @@ function table(results: Result[], refs: [string, string][]): string {
 }
 
 async function environment(): Promise<string> {
-  const kernel = (await sh(["uname", "-r"])).trim();
-  const conntrack = (await sh(["conntrack", "--version"])).trim();
-  const hyperfine = (await sh(["hyperfine", "--version"])).trim();
-  const cpu = (await sh(["nproc"])).trim();
+  const kernel = await $`uname -r`.text();
+  const conntrack = await $`conntrack --version`.text();
+  const hyperfine = await $`hyperfine --version`.text();
+  const cpu = await $`nproc`.text();
   return `kernel ${kernel}, ${cpu} CPUs, deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ` +
     `${conntrack}, ${hyperfine}, accounting ${ACCT ? "on" : "off"}, ${new Date().toISOString()}`;
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { fuzz, readCapture } from "./_fuzz.ts";
+import { readCapture } from "./_capture.ts";
+import { fuzz } from "./_fuzz.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const corpus = ["dump.bin", "stats.bin", "count.bin", "enoent.bin", "einval.bin", "empty.bin"]

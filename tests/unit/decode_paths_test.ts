@@ -9,24 +9,20 @@ import assert from "node:assert/strict";
 import { DecodeError } from "../../mod.ts";
 import { decodeFlowCheckedAt, decodeFlowFastAt } from "../../src/decode.ts";
 import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../../src/netlink.ts";
+import { readCapture } from "../_capture.ts";
 
-/** Every entry message of a capture file (u32 LE length + datagram, repeated), copied. */
+/** Every entry message of a capture file, copied. */
 function entries(url: URL): Uint8Array<ArrayBuffer>[] {
-  const file = Deno.readFileSync(url);
-  const fv = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const out: Uint8Array<ArrayBuffer>[] = [];
   const h = newHeader();
-  for (let at = 0; at < file.byteLength;) {
-    const len = fv.getUint32(at, true);
-    const d = file.subarray(at + 4, at + 4 + len);
-    const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
-    for (let off = 0; off < len;) {
-      off = readHeader(view, off, len, h);
+  for (const d of readCapture(url)) {
+    const view = new DataView(d.buffer);
+    for (let off = 0; off < d.length;) {
+      off = readHeader(view, off, d.length, h);
       if (h.type !== NLMSG_DONE && h.type !== NLMSG_ERROR) {
         out.push(d.slice(h.offset, h.offset + h.length));
       }
     }
-    at += 4 + len;
   }
   return out;
 }

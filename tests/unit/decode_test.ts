@@ -27,27 +27,16 @@ import {
   readHeader,
 } from "../../src/netlink.ts";
 import { formatIPv6, parseAddress } from "../../src/address.ts";
+import { readCapture } from "../_capture.ts";
 import { parseConntrackOutput } from "../_conntrack_text.ts";
 import { flowAsText, mask } from "../_compare.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 
-/** The datagrams of a capture file (u32 LE length + bytes, repeated). */
-function datagrams(bytes: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let at = 0; at < bytes.length;) {
-    const len = view.getUint32(at, true);
-    out.push(bytes.subarray(at + 4, at + 4 + len));
-    at += 4 + len;
-  }
-  return out;
-}
-
 /** Every message of a capture, in order, with its type. */
 function messages(file: string): { type: number; bytes: Uint8Array }[] {
   const out: { type: number; bytes: Uint8Array }[] = [];
-  for (const d of datagrams(Deno.readFileSync(new URL(file, FIXTURES)))) {
+  for (const d of readCapture(new URL(file, FIXTURES))) {
     for (const m of decodeMessages(d)) out.push({ type: m[4]! | (m[5]! << 8), bytes: m });
   }
   return out;
@@ -67,7 +56,7 @@ function utcCtime(seconds: number): string {
 
 Deno.test("a captured multi-datagram dump decodes to what conntrack -L printed", () => {
   const all = messages("dump.bin");
-  assert(datagrams(Deno.readFileSync(new URL("dump.bin", FIXTURES))).length >= 2, "multi-part");
+  assert(readCapture(new URL("dump.bin", FIXTURES)).length >= 2, "multi-part");
   assert.equal(all.at(-1)!.type, NLMSG_DONE);
   const flows = all.filter((m) => m.type === 0x100).map((m) => decodeFlow(m.bytes));
   const text = parseConntrackOutput(

@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { decodeDatagram, fuzz, readCapture } from "../_fuzz.ts";
+import { readCapture } from "../_capture.ts";
+import { decodeDatagram, fuzz } from "../_fuzz.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const corpus = ["dump.bin", "stats.bin", "count.bin", "enoent.bin", "einval.bin", "empty.bin"]
