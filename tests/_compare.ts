@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CT_STATUS, ctime, type Flow, type Tuple } from "../mod.ts";
+import { CT_STATUS, ctime, type Flow, type Tuple, type TupleSpec } from "../mod.ts";
 import type { TextEntry, TextTuple } from "./_conntrack_text.ts";
 
 const L4: Record<number, string> = {
@@ -80,4 +80,17 @@ export function mask(expected: TextEntry, actual: TextEntry): TextEntry {
     out.timeout = expected.timeout;
   }
   return out;
+}
+
+/** The {@link TupleSpec} that looks a decoded tuple up again (get, update, delete). */
+export function tupleSpec(t: Tuple): TupleSpec {
+  return {
+    src: t.src!,
+    dst: t.dst!,
+    protocol: t.protocol!,
+    ...(t.srcPort !== undefined ? { srcPort: t.srcPort, dstPort: t.dstPort! } : {}),
+    ...(t.icmpId !== undefined
+      ? { icmpId: t.icmpId, icmpType: t.icmpType!, icmpCode: t.icmpCode! }
+      : {}),
+  };
 }

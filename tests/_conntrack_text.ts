@@ -43,6 +43,19 @@ export interface TextEntry {
   id?: number;
 }
 
+/** The keys after the tuples, and the field of {@link TextEntry} each fills. */
+const NUMBER_KEYS = {
+  mark: "mark",
+  zone: "zone",
+  "delta-time": "deltaTime",
+  use: "use",
+  id: "id",
+} as const satisfies Record<string, keyof TextEntry>;
+const TEXT_KEYS = { secctx: "secctx", helper: "helper" } as const satisfies Record<
+  string,
+  keyof TextEntry
+>;
+
 /** Parses one line of `conntrack -L -o extended[,id][,ktimestamp]`. */
 export function parseConntrackLine(line: string): TextEntry {
   let rest = line;
@@ -126,31 +139,11 @@ export function parseConntrackLine(line: string): TextEntry {
       }
       continue;
     }
-    switch (key) {
-      case "mark":
-        entry.mark = Number(value);
-        break;
-      case "zone":
-        entry.zone = Number(value);
-        break;
-      case "secctx":
-        entry.secctx = value;
-        break;
-      case "delta-time":
-        entry.deltaTime = Number(value);
-        break;
-      case "helper":
-        entry.helper = value;
-        break;
-      case "use":
-        entry.use = Number(value);
-        break;
-      case "id":
-        entry.id = Number(value);
-        break;
-      default:
-        throw new Error(`unexpected key "${key}" in: ${line}`);
-    }
+    if (Object.hasOwn(NUMBER_KEYS, key)) {
+      entry[NUMBER_KEYS[key as keyof typeof NUMBER_KEYS]] = Number(value);
+    } else if (Object.hasOwn(TEXT_KEYS, key)) {
+      entry[TEXT_KEYS[key as keyof typeof TEXT_KEYS]] = value;
+    } else throw new Error(`unexpected key "${key}" in: ${line}`);
   }
   return entry;
 }

@@ -5,10 +5,12 @@
  * leaving no namespace behind.
  */
 
+import $ from "@david/dax";
 import assert from "node:assert/strict";
 import { Conntrack } from "../mod.ts";
 import { run } from "./_ns.ts";
 import type { Netns } from "./_ns.ts";
+import { tupleSpec } from "./_compare.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
 import { trafficNamespace } from "./_traffic.ts";
 
@@ -98,12 +100,8 @@ async function steadyNamespace(tag: string): Promise<Netns> {
     using ct = Conntrack.open({ netns: ns.name });
     for (const flow of [...ct.dumpSync()]) {
       if ((flow.timeout ?? 0) > 600) continue;
-      const o = flow.orig;
-      const tuple = { src: o.src!, dst: o.dst!, protocol: o.protocol! };
       await ct.update(
-        o.srcPort !== undefined
-          ? { ...tuple, srcPort: o.srcPort, dstPort: o.dstPort! }
-          : { ...tuple, icmpType: o.icmpType!, icmpCode: o.icmpCode!, icmpId: o.icmpId! },
+        tupleSpec(flow.orig),
         { timeout: 600 },
         flow.zone === undefined ? {} : { zone: flow.zone },
       );
@@ -116,8 +114,13 @@ async function steadyNamespace(tag: string): Promise<Netns> {
 }
 
 async function netnsNames(): Promise<Set<string>> {
-  const r = await run(["ip", "netns", "list"]);
-  return new Set(r.stdout.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n !== ""));
+  const lines = await $`ip netns list`.lines();
+  return new Set(lines.map((l) => l.split(" ")[0]!).filter((n) => n !== ""));
+}
+
+/** Starts `examples/watch.ts --netns NS ARGS`, its output collected as it comes. */
+function watch(ns: Netns, args: string[]): Proc {
+  return new Proc([DENO, "run", "--allow-ffi", `${EXAMPLES}watch.ts`, "--netns", ns.name, ...args]);
 }
 
 Deno.test("top_talkers lists the flows with the most bytes, as conntrack -L counts them", async () => {
@@ -198,18 +201,7 @@ Deno.test("watch prints the NEW and DESTROY of entries made while it runs, and r
   const ns = await steadyNamespace("watch");
   try {
     await t.step("new and destroy, from conntrack -I/-D and from ping", async () => {
-      const p = new Proc([
-        DENO,
-        "run",
-        "--allow-ffi",
-        `${EXAMPLES}watch.ts`,
-        "--netns",
-        ns.name,
-        "--count",
-        "3",
-        "--seconds",
-        "60",
-      ]);
+      const p = watch(ns, ["--count", "3", "--seconds", "60"]);
       await p.waitFor(/^watching \d+ connections$/m);
       const tuple = ["-p", "udp", "-s", "10.9.0.1", "-d", "10.9.0.2", "--sport", "1000"];
       await conntrack(ns, ["-I", ...tuple, "--dport", "2000", "-t", "50"]);
@@ -230,18 +222,7 @@ Deno.test("watch prints the NEW and DESTROY of entries made while it runs, and r
     await t.step(
       "a flood into a small buffer: the loss is reported and the dump fills the gap",
       async () => {
-        const p = new Proc([
-          DENO,
-          "run",
-          "--allow-ffi",
-          `${EXAMPLES}watch.ts`,
-          "--netns",
-          ns.name,
-          "--seconds",
-          "30",
-          "--buffer",
-          "4096",
-        ]);
+        const p = watch(ns, ["--seconds", "30", "--buffer", "4096"]);
         const ports = new Set<number>();
         try {
           await p.waitFor(/^watching \d+ connections$/m);

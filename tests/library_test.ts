@@ -13,7 +13,7 @@ import {
   NetlinkError,
 } from "../mod.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
-import { flowAsText, mask } from "./_compare.ts";
+import { flowAsText, mask, tupleSpec } from "./_compare.ts";
 import { trafficNamespace } from "./_traffic.ts";
 import type { Netns } from "./_ns.ts";
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
@@ -126,24 +126,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
 
     await t.step("get() of every dumped entry returns the same entry", async () => {
       for (const flow of flows) {
-        const again = await ct.get(
-          {
-            src: flow.orig.src!,
-            dst: flow.orig.dst!,
-            protocol: flow.orig.protocol!,
-            ...(flow.orig.srcPort !== undefined
-              ? { srcPort: flow.orig.srcPort, dstPort: flow.orig.dstPort! }
-              : {}),
-            ...(flow.orig.icmpId !== undefined
-              ? {
-                icmpId: flow.orig.icmpId,
-                icmpType: flow.orig.icmpType!,
-                icmpCode: flow.orig.icmpCode!,
-              }
-              : {}),
-          },
-          { zone: flow.zone ?? 0 },
-        );
+        const again = await ct.get(tupleSpec(flow.orig), { zone: flow.zone ?? 0 });
         assert(
           Math.abs(again.timeout! - flow.timeout!) <= 2,
           `timeout ${again.timeout} vs ${flow.timeout}: ${formatFlow(flow)}`,
@@ -151,24 +134,10 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
         // The lookup itself holds a reference while the kernel fills the reply.
         assert(again.use === flow.use || again.use === flow.use! + 1, "use");
         assert.deepStrictEqual({ ...again, timeout: 0, use: 0 }, { ...flow, timeout: 0, use: 0 });
-        const byReply = ct.getSync(
-          {
-            src: flow.reply.src!,
-            dst: flow.reply.dst!,
-            protocol: flow.reply.protocol!,
-            ...(flow.reply.srcPort !== undefined
-              ? { srcPort: flow.reply.srcPort, dstPort: flow.reply.dstPort! }
-              : {}),
-            ...(flow.reply.icmpId !== undefined
-              ? {
-                icmpId: flow.reply.icmpId,
-                icmpType: flow.reply.icmpType!,
-                icmpCode: flow.reply.icmpCode!,
-              }
-              : {}),
-          },
-          { zone: flow.zone ?? 0, direction: "reply" },
-        );
+        const byReply = ct.getSync(tupleSpec(flow.reply), {
+          zone: flow.zone ?? 0,
+          direction: "reply",
+        });
         assertEquals(byReply.id, flow.id);
       }
     });
