@@ -37,18 +37,22 @@
  * @module
  */
 
-export {
-  Conntrack,
-  type ConntrackEvent,
-  type CreateSpec,
-  DumpInterruptedError,
-  type DumpOptions,
-  type EventOptions,
-  type FlushOptions,
-  type GetOptions,
-  type OpenOptions,
-} from "./src/conntrack.ts";
-export { type FlowChanges, type TupleSpec, validateTuple } from "./src/request.ts";
+export { Conntrack } from "./src/conntrack.ts";
+export type {
+  ConntrackEvent,
+  CreateManyOptions,
+  CreateSpec,
+  DeleteOptions,
+  DeleteWhereOptions,
+  DumpOptions,
+  EventOptions,
+  FlushOptions,
+  GetOptions,
+  OpenOptions,
+  UpdateOptions,
+} from "./src/options.ts";
+export { type FlowChanges } from "./src/request.ts";
+export { type TupleSpec, tupleSpecOf, validateTuple } from "./src/tuple.ts";
 export {
   type DumpFilter,
   type FilterPlan,
@@ -71,6 +75,7 @@ export {
   ArgumentError,
   ArgumentRangeError,
   DecodeError,
+  DumpInterruptedError,
   ERRNO,
   errnoName,
   isArgumentError,

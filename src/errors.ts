@@ -337,3 +337,28 @@ export class ArgumentRangeError extends RangeError {
 export function isArgumentError(error: unknown): error is ArgumentError | ArgumentRangeError {
   return error instanceof ArgumentError || error instanceof ArgumentRangeError;
 }
+
+/**
+ * A dump was interrupted: the kernel flagged `NLM_F_DUMP_INTR`, so some
+ * entries may be missing or repeated. Retry the dump if you need a
+ * consistent view.
+ *
+ * @example
+ * ```ts
+ * import { DumpInterruptedError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const e = new DumpInterruptedError("dump");
+ * equal(e.code, "EINTR");
+ * equal(e instanceof Error, true);
+ * ```
+ */
+export class DumpInterruptedError extends NetlinkError {
+  /** Builds the error for `operation`. */
+  constructor(operation: Operation) {
+    super(operation, ERRNO.EINTR, {
+      extAck: "dump interrupted by a table change (NLM_F_DUMP_INTR)",
+    });
+    this.name = "DumpInterruptedError";
+  }
+}
