@@ -13,13 +13,7 @@ import { decodeFlowFastAt } from "./decode_fast.ts";
 import { newFlow } from "./flow.ts";
 import { decodeTuple, emptyTuple } from "./tuple.ts";
 import { DecodeError } from "./errors.ts";
-import {
-  AttrCursor,
-  type MessageHeader,
-  newHeader,
-  NLMSG_HDRLEN,
-  readHeader,
-} from "./netlink.ts";
+import { AttrCursor, type MessageHeader, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
 import type {
   Counters,
   CpuStats,
