@@ -38,19 +38,7 @@
  */
 
 export { Conntrack } from "./src/conntrack.ts";
-export type {
-  ConntrackEvent,
-  CreateManyOptions,
-  CreateSpec,
-  DeleteOptions,
-  DeleteWhereOptions,
-  DumpOptions,
-  EventOptions,
-  FlushOptions,
-  GetOptions,
-  OpenOptions,
-  UpdateOptions,
-} from "./src/options.ts";
+export type * from "./src/options.ts";
 export { type FlowChanges } from "./src/request.ts";
 export { type TupleSpec, tupleSpecOf, validateTuple } from "./src/tuple.ts";
 export {
@@ -94,19 +82,4 @@ export {
   SCTP_STATES,
   TCP_STATES,
 } from "./src/protocols.ts";
-export type {
-  Counters,
-  CpuStats,
-  DccpInfo,
-  Family,
-  Flow,
-  GlobalStats,
-  NatRange,
-  RawAttribute,
-  SctpInfo,
-  SeqAdj,
-  Synproxy,
-  TcpFlags,
-  TcpInfo,
-  Tuple,
-} from "./src/types.ts";
+export type * from "./src/types.ts";

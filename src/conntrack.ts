@@ -22,7 +22,8 @@ import {
   type FilterPlan,
   normalizeFilter,
 } from "./filter.ts";
-import { AttrCursor, Encoder, newHeader, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./netlink.ts";
+import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./netlink.ts";
+import { watchEvents } from "./events.ts";
 import type {
   ConntrackEvent,
   CreateManyOptions,
@@ -36,7 +37,7 @@ import type {
   OpenOptions,
   UpdateOptions,
 } from "./options.ts";
-import { encodeChanges, type FlowChanges } from "./request.ts";
+import { beginCreate, beginNamed, encodeChanges, type FlowChanges } from "./request.ts";
 import {
   type Decoder,
   kernelSockets,
@@ -44,19 +45,8 @@ import {
   type SocketFactory,
   Transport,
 } from "./transport.ts";
-import {
-  encodeTuple,
-  familyNumber,
-  invertTuple,
-  type ParsedTuple,
-  parseTuple,
-  type TupleSpec,
-  tupleSpecOf,
-} from "./tuple.ts";
+import { type TupleSpec, tupleSpecOf } from "./tuple.ts";
 import type { CpuStats, Flow, GlobalStats } from "./types.ts";
-
-/** `enum nfnetlink_groups`: NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY. */
-const EVENT_GROUPS: Readonly<Record<string, number>> = { new: 1, update: 2, destroy: 3 };
 
 /**
  * Datagrams a dump receives before it spawns a worker to receive ahead
@@ -64,9 +54,6 @@ const EVENT_GROUPS: Readonly<Record<string, number>> = { new: 1, update: 2, dest
  * the dump goes on, and takes over when it is ready.
  */
 const PREFETCH_AFTER = 4;
-
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
 
 /** Runs `fn` now; its result or error as a promise. */
 function settle<T>(fn: () => T): Promise<T> {
@@ -283,7 +270,7 @@ export class Conntrack implements Disposable {
   getSync(tuple: TupleSpec, options: GetOptions = {}): Flow {
     const t = this.#transport;
     const seq = t.nextSeq();
-    const enc = this.#named(C.IPCTNL_MSG_CT_GET, seq, tuple, options);
+    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_GET, seq, tuple, options);
     let found: Flow | undefined;
     for (
       const flow of t.exchange("get", enc.finish(), seq, C.IPCTNL_MSG_CT_NEW, flowDecoder(options))
@@ -294,57 +281,6 @@ export class Conntrack implements Disposable {
       throw new NetlinkError("get", ERRNO.ENOENT, { extAck: "no entry in the reply", seq });
     }
     return found;
-  }
-
-  /** Starts a request that names one entry by `tuple` (direction, zone, id from `options`). */
-  #named(msg: number, seq: number, tuple: TupleSpec, options: DeleteOptions): Encoder {
-    const t = parseTuple(tuple);
-    const direction = options.direction ?? "orig";
-    if (direction !== "orig" && direction !== "reply") {
-      throw new ArgumentError(
-        "direction",
-        direction,
-        `"${String(direction)}" is not "orig" or "reply"`,
-      );
-    }
-    const zone = options.zone === undefined ? undefined : checkUint(options.zone, 65535, "zone");
-    const id = options.id === undefined ? undefined : checkUint(options.id, 0xffffffff, "id");
-    const enc = this.#transport.begin(msg, NLM_F_REQUEST | NLM_F_ACK, seq, familyNumber(t));
-    encodeTuple(
-      enc,
-      direction === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY,
-      t,
-      t.family === "ipv6",
-    );
-    if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
-    if (id !== undefined) enc.u32be(C.CTA_ID, id);
-    return enc;
-  }
-
-  /** Writes the create request for `spec` (sequence `seq`) into the transport's encoder. */
-  #encodeCreate(spec: CreateSpec, seq: number, argument: string): Encoder {
-    if (spec === null || typeof spec !== "object") {
-      throw new ArgumentError(argument, spec, `${String(spec)} is not an object`);
-    }
-    if (spec.timeout === undefined) throw new ArgumentError(argument, spec, "timeout is required");
-    const orig = parseTuple(spec.orig, `${argument}.orig`);
-    const reply: ParsedTuple = spec.reply === undefined
-      ? invertTuple(orig)
-      : parseTuple(spec.reply, `${argument}.reply`);
-    if (reply.family !== orig.family || reply.protocol !== orig.protocol) {
-      throw new ArgumentError(argument, spec, "orig and reply differ in family or protocol");
-    }
-    const zone = spec.zone === undefined
-      ? undefined
-      : checkUint(spec.zone, 65535, `${argument}.zone`);
-    const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    const enc = this.#transport.begin(C.IPCTNL_MSG_CT_NEW, flags, seq, familyNumber(orig));
-    const v6 = orig.family === "ipv6";
-    encodeTuple(enc, C.CTA_TUPLE_ORIG, orig, v6);
-    encodeTuple(enc, C.CTA_TUPLE_REPLY, reply, v6);
-    if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
-    encodeChanges(enc, spec, argument, true);
-    return enc;
   }
 
   /**
@@ -370,7 +306,7 @@ export class Conntrack implements Disposable {
   /** {@link create}, synchronously. */
   createSync(spec: CreateSpec): void {
     const seq = this.#transport.nextSeq();
-    this.#transport.ack("create", this.#encodeCreate(spec, seq, "flow").finish(), seq);
+    this.#transport.ack("create", beginCreate(this.#transport, spec, seq, "flow").finish(), seq);
   }
 
   /**
@@ -425,7 +361,7 @@ export class Conntrack implements Disposable {
     for (const spec of specs) {
       const seq = t.nextSeq();
       if (inBatch === 0) firstSeq = seq;
-      const msg = this.#encodeCreate(spec, seq, `specs[${index}]`).finish();
+      const msg = beginCreate(this.#transport, spec, seq, `specs[${index}]`).finish();
       if (used + msg.byteLength > batch.byteLength) {
         const bigger = new Uint8Array(Math.max(batch.byteLength * 2, used + msg.byteLength));
         bigger.set(batch.subarray(0, used));
@@ -468,7 +404,7 @@ export class Conntrack implements Disposable {
   updateSync(tuple: TupleSpec, changes: FlowChanges, options: UpdateOptions = {}): void {
     const seq = this.#transport.nextSeq();
     const named: DeleteOptions = options.zone === undefined ? {} : { zone: options.zone };
-    const enc = this.#named(C.IPCTNL_MSG_CT_NEW, seq, tuple, named);
+    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_NEW, seq, tuple, named);
     if (changes === null || typeof changes !== "object") {
       throw new ArgumentError("changes", changes, `${String(changes)} is not an object`);
     }
@@ -495,7 +431,7 @@ export class Conntrack implements Disposable {
   /** {@link delete}, synchronously. */
   deleteSync(tuple: TupleSpec, options: DeleteOptions = {}): void {
     const seq = this.#transport.nextSeq();
-    const enc = this.#named(C.IPCTNL_MSG_CT_DELETE, seq, tuple, options);
+    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_DELETE, seq, tuple, options);
     this.#transport.ack("delete", enc.finish(), seq);
   }
 
@@ -515,22 +451,15 @@ export class Conntrack implements Disposable {
    */
   async deleteWhere(filter: DumpFilter, options: DeleteWhereOptions = {}): Promise<number> {
     const other = this.#transport.sibling();
-    const enc = new Encoder(256);
     let deleted = 0;
     try {
       for await (const flow of this.dump(filter, options)) {
-        const t = parseTuple(tupleSpecOf(flow.orig));
         const seq = other.nextSeq();
-        enc.begin(
-          (C.NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_DELETE,
-          NLM_F_REQUEST | NLM_F_ACK,
-          seq,
-          familyNumber(t),
-        );
-        encodeTuple(enc, C.CTA_TUPLE_ORIG, t, t.family === "ipv6");
+        const named: DeleteOptions = {};
         const zone = zoneOf(flow);
-        if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
-        if (flow.id !== undefined) enc.u32be(C.CTA_ID, flow.id);
+        if (zone !== undefined) named.zone = zone;
+        if (flow.id !== undefined) named.id = flow.id;
+        const enc = beginNamed(other, C.IPCTNL_MSG_CT_DELETE, seq, tupleSpecOf(flow.orig), named);
         const e = other.batch("delete", enc.finish(), seq, 1)[0];
         if (e === undefined) {
           deleted++;
@@ -604,68 +533,7 @@ export class Conntrack implements Disposable {
    * ```
    */
   async *events(options: EventOptions = {}): AsyncGenerator<ConntrackEvent, void, undefined> {
-    if (this.#transport.closed) {
-      throw new Error("Cannot watch events: the Conntrack handle is closed");
-    }
-    const types = options.types ?? ["new", "update", "destroy"];
-    const groups: number[] = [];
-    for (const type of types) {
-      const group = EVENT_GROUPS[type];
-      if (group === undefined) {
-        throw new ArgumentError(
-          "types",
-          type,
-          `"${String(type)}" is not "new", "update" or "destroy"`,
-        );
-      }
-      groups.push(group);
-    }
-    const compiled = compileFilter(normalizeFilter(options.filter), this.#release, true);
-    const family = compiled.plan.family === "all" ? undefined : compiled.plan.family;
-    const match = compiled.match;
-    const interval = checkUint(options.pollIntervalMs ?? 10, 60_000, "pollIntervalMs");
-    const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
-    const want = new Set(types);
-    const cursor = new AttrCursor();
-    const h = newHeader();
-    let lost = 0;
-    let lossPending = false;
-    const subscription = this.#transport.subscribe(groups, options, h);
-    try {
-      for (const m of subscription) {
-        if (options.signal?.aborted) return;
-        if (m === "overrun") {
-          // Report the loss once the backlog is read: the kernel drops
-          // every event until the queue has drained, so a consumer that
-          // dumps on "lost" must not do so before then.
-          lost++;
-          lossPending = true;
-          continue;
-        }
-        if (m === "idle") {
-          if (lossPending) {
-            lossPending = false;
-            yield { type: "lost", lost };
-          } else {
-            await new Promise((resolve) => setTimeout(resolve, interval));
-          }
-          continue;
-        }
-        const msg = h.type & 0xff;
-        let type: "new" | "update" | "destroy";
-        if (msg === C.IPCTNL_MSG_CT_DELETE) type = "destroy";
-        else if (msg === C.IPCTNL_MSG_CT_NEW) {
-          type = (h.flags & (NLM_F_CREATE | NLM_F_EXCL)) !== 0 ? "new" : "update";
-        } else continue;
-        if (!want.has(type)) continue;
-        const flow = decodeFlowAt(cursor, m.bytes, m.view, h.offset, h.length, decodeOptions);
-        if (family !== undefined && flow.family !== family) continue;
-        if (match !== undefined && !match(flow)) continue;
-        yield { type, flow, portId: h.pid };
-      }
-    } finally {
-      subscription.return();
-    }
+    yield* watchEvents(this.#transport, this.#release, options);
   }
 
   /**

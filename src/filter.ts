@@ -10,7 +10,7 @@ import { parseAddress, type ParsedAddress } from "./address.ts";
 import * as C from "./constants.ts";
 import { ArgumentError, ArgumentRangeError } from "./errors.ts";
 import { parseProtocol } from "./protocols.ts";
-import { encodeTuple } from "./tuple.ts";
+import { encodeTuple, type TupleFields } from "./tuple.ts";
 import type { Encoder } from "./netlink.ts";
 import type { Flow, Tuple } from "./types.ts";
 
@@ -129,16 +129,7 @@ export interface FilterPlan {
   userspace: { part: string; reason: string }[];
 }
 
-interface NTuple {
-  src: ParsedAddress | undefined;
-  dst: ParsedAddress | undefined;
-  protocol: number | undefined;
-  srcPort: number | undefined;
-  dstPort: number | undefined;
-  icmpType: number | undefined;
-  icmpCode: number | undefined;
-  icmpId: number | undefined;
-}
+type NTuple = TupleFields;
 
 /** A validated filter. */
 export interface NormalizedFilter {

@@ -1,6 +1,8 @@
 /**
- * Request encoding: the attributes of create and update requests
- * ({@link encodeChanges}); tuples are encoded by src/tuple.ts.
+ * Request encoding: the requests that name one entry ({@link beginNamed}),
+ * create requests ({@link beginCreate}) and the attributes of create and
+ * update requests ({@link encodeChanges}); tuples are encoded by
+ * src/tuple.ts.
  *
  * @module
  */
@@ -8,8 +10,18 @@
 import * as C from "./constants.ts";
 import { ArgumentError } from "./errors.ts";
 import { checkUint, statusBits, type StatusValue } from "./filter.ts";
+import { type Encoder, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from "./netlink.ts";
+import type { CreateSpec, DeleteOptions } from "./options.ts";
 import { TCP_STATES } from "./protocols.ts";
-import type { Encoder } from "./netlink.ts";
+import type { Transport } from "./transport.ts";
+import {
+  encodeTuple,
+  familyNumber,
+  invertTuple,
+  type ParsedTuple,
+  parseTuple,
+  type TupleSpec,
+} from "./tuple.ts";
 
 /** What {@link encodeChanges} can set on a new or existing entry.
  *
@@ -76,4 +88,66 @@ export function encodeChanges(
     }
     enc.bytes(C.CTA_LABELS, bits).bytes(C.CTA_LABELS_MASK, bits);
   }
+}
+
+/** Starts a request that names one entry by `tuple` (direction, zone, id from `options`). */
+export function beginNamed(
+  transport: Transport,
+  msg: number,
+  seq: number,
+  tuple: TupleSpec,
+  options: DeleteOptions,
+): Encoder {
+  const t = parseTuple(tuple);
+  const direction = options.direction ?? "orig";
+  if (direction !== "orig" && direction !== "reply") {
+    throw new ArgumentError(
+      "direction",
+      direction,
+      `"${String(direction)}" is not "orig" or "reply"`,
+    );
+  }
+  const zone = options.zone === undefined ? undefined : checkUint(options.zone, 65535, "zone");
+  const id = options.id === undefined ? undefined : checkUint(options.id, 0xffffffff, "id");
+  const enc = transport.begin(msg, NLM_F_REQUEST | NLM_F_ACK, seq, familyNumber(t));
+  encodeTuple(
+    enc,
+    direction === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY,
+    t,
+    t.family === "ipv6",
+  );
+  if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
+  if (id !== undefined) enc.u32be(C.CTA_ID, id);
+  return enc;
+}
+
+/** Writes the create request for `spec` (sequence `seq`) into the transport's encoder. */
+export function beginCreate(
+  transport: Transport,
+  spec: CreateSpec,
+  seq: number,
+  argument: string,
+): Encoder {
+  if (spec === null || typeof spec !== "object") {
+    throw new ArgumentError(argument, spec, `${String(spec)} is not an object`);
+  }
+  if (spec.timeout === undefined) throw new ArgumentError(argument, spec, "timeout is required");
+  const orig = parseTuple(spec.orig, `${argument}.orig`);
+  const reply: ParsedTuple = spec.reply === undefined
+    ? invertTuple(orig)
+    : parseTuple(spec.reply, `${argument}.reply`);
+  if (reply.family !== orig.family || reply.protocol !== orig.protocol) {
+    throw new ArgumentError(argument, spec, "orig and reply differ in family or protocol");
+  }
+  const zone = spec.zone === undefined
+    ? undefined
+    : checkUint(spec.zone, 65535, `${argument}.zone`);
+  const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  const enc = transport.begin(C.IPCTNL_MSG_CT_NEW, flags, seq, familyNumber(orig));
+  const v6 = orig.family === "ipv6";
+  encodeTuple(enc, C.CTA_TUPLE_ORIG, orig, v6);
+  encodeTuple(enc, C.CTA_TUPLE_REPLY, reply, v6);
+  if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
+  encodeChanges(enc, spec, argument, true);
+  return enc;
 }
