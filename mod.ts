@@ -37,23 +37,14 @@
  * @module
  */
 
-export {
-  Conntrack,
-  type ConntrackEvent,
-  type CreateSpec,
-  DumpInterruptedError,
-  type DumpOptions,
-  type EventOptions,
-  type FlushOptions,
-  type GetOptions,
-  type OpenOptions,
-} from "./src/conntrack.ts";
-export { type FlowChanges, type TupleSpec, validateTuple } from "./src/request.ts";
+export { Conntrack } from "./src/conntrack.ts";
+export type * from "./src/options.ts";
+export { type FlowChanges } from "./src/request.ts";
+export { type TupleSpec, tupleSpecOf, validateTuple } from "./src/tuple.ts";
 export {
   type DumpFilter,
   type FilterPlan,
   type Masked,
-  parseProtocol,
   type StatusValue,
   type TupleFilter,
   validateFilter,
@@ -68,29 +59,27 @@ export {
   labelBits,
 } from "./src/format.ts";
 export { decodeMessages } from "./src/netlink.ts";
-export { DecodeError, errnoName, NetlinkError, type NetlinkErrorOptions } from "./src/errors.ts";
 export {
-  CT_STATUS,
+  ArgumentError,
+  ArgumentRangeError,
+  DecodeError,
+  DumpInterruptedError,
+  ERRNO,
+  errnoName,
+  isArgumentError,
+  NetlinkError,
+  type NetlinkErrorOptions,
+  type Operation,
+} from "./src/errors.ts";
+export { CT_STATUS, type StatusFlag, statusFlags } from "./src/constants.ts";
+export {
   DCCP_STATES,
+  parseProtocol,
   PROTOCOL_NAMES,
+  type ProtocolInfo,
+  protocolInfo,
+  PROTOCOLS,
   SCTP_STATES,
-  type StatusFlag,
-  statusFlags,
   TCP_STATES,
-} from "./src/constants.ts";
-export type {
-  Counters,
-  CpuStats,
-  DccpInfo,
-  Family,
-  Flow,
-  GlobalStats,
-  NatRange,
-  RawAttribute,
-  SctpInfo,
-  SeqAdj,
-  Synproxy,
-  TcpFlags,
-  TcpInfo,
-  Tuple,
-} from "./src/types.ts";
+} from "./src/protocols.ts";
+export type * from "./src/types.ts";

@@ -24,7 +24,7 @@ const out = Deno.args[1] ?? new URL("./fixtures/dump_mix.bin", import.meta.url).
 const ns = await createNamespace("capture");
 try {
   await fill(ns, entries);
-  const fd = openFd(`/run/netns/${ns}`, "open netns");
+  const fd = openFd(`/run/netns/${ns}`, "open network namespace");
   const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 10_000 });
   let bytes: Uint8Array;
   try {

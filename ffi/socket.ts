@@ -7,7 +7,9 @@
  */
 
 import { errno, libc } from "./libc.ts";
-import { NetlinkError } from "../src/errors.ts";
+import { ERRNO, NetlinkError, type Operation } from "../src/errors.ts";
+
+const { EAGAIN, EINTR, EMSGSIZE, ENOPROTOOPT, ETIMEDOUT } = ERRNO;
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -27,8 +29,6 @@ const MSG_DONTWAIT = 0x40;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
-const EINTR = 4;
-const EAGAIN = 11;
 const POLLIN = 0x1;
 
 /** Size of `struct sockaddr_nl`. */
@@ -48,7 +48,7 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
  * Opens a file read-only with `O_CLOEXEC` and returns its descriptor (used
  * for network namespace files, whose descriptor `setns` needs).
  */
-export function openFd(path: string, operation: string): number {
+export function openFd(path: string, operation: Operation): number {
   const fd = libc().open(cString(path), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const code = errno();
@@ -182,14 +182,14 @@ export class NetlinkSocket {
   }
 
   /** Sends one datagram to the kernel. */
-  send(bytes: Uint8Array<ArrayBuffer>, operation: string): void {
+  send(bytes: Uint8Array<ArrayBuffer>, operation: Operation): void {
     const kernel = new Uint8Array(SOCKADDR_NL_SIZE);
     new DataView(kernel.buffer).setUint16(0, AF_NETLINK, true);
     for (;;) {
       const n = Number(libc().sendto(this.fd, bytes, BigInt(bytes.byteLength), 0, kernel, 12));
       if (n >= 0) {
         if (n !== bytes.byteLength) {
-          throw new NetlinkError(operation, 90, { extAck: `short send of ${n} bytes` });
+          throw new NetlinkError(operation, EMSGSIZE, { extAck: `short send of ${n} bytes` });
         }
         return;
       }
@@ -203,7 +203,7 @@ export class NetlinkSocket {
    * buffer is an `EMSGSIZE` error, never silently cut. With `nonBlocking`,
    * returns `undefined` when nothing is queued.
    */
-  recv(operation: string, nonBlocking = false): Received | undefined {
+  recv(operation: Operation, nonBlocking = false): Received | undefined {
     const c = libc();
     for (;;) {
       this.#msgView.setUint32(8, SOCKADDR_NL_SIZE, true);
@@ -215,13 +215,15 @@ export class NetlinkSocket {
         if (code === EINTR) continue;
         if (code === EAGAIN && nonBlocking) return undefined;
         if (code === EAGAIN) {
-          throw new NetlinkError(operation, 110, { extAck: "no reply from the kernel in time" });
+          throw new NetlinkError(operation, ETIMEDOUT, {
+            extAck: "no reply from the kernel in time",
+          });
         }
         throw new NetlinkError(operation, code);
       }
       const flags = this.#msgView.getInt32(48, true);
       if (n > this.#recvBuf.byteLength || (flags & MSG_TRUNC) !== 0) {
-        throw new NetlinkError(operation, 90, {
+        throw new NetlinkError(operation, EMSGSIZE, {
           extAck: `datagram of ${n} bytes truncated to ${this.#recvBuf.byteLength}`,
         });
       }
@@ -230,7 +232,7 @@ export class NetlinkSocket {
   }
 
   /** Waits up to `timeoutMs` for data; true when readable. */
-  poll(timeoutMs: number, operation: string): boolean {
+  poll(timeoutMs: number, operation: Operation): boolean {
     const pfd = new Uint8Array(8);
     const view = new DataView(pfd.buffer);
     view.setInt32(0, this.fd, true);
@@ -281,13 +283,13 @@ function setIntOption(
   level: number,
   name: number,
   value: number,
-  operation: string,
+  operation: Operation,
   optional: boolean,
 ): void {
   const v = new Int32Array([value]);
   if (libc().setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) !== 0) {
     const code = errno();
-    if (optional && code === 92 /* ENOPROTOOPT */) return;
+    if (optional && code === ENOPROTOOPT) return;
     throw new NetlinkError(operation, code);
   }
 }

@@ -29,10 +29,10 @@ export function readCapture(path: string | URL): Uint8Array<ArrayBuffer>[] {
  * NLMSG_DONE or NLMSG_ERROR (an error or an ACK): the bytes of a capture file.
  */
 export function captureReply(sock: NetlinkSocket, request: Uint8Array<ArrayBuffer>): Uint8Array {
-  sock.send(request, "capture");
+  sock.send(request, "dump");
   const records: Uint8Array[] = [];
   for (let done = false; !done;) {
-    const { length } = sock.recv("capture")!;
+    const { length } = sock.recv("dump")!;
     const record = new Uint8Array(4 + length);
     new DataView(record.buffer).setUint32(0, length, true);
     record.set(sock.buffer.subarray(0, length), 4);

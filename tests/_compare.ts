@@ -1,32 +1,23 @@
 /**
  * Compares flows with conntrack-tools' text: builds, from a flow's fields,
  * what `conntrack -L -o extended,id,ktimestamp` must print, independently of
- * the CLI's formatter.
+ * the CLI's formatter (only the protocol names and tuple kinds come from the
+ * library's one protocol table, src/protocols.ts).
  *
  * @module
  */
 
-import { CT_STATUS, ctime, type Flow, type Tuple, type TupleSpec } from "../mod.ts";
+import { CT_STATUS, ctime, type Flow, protocolInfo, type Tuple } from "../mod.ts";
 import type { TextEntry, TextTuple } from "./_conntrack_text.ts";
-
-const L4: Record<number, string> = {
-  1: "icmp",
-  6: "tcp",
-  17: "udp",
-  33: "dccp",
-  47: "gre",
-  58: "icmpv6",
-  132: "sctp",
-  136: "udplite",
-};
 
 function tupleAsText(t: Tuple, counters: Flow["countersOrig"]): TextTuple {
   const out: TextTuple = { src: t.src!, dst: t.dst! };
-  if ([6, 17, 33, 132, 136].includes(t.protocol!)) {
+  const { tuple } = protocolInfo(t.protocol!);
+  if (tuple === "ports") {
     out.sport = t.srcPort!;
     out.dport = t.dstPort!;
   }
-  if (t.protocol === 1 || t.protocol === 58) {
+  if (tuple === "icmp") {
     out.type = t.icmpType!;
     out.code = t.icmpCode!;
     out.id = t.icmpId!;
@@ -44,7 +35,7 @@ export function flowAsText(flow: Flow): TextEntry {
   const e: TextEntry = {
     l3: flow.family,
     l3num: flow.family === "ipv4" ? 2 : 10,
-    l4: L4[flow.orig.protocol!] ?? "unknown",
+    l4: protocolInfo(flow.orig.protocol!).name,
     l4num: flow.orig.protocol!,
     orig: tupleAsText(flow.orig, flow.countersOrig),
     reply: tupleAsText(flow.reply, flow.countersReply),
@@ -80,17 +71,4 @@ export function mask(expected: TextEntry, actual: TextEntry): TextEntry {
     out.timeout = expected.timeout;
   }
   return out;
-}
-
-/** The {@link TupleSpec} that looks a decoded tuple up again (get, update, delete). */
-export function tupleSpec(t: Tuple): TupleSpec {
-  return {
-    src: t.src!,
-    dst: t.dst!,
-    protocol: t.protocol!,
-    ...(t.srcPort !== undefined ? { srcPort: t.srcPort, dstPort: t.dstPort! } : {}),
-    ...(t.icmpId !== undefined
-      ? { icmpId: t.icmpId, icmpType: t.icmpType!, icmpCode: t.icmpCode! }
-      : {}),
-  };
 }

@@ -25,7 +25,7 @@ function request(msg: number, flags: number, family: number): Encoder {
 }
 
 async function inNamespace(ns: Netns, fn: (sock: NetlinkSocket) => Promise<void>): Promise<void> {
-  const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+  const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
   // A 4 KiB buffer makes the kernel split the dump over several datagrams.
   const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 5000 }, 4096);
   try {

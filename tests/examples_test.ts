@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { Conntrack } from "../mod.ts";
 import { run } from "./_ns.ts";
 import type { Netns } from "./_ns.ts";
-import { tupleSpec } from "./_compare.ts";
+import { tupleSpecOf } from "../src/tuple.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
 import { trafficNamespace } from "./_traffic.ts";
 
@@ -101,7 +101,7 @@ async function steadyNamespace(tag: string): Promise<Netns> {
     for (const flow of [...ct.dumpSync()]) {
       if ((flow.timeout ?? 0) > 600) continue;
       await ct.update(
-        tupleSpec(flow.orig),
+        tupleSpecOf(flow.orig),
         { timeout: 600 },
         flow.zone === undefined ? {} : { zone: flow.zone },
       );

@@ -13,7 +13,8 @@ import {
   NetlinkError,
 } from "../mod.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
-import { flowAsText, mask, tupleSpec } from "./_compare.ts";
+import { flowAsText, mask } from "./_compare.ts";
+import { tupleSpecOf } from "../src/tuple.ts";
 import { trafficNamespace } from "./_traffic.ts";
 import type { Netns } from "./_ns.ts";
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
@@ -126,7 +127,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
 
     await t.step("get() of every dumped entry returns the same entry", async () => {
       for (const flow of flows) {
-        const again = await ct.get(tupleSpec(flow.orig), { zone: flow.zone ?? 0 });
+        const again = await ct.get(tupleSpecOf(flow.orig), { zone: flow.zone ?? 0 });
         assert(
           Math.abs(again.timeout! - flow.timeout!) <= 2,
           `timeout ${again.timeout} vs ${flow.timeout}: ${formatFlow(flow)}`,
@@ -134,7 +135,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
         // The lookup itself holds a reference while the kernel fills the reply.
         assert(again.use === flow.use || again.use === flow.use! + 1, "use");
         assert.deepStrictEqual({ ...again, timeout: 0, use: 0 }, { ...flow, timeout: 0, use: 0 });
-        const byReply = ct.getSync(tupleSpec(flow.reply), {
+        const byReply = ct.getSync(tupleSpecOf(flow.reply), {
           zone: flow.zone ?? 0,
           direction: "reply",
         });
@@ -208,7 +209,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
     await t.step(
       "the kernel's IPv6 CTA_FILTER address match is inverted (why it runs in userspace)",
       () => {
-        const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+        const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
         const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 5000 });
         try {
           const enc = new Encoder();
@@ -287,7 +288,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
     await t.step("netns by path and by fd reach the same table", () => {
       using byPath = Conntrack.open({ netns: `/run/netns/${ns.name}` });
       assertEquals(ids(byPath.dumpSync()), ids(flows));
-      const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+      const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
       try {
         using byFd = Conntrack.open({ netns: fd });
         assertEquals(ids(byFd.dumpSync()), ids(flows));
