@@ -53,7 +53,6 @@ export {
   type DumpFilter,
   type FilterPlan,
   type Masked,
-  parseProtocol,
   type StatusValue,
   type TupleFilter,
   validateFilter,
@@ -68,16 +67,28 @@ export {
   labelBits,
 } from "./src/format.ts";
 export { decodeMessages } from "./src/netlink.ts";
-export { DecodeError, errnoName, NetlinkError, type NetlinkErrorOptions } from "./src/errors.ts";
 export {
-  CT_STATUS,
+  ArgumentError,
+  ArgumentRangeError,
+  DecodeError,
+  ERRNO,
+  errnoName,
+  isArgumentError,
+  NetlinkError,
+  type NetlinkErrorOptions,
+  type Operation,
+} from "./src/errors.ts";
+export { CT_STATUS, type StatusFlag, statusFlags } from "./src/constants.ts";
+export {
   DCCP_STATES,
+  parseProtocol,
   PROTOCOL_NAMES,
+  type ProtocolInfo,
+  protocolInfo,
+  PROTOCOLS,
   SCTP_STATES,
-  type StatusFlag,
-  statusFlags,
   TCP_STATES,
-} from "./src/constants.ts";
+} from "./src/protocols.ts";
 export type {
   Counters,
   CpuStats,

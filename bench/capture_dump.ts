@@ -20,10 +20,10 @@ import { cleanup, createNamespace, fill } from "./_setup.ts";
 const entries = Number(Deno.args[0] ?? 2000);
 const out = Deno.args[1] ?? new URL("./fixtures/dump_mix.bin", import.meta.url).pathname;
 
-const ns = await createNamespace("capture");
+const ns = await createNamespace("dump");
 try {
   await fill(ns, entries);
-  const fd = openFd(`/run/netns/${ns}`, "open netns");
+  const fd = openFd(`/run/netns/${ns}`, "open network namespace");
   const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 10_000 });
   const records: Uint8Array[] = [];
   try {
@@ -34,10 +34,10 @@ try {
         1,
         0,
       ).finish(),
-      "capture",
+      "dump",
     );
     for (let done = false; !done;) {
-      const { length } = sock.recv("capture")!;
+      const { length } = sock.recv("dump")!;
       const rec = new Uint8Array(4 + length);
       new DataView(rec.buffer).setUint32(0, length, true);
       rec.set(sock.buffer.subarray(0, length), 4);

@@ -14,7 +14,9 @@ import * as C from "../src/constants.ts";
 import { Encoder, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR } from "../src/netlink.ts";
 
 const netns = Deno.args[0];
-const nsFd = netns === undefined ? undefined : openFd(`/run/netns/${netns}`, "open netns");
+const nsFd = netns === undefined
+  ? undefined
+  : openFd(`/run/netns/${netns}`, "open network namespace");
 const sock = NetlinkSocket.open({ netnsFd: nsFd, recvTimeoutMs: 10_000 });
 const request = new Encoder(64)
   .begin((C.NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)

@@ -7,7 +7,7 @@
  */
 
 import { errno, libc } from "./libc.ts";
-import { NetlinkError } from "../src/errors.ts";
+import { NetlinkError, type Operation } from "../src/errors.ts";
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -48,7 +48,7 @@ function cString(text: string): Uint8Array<ArrayBuffer> {
  * Opens a file read-only with `O_CLOEXEC` and returns its descriptor (used
  * for network namespace files, whose descriptor `setns` needs).
  */
-export function openFd(path: string, operation: string): number {
+export function openFd(path: string, operation: Operation): number {
   const fd = libc().open(cString(path), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const code = errno();
@@ -182,7 +182,7 @@ export class NetlinkSocket {
   }
 
   /** Sends one datagram to the kernel. */
-  send(bytes: Uint8Array<ArrayBuffer>, operation: string): void {
+  send(bytes: Uint8Array<ArrayBuffer>, operation: Operation): void {
     const kernel = new Uint8Array(SOCKADDR_NL_SIZE);
     new DataView(kernel.buffer).setUint16(0, AF_NETLINK, true);
     for (;;) {
@@ -203,7 +203,7 @@ export class NetlinkSocket {
    * buffer is an `EMSGSIZE` error, never silently cut. With `nonBlocking`,
    * returns `undefined` when nothing is queued.
    */
-  recv(operation: string, nonBlocking = false): Received | undefined {
+  recv(operation: Operation, nonBlocking = false): Received | undefined {
     const c = libc();
     for (;;) {
       this.#msgView.setUint32(8, SOCKADDR_NL_SIZE, true);
@@ -230,7 +230,7 @@ export class NetlinkSocket {
   }
 
   /** Waits up to `timeoutMs` for data; true when readable. */
-  poll(timeoutMs: number, operation: string): boolean {
+  poll(timeoutMs: number, operation: Operation): boolean {
     const pfd = new Uint8Array(8);
     const view = new DataView(pfd.buffer);
     view.setInt32(0, this.fd, true);
@@ -281,7 +281,7 @@ function setIntOption(
   level: number,
   name: number,
   value: number,
-  operation: string,
+  operation: Operation,
   optional: boolean,
 ): void {
   const v = new Int32Array([value]);

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ArgumentError } from "./errors.ts";
+
 /** `"0"` … `"255"`. */
 const DECIMAL: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
 /** `"0."` … `"255."`. */
@@ -148,11 +150,11 @@ export interface ParsedAddress {
  */
 export function parseAddress(text: string, argument: string): ParsedAddress {
   if (typeof text !== "string") {
-    throw new TypeError(`Invalid ${argument}: ${String(text)} is not an address string`);
+    throw new ArgumentError(argument, text, `${String(text)} is not an address string`);
   }
   const v4 = parseIPv4(text);
   if (v4) return { family: "ipv4", bytes: v4, text: formatIPv4(v4, 0) };
   const v6 = parseIPv6(text);
   if (v6) return { family: "ipv6", bytes: v6, text: formatIPv6(v6, 0) };
-  throw new TypeError(`Invalid ${argument}: "${text}" is not an IPv4 or IPv6 address`);
+  throw new ArgumentError(argument, text, `"${text}" is not an IPv4 or IPv6 address`);
 }

@@ -15,7 +15,7 @@ import {
   decodeGlobalStatsAt,
   type DecodeOptions,
 } from "./decode.ts";
-import { DecodeError, NetlinkError } from "./errors.ts";
+import { ArgumentError, DecodeError, NetlinkError, type Operation } from "./errors.ts";
 import {
   checkUint,
   compileFilter,
@@ -142,7 +142,7 @@ export interface GetOptions extends DecodeOptions {
  */
 export class DumpInterruptedError extends NetlinkError {
   /** Builds the error for `operation`. */
-  constructor(operation: string) {
+  constructor(operation: Operation) {
     super(operation, 4, { extAck: "dump interrupted by a table change (NLM_F_DUMP_INTR)" });
     this.name = "DumpInterruptedError";
   }
@@ -351,7 +351,7 @@ export class Conntrack implements Disposable {
         }
         this.#ownsNetnsFd = true;
       } else {
-        throw new TypeError(`Invalid netns: ${String(ns)} is not a name, path or fd`);
+        throw new ArgumentError("netns", ns, `${String(ns)} is not a name, path or fd`);
       }
     }
     try {
@@ -378,7 +378,7 @@ export class Conntrack implements Disposable {
    */
   static open(options: OpenOptions = {}): Conntrack {
     if (options === null || typeof options !== "object") {
-      throw new TypeError(`Invalid options: ${String(options)} is not an object`);
+      throw new ArgumentError("options", options, `${String(options)} is not an object`);
     }
     return new Conntrack(options);
   }
@@ -425,7 +425,7 @@ export class Conntrack implements Disposable {
     this.close();
   }
 
-  #socket(operation: string): NetlinkSocket {
+  #socket(operation: Operation): NetlinkSocket {
     if (this.#closed) throw new Error(`Cannot ${operation}: the Conntrack handle is closed`);
     if (this.#busy) {
       throw new Error(
@@ -456,7 +456,7 @@ export class Conntrack implements Disposable {
    * skipped.
    */
   *#exchange<T>(
-    operation: string,
+    operation: Operation,
     request: Uint8Array<ArrayBuffer>,
     seq: number,
     replyType: number,
@@ -689,7 +689,11 @@ export class Conntrack implements Disposable {
     const zone = options.zone === undefined ? undefined : checkUint(options.zone, 65535, "zone");
     const direction = options.direction ?? "orig";
     if (direction !== "orig" && direction !== "reply") {
-      throw new TypeError(`Invalid direction: "${String(direction)}" is not "orig" or "reply"`);
+      throw new ArgumentError(
+        "direction",
+        direction,
+        `"${String(direction)}" is not "orig" or "reply"`,
+      );
     }
     const enc = this.#encoder.begin(
       (C.NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_GET,
@@ -702,7 +706,7 @@ export class Conntrack implements Disposable {
   }
 
   /** Sends `request` and waits for its ACK (or throws the kernel's error). */
-  #ack(operation: string, request: Uint8Array<ArrayBuffer>, seq: number): void {
+  #ack(operation: Operation, request: Uint8Array<ArrayBuffer>, seq: number): void {
     for (const _ of this.#exchange(operation, request, seq, -1, noReply, { value: false })) {
       // An ACKed request has no reply messages.
     }
@@ -721,15 +725,15 @@ export class Conntrack implements Disposable {
 
   #encodeCreate(spec: CreateSpec, seq: number, argument: string): void {
     if (spec === null || typeof spec !== "object") {
-      throw new TypeError(`Invalid ${argument}: ${String(spec)} is not an object`);
+      throw new ArgumentError(argument, spec, `${String(spec)} is not an object`);
     }
-    if (spec.timeout === undefined) throw new TypeError(`Invalid ${argument}: timeout is required`);
+    if (spec.timeout === undefined) throw new ArgumentError(argument, spec, `timeout is required`);
     const orig = parseTuple(spec.orig, `${argument}.orig`);
     const reply = spec.reply === undefined
       ? invertTuple(orig)
       : parseTuple(spec.reply, `${argument}.reply`);
     if (reply.family !== orig.family || reply.protocol !== orig.protocol) {
-      throw new TypeError(`Invalid ${argument}: orig and reply differ in family or protocol`);
+      throw new ArgumentError(argument, spec, `orig and reply differ in family or protocol`);
     }
     const zone = spec.zone === undefined
       ? undefined
@@ -896,7 +900,7 @@ export class Conntrack implements Disposable {
     return settle(() => {
       const t = parseTuple(tuple);
       if (changes === null || typeof changes !== "object") {
-        throw new TypeError(`Invalid changes: ${String(changes)} is not an object`);
+        throw new ArgumentError("changes", changes, `${String(changes)} is not an object`);
       }
       const seq = this.#nextSeq();
       const enc = this.#header0(
@@ -1058,7 +1062,11 @@ export class Conntrack implements Disposable {
     for (const type of types) {
       const group = EVENT_GROUPS[type];
       if (group === undefined) {
-        throw new TypeError(`Invalid types: "${String(type)}" is not "new", "update" or "destroy"`);
+        throw new ArgumentError(
+          "types",
+          type,
+          `"${String(type)}" is not "new", "update" or "destroy"`,
+        );
       }
       groups.push(group);
     }

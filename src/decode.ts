@@ -8,6 +8,7 @@
 
 import { formatIPv4, formatIPv6 } from "./address.ts";
 import * as C from "./constants.ts";
+import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import { DecodeError } from "./errors.ts";
 import {
   AttrCursor,
@@ -188,7 +189,7 @@ function decodeTcp(c: AttrCursor): TcpInfo {
   }
   c.leave();
   if (!seenState) throw c.error("CTA_PROTOINFO_TCP without CTA_PROTOINFO_TCP_STATE");
-  info.stateName = stateName(C.TCP_STATES, info.state);
+  info.stateName = stateName(TCP_STATES, info.state);
   return info;
 }
 
@@ -209,7 +210,7 @@ function decodeSctp(c: AttrCursor): SctpInfo {
     }
   }
   c.leave();
-  info.stateName = stateName(C.SCTP_STATES, info.state);
+  info.stateName = stateName(SCTP_STATES, info.state);
   return info;
 }
 
@@ -230,7 +231,7 @@ function decodeDccp(c: AttrCursor): DccpInfo {
     }
   }
   c.leave();
-  info.stateName = stateName(C.DCCP_STATES, info.state);
+  info.stateName = stateName(DCCP_STATES, info.state);
   return info;
 }
 
@@ -587,7 +588,7 @@ function fastTcp(b: Uint8Array, v: DataView, pos: number, end: number): TcpInfo 
     pos += (len + 3) & ~3;
   }
   if (!seenState) return undefined;
-  info.stateName = stateName(C.TCP_STATES, info.state);
+  info.stateName = stateName(TCP_STATES, info.state);
   return info;
 }
 
@@ -782,9 +783,9 @@ function fastFlow(
 /**
  * A flow with every key present and nothing decoded yet. Both decoders build
  * flows here, so every flow has the same keys in the same order (one shape
- * for V8, and `deepStrictEqual`-comparable).
+ * for V8, and `deepStrictEqual`-comparable); tests build their flows here too.
  */
-function newFlow(family: Family): Flow {
+export function newFlow(family: Family): Flow {
   return {
     family,
     orig: EMPTY,

@@ -5,6 +5,39 @@
  * @module
  */
 
+/**
+ * The Linux errno values ctnl branches on, by name (`ERRNO.ENOENT` is 2),
+ * so that no bare errno number stands in the code.
+ *
+ * @example
+ * ```ts
+ * import { ERRNO, NetlinkError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(new NetlinkError("get", ERRNO.ENOENT).code, "ENOENT");
+ * ```
+ */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EINTR: 4,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EBUSY: 16,
+  EEXIST: 17,
+  EINVAL: 22,
+  ENODATA: 61,
+  ETIME: 62,
+  EPROTO: 71,
+  EMSGSIZE: 90,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  ENOBUFS: 105,
+  ETIMEDOUT: 110,
+  ENOTSUPP: 524,
+} as const;
+
 /** Linux errno names by number (the ones netlink and ctnetlink produce). */
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",
@@ -35,6 +68,9 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   110: "ETIMEDOUT",
   111: "ECONNREFUSED",
   38: "ENOSYS",
+  61: "ENODATA",
+  62: "ETIME",
+  524: "ENOTSUPP",
   88: "ENOTSOCK",
   98: "EADDRINUSE",
 };
@@ -95,6 +131,44 @@ export interface NetlinkErrorOptions {
 }
 
 /**
+ * What a {@link NetlinkError} says failed: a conntrack operation (`"get"`,
+ * `"dump"`, …), or the socket or namespace step under it.
+ *
+ * @example Branch on the step that failed
+ * ```ts
+ * import { NetlinkError, type Operation } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const where = (e: NetlinkError): Operation => e.operation;
+ * equal(where(new NetlinkError("open network namespace", 2)), "open network namespace");
+ * ```
+ */
+export type Operation =
+  | "open network namespace"
+  | "open own network namespace"
+  | "enter network namespace"
+  | "return to own network namespace"
+  | "open netlink socket"
+  | "bind"
+  | "getsockname"
+  | "set SO_RCVTIMEO"
+  | "set SO_RCVBUF"
+  | "set SO_RCVBUFFORCE"
+  | "set NETLINK_NO_ENOBUFS"
+  | "join group"
+  | "enable NETLINK_EXT_ACK"
+  | "enable NETLINK_CAP_ACK"
+  | "get"
+  | "dump"
+  | "stats"
+  | "count"
+  | "create"
+  | "update"
+  | "delete"
+  | "flush"
+  | "events";
+
+/**
  * The kernel (or a socket call) refused an operation.
  *
  * Carries the positive `errno`, its symbolic `code` (`"ENOENT"`), the
@@ -117,19 +191,19 @@ export class NetlinkError extends Error {
   /** The errno's symbolic name, e.g. `"ENOENT"`. */
   readonly code: string;
   /** The operation that failed, e.g. `"dump"`. */
-  readonly operation: string;
+  readonly operation: Operation;
   /** The kernel's extended-ack message, if any. */
   readonly extAck: string | undefined;
   /** The request's sequence number, if the failure answered a request. */
   readonly seq: number | undefined;
 
   /** Builds the error for `operation` failing with `errno`. */
-  constructor(operation: string, errno: number, options: NetlinkErrorOptions = {}) {
+  constructor(operation: Operation, errno: number, options: NetlinkErrorOptions = {}) {
     const code = errnoName(errno);
     const text = ERRNO_TEXT[errno];
     let message = `Cannot ${operation}: ${code}${text ? ` (${text})` : ""}`;
     if (options.extAck) message += `: ${options.extAck}`;
-    if (errno === 1 || errno === 13) {
+    if (errno === ERRNO.EPERM || errno === ERRNO.EACCES) {
       message += "; conntrack over netlink needs CAP_NET_ADMIN (run as root)";
     }
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -170,4 +244,96 @@ export class DecodeError extends RangeError {
     this.offset = offset;
     this.path = path;
   }
+}
+
+/**
+ * A bad argument of the wrong kind or shape: a `TypeError` that names the
+ * `argument` (its path, e.g. `"filter.orig.src"`), the `value` given and the
+ * `reason`, so that callers branch on fields rather than on message text.
+ * The message reads `Invalid <argument>: <reason>`.
+ *
+ * @example
+ * ```ts
+ * import { ArgumentError, validateTuple } from "@ctnl/conntrack";
+ * import { equal, ok } from "node:assert/strict";
+ *
+ * try {
+ *   validateTuple({ src: "10.0.0.1", dst: "nowhere", protocol: "icmp" });
+ * } catch (e) {
+ *   ok(e instanceof ArgumentError && e instanceof TypeError);
+ *   equal(e.argument, "tuple.dst");
+ *   equal(e.value, "nowhere");
+ *   equal(e.message, `Invalid tuple.dst: "nowhere" is not an IPv4 or IPv6 address`);
+ * }
+ * ```
+ */
+export class ArgumentError extends TypeError {
+  /** The argument's path, e.g. `"filter.orig.dstPort"`. */
+  readonly argument: string;
+  /** The value that was given. */
+  readonly value: unknown;
+  /** What is wrong with it, e.g. `"70000 is not an integer in 0-65535"`. */
+  readonly reason: string;
+
+  /** Builds the error for `argument` given as `value`. */
+  constructor(argument: string, value: unknown, reason: string) {
+    super(`Invalid ${argument}: ${reason}`);
+    this.name = "ArgumentError";
+    this.argument = argument;
+    this.value = value;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A number out of its range: a `RangeError` with the same fields as
+ * {@link ArgumentError}.
+ *
+ * @example
+ * ```ts
+ * import { ArgumentRangeError, validateTuple } from "@ctnl/conntrack";
+ * import { throws } from "node:assert/strict";
+ *
+ * throws(
+ *   () => validateTuple({ src: "::1", dst: "::1", protocol: "udp", srcPort: 70000, dstPort: 53 }),
+ *   (e) => e instanceof ArgumentRangeError && e.argument === "tuple.srcPort" && e.value === 70000,
+ * );
+ * ```
+ */
+export class ArgumentRangeError extends RangeError {
+  /** The argument's path, e.g. `"tuple.srcPort"`. */
+  readonly argument: string;
+  /** The value that was given. */
+  readonly value: unknown;
+  /** What is wrong with it. */
+  readonly reason: string;
+
+  /** Builds the error for `argument` given as `value`. */
+  constructor(argument: string, value: unknown, reason: string) {
+    super(`Invalid ${argument}: ${reason}`);
+    this.name = "ArgumentRangeError";
+    this.argument = argument;
+    this.value = value;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Whether `error` is a bad-argument error from ctnl ({@link ArgumentError}
+ * or {@link ArgumentRangeError}).
+ *
+ * @example
+ * ```ts
+ * import { isArgumentError, validateFilter } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * try {
+ *   validateFilter({ orig: { dstPort: -1 } });
+ * } catch (e) {
+ *   equal(isArgumentError(e) && e.argument, "filter.orig.dstPort");
+ * }
+ * ```
+ */
+export function isArgumentError(error: unknown): error is ArgumentError | ArgumentRangeError {
+  return error instanceof ArgumentError || error instanceof ArgumentRangeError;
 }

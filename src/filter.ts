@@ -8,6 +8,8 @@
 
 import { parseAddress, type ParsedAddress } from "./address.ts";
 import * as C from "./constants.ts";
+import { ArgumentError, ArgumentRangeError } from "./errors.ts";
+import { parseProtocol } from "./protocols.ts";
 import type { Encoder } from "./netlink.ts";
 import type { Flow, Tuple } from "./types.ts";
 
@@ -153,52 +155,10 @@ export interface NormalizedFilter {
   reply: NTuple | undefined;
 }
 
-const PROTOCOLS: Readonly<Record<string, number>> = {
-  icmp: 1,
-  igmp: 2,
-  tcp: 6,
-  udp: 17,
-  dccp: 33,
-  gre: 47,
-  icmpv6: 58,
-  "ipv6-icmp": 58,
-  sctp: 132,
-  udplite: 136,
-};
-
-/**
- * Parses a layer-4 protocol given by name or number (0–255); throws a
- * `TypeError`/`RangeError` naming `argument` otherwise.
- *
- * @example
- * ```ts
- * import { parseProtocol } from "@ctnl/conntrack";
- * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- *
- * assertEquals(parseProtocol("tcp"), 6);
- * assertEquals(parseProtocol(58), 58);
- * ```
- */
-export function parseProtocol(value: number | string, argument = "protocol"): number {
-  if (typeof value === "number") {
-    if (!Number.isInteger(value) || value < 0 || value > 255) {
-      throw new RangeError(`Invalid ${argument}: ${value} is not a protocol number (0-255)`);
-    }
-    return value;
-  }
-  if (typeof value !== "string") {
-    throw new TypeError(`Invalid ${argument}: ${String(value)} is not a protocol`);
-  }
-  const byName = PROTOCOLS[value.toLowerCase()];
-  if (byName !== undefined) return byName;
-  if (/^\d+$/.test(value)) return parseProtocol(Number(value), argument);
-  throw new TypeError(`Invalid ${argument}: unknown protocol "${value}"`);
-}
-
 /** Checks an integer in `[0, max]`; throws a `RangeError` naming `argument`. */
 export function checkUint(value: unknown, max: number, argument: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new RangeError(`Invalid ${argument}: ${String(value)} is not an integer in 0-${max}`);
+    throw new ArgumentRangeError(argument, value, `${String(value)} is not an integer in 0-${max}`);
   }
   return value;
 }
@@ -207,13 +167,13 @@ export function checkUint(value: unknown, max: number, argument: string): number
 export function statusBits(value: StatusValue, argument: string): number {
   if (typeof value === "number") return checkUint(value, 0xffffffff, argument);
   if (!Array.isArray(value)) {
-    throw new TypeError(`Invalid ${argument}: ${String(value)} is not a number or flag list`);
+    throw new ArgumentError(argument, value, `${String(value)} is not a number or flag list`);
   }
   let bits = 0;
   for (const name of value) {
     const bit = (C.CT_STATUS as Record<string, number>)[name];
     if (bit === undefined) {
-      throw new TypeError(`Invalid ${argument}: unknown status flag "${name}"`);
+      throw new ArgumentError(argument, name, `unknown status flag "${name}"`);
     }
     bits |= bit;
   }
@@ -233,20 +193,22 @@ const TUPLE_KEYS = new Set([
 
 function normalizeTuple(t: TupleFilter, dir: string, family: { af: number }): NTuple | undefined {
   if (t === null || typeof t !== "object") {
-    throw new TypeError(`Invalid filter.${dir}: ${String(t)} is not an object`);
+    throw new ArgumentError(`filter.${dir}`, t, `${String(t)} is not an object`);
   }
   for (const key of Object.keys(t)) {
-    if (!TUPLE_KEYS.has(key)) throw new TypeError(`Invalid filter.${dir}: unknown field "${key}"`);
+    if (!TUPLE_KEYS.has(key)) {
+      throw new ArgumentError(`filter.${dir}`, key, `unknown field "${key}"`);
+    }
   }
   const addr = (text: string | undefined, name: string): ParsedAddress | undefined => {
     if (text === undefined) return undefined;
     const a = parseAddress(text, `filter.${dir}.${name}`);
     const af = a.family === "ipv4" ? C.AF_INET : C.AF_INET6;
     if (family.af !== C.AF_UNSPEC && family.af !== af) {
-      throw new TypeError(
-        `Invalid filter.${dir}.${name}: ${a.family} address "${text}" mixed with ${
-          family.af === C.AF_INET ? "ipv4" : "ipv6"
-        }`,
+      throw new ArgumentError(
+        `filter.${dir}.${name}`,
+        text,
+        `${a.family} address "${text}" mixed with ${family.af === C.AF_INET ? "ipv4" : "ipv6"}`,
       );
     }
     family.af = af;
@@ -281,18 +243,20 @@ const FILTER_KEYS = new Set(["family", "mark", "zone", "status", "orig", "reply"
 /** Validates a {@link DumpFilter}; throws `TypeError`/`RangeError` naming the bad part. */
 export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
   if (filter === null || typeof filter !== "object") {
-    throw new TypeError(`Invalid filter: ${String(filter)} is not an object`);
+    throw new ArgumentError("filter", filter, `${String(filter)} is not an object`);
   }
   for (const key of Object.keys(filter)) {
-    if (!FILTER_KEYS.has(key)) throw new TypeError(`Invalid filter: unknown field "${key}"`);
+    if (!FILTER_KEYS.has(key)) throw new ArgumentError("filter", key, `unknown field "${key}"`);
   }
   const family = { af: C.AF_UNSPEC };
   if (filter.family !== undefined) {
     if (filter.family === "ipv4") family.af = C.AF_INET;
     else if (filter.family === "ipv6") family.af = C.AF_INET6;
     else if (filter.family !== "all") {
-      throw new TypeError(
-        `Invalid filter.family: "${String(filter.family)}" is not "ipv4", "ipv6" or "all"`,
+      throw new ArgumentError(
+        "filter.family",
+        filter.family,
+        `"${String(filter.family)}" is not "ipv4", "ipv6" or "all"`,
       );
     }
   }
@@ -323,7 +287,11 @@ export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
       status = { value, mask };
     }
     if (status.mask === 0) {
-      throw new RangeError("Invalid filter.status: the mask selects no status bit");
+      throw new ArgumentRangeError(
+        "filter.status",
+        filter.status,
+        "the mask selects no status bit",
+      );
     }
   }
   const zone = filter.zone === undefined ? undefined : checkUint(filter.zone, 65535, "filter.zone");
@@ -332,10 +300,10 @@ export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
     ? undefined
     : normalizeTuple(filter.reply, "reply", family);
   if (explicitAll && family.af !== C.AF_UNSPEC) {
-    throw new TypeError(
-      `Invalid filter.family: "all" conflicts with ${
-        family.af === C.AF_INET ? "an ipv4" : "an ipv6"
-      } address`,
+    throw new ArgumentError(
+      "filter.family",
+      filter.family,
+      `"all" conflicts with ${family.af === C.AF_INET ? "an ipv4" : "an ipv6"} address`,
     );
   }
   return { af: family.af, mark, zone, status, orig, reply };

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { CT_STATUS, DCCP_STATES, SCTP_STATES, TCP_STATES } from "./constants.ts";
+import { CT_STATUS } from "./constants.ts";
+import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
 
 /** Which optional parts conntrack's `-o` adds.
@@ -39,18 +40,6 @@ export interface FormatOptions {
    */
   labelNames?: readonly (string | undefined)[];
 }
-
-/** libnetfilter_conntrack's `proto2str`: only these names, else `unknown`. */
-const L4_NAMES: Readonly<Record<number, string>> = {
-  1: "icmp",
-  6: "tcp",
-  17: "udp",
-  33: "dccp",
-  47: "gre",
-  58: "icmpv6",
-  132: "sctp",
-  136: "udplite",
-};
 
 /** libnetfilter_conntrack's SCTP state names: the kernel's up to SHUTDOWN_ACK_SENT (later ones print NONE). */
 const SCTP_PRINT_STATES = SCTP_STATES.slice(0, 8);
@@ -110,7 +99,7 @@ function tupleText(t: Tuple): string {
 /** `"%-8s %u"` of each layer-4 protocol number, computed once. */
 const L4_PREFIX: readonly string[] = Array.from(
   { length: 256 },
-  (_, n) => `${pad8(L4_NAMES[n] ?? "unknown")} ${n}`,
+  (_, n) => `${pad8(protocolInfo(n).name)} ${n}`,
 );
 
 const NSEC = 1_000_000_000n;

@@ -7,7 +7,9 @@
 
 import { parseAddress, type ParsedAddress } from "./address.ts";
 import * as C from "./constants.ts";
-import { checkUint, parseProtocol, statusBits, type StatusValue } from "./filter.ts";
+import { ArgumentError } from "./errors.ts";
+import { checkUint, statusBits, type StatusValue } from "./filter.ts";
+import { parseProtocol, protocolInfo, TCP_STATES } from "./protocols.ts";
 import type { Encoder } from "./netlink.ts";
 
 /** A tuple that names one direction of one entry.
@@ -63,23 +65,22 @@ export interface ParsedTuple {
   icmpId: number | undefined;
 }
 
-/** Protocols whose tuples carry ports (GRE, 47: its keys, in the same attributes). */
-export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 47, 132, 136]);
-
 /** Validates a tuple; throws `TypeError`/`RangeError` naming `argument`. */
 export function parseTuple(tuple: TupleSpec, argument = "tuple"): ParsedTuple {
   if (tuple === null || typeof tuple !== "object") {
-    throw new TypeError(`Invalid ${argument}: ${String(tuple)} is not an object`);
+    throw new ArgumentError(argument, tuple, `${String(tuple)} is not an object`);
   }
   const src = parseAddress(tuple.src, `${argument}.src`);
   const dst = parseAddress(tuple.dst, `${argument}.dst`);
   if (src.family !== dst.family) {
-    throw new TypeError(
-      `Invalid ${argument}: src "${tuple.src}" is ${src.family} but dst "${tuple.dst}" is ${dst.family}`,
+    throw new ArgumentError(
+      argument,
+      tuple,
+      `src "${tuple.src}" is ${src.family} but dst "${tuple.dst}" is ${dst.family}`,
     );
   }
   if (tuple.protocol === undefined) {
-    throw new TypeError(`Invalid ${argument}: protocol is required`);
+    throw new ArgumentError(argument, tuple.protocol, `protocol is required`);
   }
   const protocol = parseProtocol(tuple.protocol, `${argument}.protocol`);
   const out: ParsedTuple = {
@@ -93,27 +94,32 @@ export function parseTuple(tuple: TupleSpec, argument = "tuple"): ParsedTuple {
     icmpCode: undefined,
     icmpId: undefined,
   };
-  if (PORT_PROTOCOLS.has(protocol)) {
+  const carries = protocolInfo(protocol).tuple;
+  if (carries === "ports" || carries === "keys") {
     if (tuple.srcPort === undefined || tuple.dstPort === undefined) {
-      throw new TypeError(
-        `Invalid ${argument}: srcPort and dstPort are required for this protocol`,
+      throw new ArgumentError(
+        argument,
+        tuple,
+        `srcPort and dstPort are required for this protocol`,
       );
     }
     out.srcPort = checkUint(tuple.srcPort, 65535, `${argument}.srcPort`);
     out.dstPort = checkUint(tuple.dstPort, 65535, `${argument}.dstPort`);
-  } else if (protocol === 1 || protocol === 58) {
+  } else if (carries === "icmp") {
     if (
       tuple.icmpType === undefined || tuple.icmpCode === undefined || tuple.icmpId === undefined
     ) {
-      throw new TypeError(
-        `Invalid ${argument}: icmpType, icmpCode and icmpId are required for ICMP`,
+      throw new ArgumentError(
+        argument,
+        tuple,
+        `icmpType, icmpCode and icmpId are required for ICMP`,
       );
     }
     if ((protocol === 58) !== (src.family === "ipv6")) {
-      throw new TypeError(
-        `Invalid ${argument}: protocol ${
-          protocol === 1 ? "icmp" : "icmpv6"
-        } with ${src.family} addresses`,
+      throw new ArgumentError(
+        argument,
+        tuple.protocol,
+        `protocol ${protocol === 1 ? "icmp" : "icmpv6"} with ${src.family} addresses`,
       );
     }
     out.icmpType = checkUint(tuple.icmpType, 255, `${argument}.icmpType`);
@@ -184,9 +190,9 @@ export interface FlowChanges {
 }
 
 function tcpStateNumber(state: string | number): number {
-  if (typeof state === "number") return checkUint(state, C.TCP_STATES.length - 1, "tcpState");
-  const n = C.TCP_STATES.indexOf(String(state).toUpperCase());
-  if (n < 0) throw new TypeError(`Invalid tcpState: unknown TCP state "${state}"`);
+  if (typeof state === "number") return checkUint(state, TCP_STATES.length - 1, "tcpState");
+  const n = TCP_STATES.indexOf(String(state).toUpperCase());
+  if (n < 0) throw new ArgumentError("tcpState", state, `unknown TCP state "${state}"`);
   return n;
 }
 
@@ -216,7 +222,7 @@ export function encodeChanges(
   }
   if (changes.labels !== undefined) {
     if (!Array.isArray(changes.labels)) {
-      throw new TypeError(`Invalid ${argument}.labels: not an array of bit numbers`);
+      throw new ArgumentError(`${argument}.labels`, changes.labels, `not an array of bit numbers`);
     }
     const bits = new Uint8Array(16);
     for (const bit of changes.labels) {

@@ -21,10 +21,10 @@ const DIR = new URL("./fixtures/", import.meta.url).pathname;
 
 /** Sends one request and records every datagram until DONE or an error/ACK. */
 function capture(sock: NetlinkSocket, request: Uint8Array<ArrayBuffer>): Uint8Array {
-  sock.send(request, "capture");
+  sock.send(request, "dump");
   const records: Uint8Array[] = [];
   for (let done = false; !done;) {
-    const r = sock.recv("capture")!;
+    const r = sock.recv("dump")!;
     const rec = new Uint8Array(4 + r.length);
     new DataView(rec.buffer).setUint32(0, r.length, true);
     rec.set(sock.buffer.subarray(0, r.length), 4);
@@ -54,7 +54,7 @@ function request(msg: number, flags: number, family: number): Encoder {
 }
 
 async function inNamespace(ns: Netns, fn: (sock: NetlinkSocket) => Promise<void>): Promise<void> {
-  const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+  const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
   // A 4 KiB buffer makes the kernel split the dump over several datagrams.
   const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 5000 }, 4096);
   try {
@@ -67,7 +67,7 @@ async function inNamespace(ns: Netns, fn: (sock: NetlinkSocket) => Promise<void>
 
 const utc = { TZ: "UTC", PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
 
-const ns = await trafficNamespace("capture");
+const ns = await trafficNamespace("dump");
 try {
   await inNamespace(ns, async (sock) => {
     const dump = capture(

@@ -239,7 +239,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
     await t.step(
       "the kernel's IPv6 CTA_FILTER address match is inverted (why it runs in userspace)",
       () => {
-        const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+        const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
         const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 5000 });
         try {
           const enc = new Encoder();
@@ -318,7 +318,7 @@ Deno.test("library against the kernel and conntrack-tools", async (t) => {
     await t.step("netns by path and by fd reach the same table", () => {
       using byPath = Conntrack.open({ netns: `/run/netns/${ns.name}` });
       assertEquals(ids(byPath.dumpSync()), ids(flows));
-      const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+      const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
       try {
         using byFd = Conntrack.open({ netns: fd });
         assertEquals(ids(byFd.dumpSync()), ids(flows));

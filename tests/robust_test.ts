@@ -44,7 +44,7 @@ async function filled(tag: string, n: number): Promise<Netns> {
 
 Deno.test("replies not sent by the kernel are ignored, even with the right sequence", async () => {
   const ns = await filled("foreign", 50);
-  const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+  const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
   const intruder = NetlinkSocket.open({ netnsFd: fd });
   try {
     using ct = Conntrack.open({ netns: ns.name });
@@ -94,7 +94,7 @@ function libcSendto(fd: number, bytes: Uint8Array<ArrayBuffer>, addr: Uint8Array
 
 Deno.test("a datagram larger than the receive buffer is an EMSGSIZE error, not silent loss", async () => {
   const ns = await filled("trunc", 20);
-  const fd = openFd(`/run/netns/${ns.name}`, "open netns");
+  const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
   const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 2000 }, 64);
   try {
     const req = new Encoder().begin(
