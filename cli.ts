@@ -21,8 +21,10 @@
  * @module
  */
 
-export { main } from "./cli/main.ts";
 import { main } from "./cli/main.ts";
+
+export { type CliIo, main } from "./cli/main.ts";
+export type { SyncWriter } from "./cli/output.ts";
 
 if (import.meta.main) {
   Deno.exit(await main(Deno.args));

@@ -1,4 +1,11 @@
-import type { Flow, FlowChanges } from "../mod.ts";
+/**
+ * What create and update set (`-t`, `-m`, `-u`, `--state`) and how update
+ * applies it to a listed entry, as conntrack does.
+ *
+ * @module
+ */
+
+import { type Flow, type FlowChanges, protocolInfo, TCP_STATES } from "../mod.ts";
 import { UsageError } from "./errors.ts";
 import { decimal } from "./values.ts";
 import type { Context } from "./context.ts";
@@ -11,6 +18,7 @@ export interface Changes {
   tcpState: string | undefined;
 }
 
+/** The changes of create or update, checked as conntrack checks them. */
 export function parseChanges(ctx: Context, command: "create" | "update"): Changes {
   const f = ctx.filters;
   const timeout = ctx.parsed.values.get("timeout");
@@ -28,7 +36,8 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
       `-u/--status with ${command} names flags to set; "!FLAG" and UNREPLIED only select (dump, delete, events)`,
     );
   }
-  if (f.state !== undefined && f.protocol !== 6) {
+  // The library sets only a TCP state (FlowChanges.tcpState).
+  if (f.state !== undefined && !isTcp(f.protocol)) {
     throw new UsageError(`--state with ${command} needs -p tcp`);
   }
   return changes;
@@ -61,4 +70,9 @@ export function changesFor(flow: Flow, changes: Changes): FlowChanges | undefine
     changed ||= flow.tcp?.stateName !== changes.tcpState;
   }
   return changed ? out : undefined;
+}
+
+/** Whether `protocol` is the one whose states the library can set (tcpState: TCP_STATES). */
+export function isTcp(protocol: number | undefined): boolean {
+  return protocol !== undefined && protocolInfo(protocol).states === TCP_STATES;
 }

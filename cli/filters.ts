@@ -1,23 +1,26 @@
+/**
+ * The selection options (`-f -p -s -d -r -q --sport … -m -w -u --state`),
+ * parsed once into {@link Filters}, and what the commands make of them: a
+ * dump filter, the tuple of one entry.
+ *
+ * @module
+ */
+
 import {
-  DCCP_STATES,
   type DumpFilter,
   type Flow,
   type GetOptions,
-  parseProtocol,
-  SCTP_STATES,
-  TCP_STATES,
+  protocolInfo,
   type Tuple,
   type TupleFilter,
   type TupleSpec,
   validateTuple,
 } from "../mod.ts";
-import { argumentError, UsageError } from "./errors.ts";
+import { checked, UsageError } from "./errors.ts";
 import { optionName } from "./options.ts";
 import { decimal, parseCUint, parseFamily, parseMark, parseProto, parseStatus } from "./values.ts";
 
-export const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]);
-export const ICMP_PROTOCOLS = new Set([1, 58]);
-
+/** The selection options, parsed. */
 export interface Filters {
   family: "ipv4" | "ipv6" | undefined;
   protocol: number | undefined;
@@ -38,7 +41,8 @@ export interface Filters {
   state: string | undefined;
 }
 
-export function parseFilters(v: Map<string, string>): Filters {
+/** Parses and cross-checks the selection options (ports need a protocol with ports, …). */
+export function parseFilters(v: ReadonlyMap<string, string>): Filters {
   const get = <T>(key: string, parse: (text: string) => T): T | undefined => {
     const text = v.get(key);
     return text === undefined ? undefined : parse(text);
@@ -72,7 +76,7 @@ export function parseFilters(v: Map<string, string>): Filters {
   }
   const p = f.protocol;
   const hasPorts = [f.sport, f.dport, f.replySport, f.replyDport].some((x) => x !== undefined);
-  if (hasPorts && p !== undefined && !PORT_PROTOCOLS.has(p)) {
+  if (hasPorts && p !== undefined && protocolInfo(p).tuple !== "ports") {
     throw new UsageError(
       `port options need a protocol with ports (tcp, udp, udplite, sctp, dccp), not -p ${
         v.get("proto")
@@ -80,12 +84,12 @@ export function parseFilters(v: Map<string, string>): Filters {
     );
   }
   const hasIcmp = [f.icmpType, f.icmpCode, f.icmpId].some((x) => x !== undefined);
-  if (hasIcmp && p !== undefined && !ICMP_PROTOCOLS.has(p)) {
+  if (hasIcmp && p !== undefined && protocolInfo(p).tuple !== "icmp") {
     throw new UsageError(`--icmp-type/--icmp-code/--icmp-id need -p icmp or -p icmpv6`);
   }
   if (f.state !== undefined) {
-    const table = p === 6 ? TCP_STATES : p === 132 ? SCTP_STATES : p === 33 ? DCCP_STATES : null;
-    if (table === null) throw new UsageError("--state needs -p tcp, -p sctp or -p dccp");
+    const table = p === undefined ? undefined : protocolInfo(p).states;
+    if (table === undefined) throw new UsageError("--state needs -p tcp, -p sctp or -p dccp");
     if (!table.includes(f.state)) {
       throw new UsageError(
         `invalid state "${f.state}" for --state with -p ${v.get("proto")} (${table.join(", ")})`,
@@ -95,45 +99,57 @@ export function parseFilters(v: Map<string, string>): Filters {
   return f;
 }
 
-/** Adds `value` under `key` unless it is undefined (for exactOptionalPropertyTypes). */
-export function put<T extends object, K extends keyof T>(
-  obj: T,
-  key: K,
-  value: T[K] | undefined,
-): void {
-  if (value !== undefined) obj[key] = value;
+/**
+ * `obj` without its undefined properties: an object for an options type
+ * under exactOptionalPropertyTypes.
+ */
+export function compact<T extends object>(obj: { [K in keyof T]: T[K] | undefined }): T {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(obj) as (keyof T)[]) {
+    if (obj[key] !== undefined) out[key] = obj[key];
+  }
+  return out as T;
 }
 
+/** The dump filter of the selection options. */
 export function dumpFilter(f: Filters): DumpFilter {
-  const filter: DumpFilter = {};
-  put(filter, "family", f.family);
-  put(filter, "mark", f.mark);
-  put(filter, "zone", f.zone);
-  put(filter, "status", f.status);
-  const orig: TupleFilter = {};
-  put(orig, "src", f.src);
-  put(orig, "dst", f.dst);
-  put(orig, "protocol", f.protocol);
-  put(orig, "srcPort", f.sport);
-  put(orig, "dstPort", f.dport);
-  put(orig, "icmpType", f.icmpType);
-  put(orig, "icmpCode", f.icmpCode);
-  put(orig, "icmpId", f.icmpId);
-  const reply: TupleFilter = {};
-  put(reply, "src", f.replySrc);
-  put(reply, "dst", f.replyDst);
-  put(reply, "srcPort", f.replySport);
-  put(reply, "dstPort", f.replyDport);
-  if (Object.keys(reply).length > 0) put(reply, "protocol", f.protocol);
-  if (Object.keys(orig).length > 0) filter.orig = orig;
-  if (Object.keys(reply).length > 0) filter.reply = reply;
-  return filter;
+  const orig = compact<TupleFilter>({
+    src: f.src,
+    dst: f.dst,
+    protocol: f.protocol,
+    srcPort: f.sport,
+    dstPort: f.dport,
+    icmpType: f.icmpType,
+    icmpCode: f.icmpCode,
+    icmpId: f.icmpId,
+  });
+  const reply = compact<TupleFilter>({
+    src: f.replySrc,
+    dst: f.replyDst,
+    srcPort: f.replySport,
+    dstPort: f.replyDport,
+  });
+  const hasReply = Object.keys(reply).length > 0;
+  if (hasReply && f.protocol !== undefined) reply.protocol = f.protocol;
+  return compact<DumpFilter>({
+    family: f.family,
+    mark: f.mark,
+    zone: f.zone,
+    status: f.status,
+    orig: Object.keys(orig).length > 0 ? orig : undefined,
+    reply: hasReply ? reply : undefined,
+  });
+}
+
+/** The one entry a full tuple names: the tuple, the get options, the direction it is in. */
+export interface NamedEntry {
+  tuple: TupleSpec;
+  options: GetOptions;
+  direction: "orig" | "reply";
 }
 
 /** The tuple and options for `get`, from `-s -d --sport --dport` or `-r -q --reply-port-*`. */
-export function getRequest(
-  f: Filters,
-): { tuple: TupleSpec; options: GetOptions; direction: string } {
+export function getRequest(f: Filters): NamedEntry {
   if (f.protocol === undefined) throw new UsageError("get needs -p/--proto");
   let direction: "orig" | "reply";
   if (f.src !== undefined && f.dst !== undefined) direction = "orig";
@@ -145,37 +161,30 @@ export function getRequest(
     dst: orig ? f.dst! : f.replyDst!,
     protocol: f.protocol,
   };
-  const proto = parseProtocolName(f.protocol);
-  if (PORT_PROTOCOLS.has(f.protocol)) {
+  const { name, tuple: kind } = protocolInfo(f.protocol);
+  if (kind === "ports") {
     const sport = orig ? f.sport : f.replySport;
     const dport = orig ? f.dport : f.replyDport;
     if (sport === undefined || dport === undefined) {
       throw new UsageError(
         orig
-          ? `get needs --sport and --dport for ${proto}`
-          : `get needs --reply-port-src and --reply-port-dst for ${proto}`,
+          ? `get needs --sport and --dport for ${name}`
+          : `get needs --reply-port-src and --reply-port-dst for ${name}`,
       );
     }
     tuple.srcPort = sport;
     tuple.dstPort = dport;
-  } else if (ICMP_PROTOCOLS.has(f.protocol)) {
+  } else if (kind === "icmp") {
     if (f.icmpType === undefined || f.icmpCode === undefined || f.icmpId === undefined) {
-      throw new UsageError(`get needs --icmp-type, --icmp-code and --icmp-id for ${proto}`);
+      throw new UsageError(`get needs --icmp-type, --icmp-code and --icmp-id for ${name}`);
     }
     tuple.icmpType = f.icmpType;
     tuple.icmpCode = f.icmpCode;
     tuple.icmpId = f.icmpId;
   }
   const options: GetOptions = { direction };
-  put(options, "zone", f.zone);
+  if (f.zone !== undefined) options.zone = f.zone;
   return { tuple, options, direction };
-}
-
-export function parseProtocolName(protocol: number): string {
-  for (const name of ["tcp", "udp", "udplite", "sctp", "dccp", "icmp", "icmpv6"]) {
-    if (parseProtocol(name) === protocol) return name;
-  }
-  return `protocol ${protocol}`;
 }
 
 /** The tuple of one direction of a listed flow, to name its entry in a request. */
@@ -206,10 +215,7 @@ export function checkFamily(f: Filters, tuple: TupleSpec): void {
   }
 }
 
+/** Checks `tuple` as the library does; a bad field is a usage error naming its option. */
 export function checkTuple(tuple: TupleSpec, direction: string): void {
-  try {
-    validateTuple(tuple);
-  } catch (error) {
-    throw argumentError(error, direction);
-  }
+  checked(() => validateTuple(tuple), direction);
 }

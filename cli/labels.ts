@@ -1,4 +1,10 @@
-import { stderrLine } from "./output.ts";
+/**
+ * Connection label names, from the file conntrack-tools reads them from.
+ *
+ * @module
+ */
+
+import { messageLine, type SyncWriter } from "./output.ts";
 import { LABEL_FILE } from "./context.ts";
 
 /**
@@ -30,17 +36,19 @@ export function parseLabelMap(text: string): (string | undefined)[] | undefined 
   return added > 0 ? names : undefined;
 }
 
-export function loadLabelMap(): (string | undefined)[] | undefined {
+/** The label names of {@link LABEL_FILE}, with a warning on `stderr` when there are none. */
+export function loadLabelMap(stderr: SyncWriter): (string | undefined)[] | undefined {
   const state = Deno.permissions.querySync({ name: "read", path: LABEL_FILE }).state;
   if (state !== "granted") {
-    stderrLine(
+    messageLine(
+      stderr,
       `ctnl: warning: label names not loaded: reading ${LABEL_FILE} needs --allow-read=${LABEL_FILE}`,
     );
     return undefined;
   }
   try {
     const map = parseLabelMap(Deno.readTextFileSync(LABEL_FILE));
-    if (map === undefined) stderrLine(`ctnl: warning: no label names in ${LABEL_FILE}`);
+    if (map === undefined) messageLine(stderr, `ctnl: warning: no label names in ${LABEL_FILE}`);
     return map;
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound
@@ -48,7 +56,7 @@ export function loadLabelMap(): (string | undefined)[] | undefined {
       : error instanceof Error
       ? error.message
       : String(error);
-    stderrLine(`ctnl: warning: label names not loaded: ${LABEL_FILE}: ${why}`);
+    messageLine(stderr, `ctnl: warning: label names not loaded: ${LABEL_FILE}: ${why}`);
     return undefined;
   }
 }

@@ -1,57 +1,77 @@
-import { type FormatOptions, NetlinkError } from "../mod.ts";
+/**
+ * `main`: parse the command line, look the command up in the registry, run
+ * it, and map what went wrong to an exit status (0 ok, 1 failed, 2 bad
+ * parameters) and one line on stderr.
+ *
+ * @module
+ */
+
+import { type FormatOptions, isArgumentError, NetlinkError } from "../mod.ts";
 import { argumentError, FailError, failure, UsageError } from "./errors.ts";
-import {
-  ALLOWED,
-  COMMAND_LIST,
-  COMMAND_WORDS,
-  firstPositional,
-  optionName,
-  parseArgs,
-} from "./options.ts";
+import { commandList, COMMON_OPTIONS, optionName, Parser } from "./options.ts";
 import { parseOutput } from "./values.ts";
 import { parseFilters } from "./filters.ts";
-import { stderrLine, writeText } from "./output.ts";
+import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
 import { loadLabelMap } from "./labels.ts";
-import { type Context, VERSION } from "./context.ts";
-import { runDump } from "./commands/dump.ts";
-import { runGet } from "./commands/get.ts";
-import { runStats } from "./commands/stats.ts";
-import { runCount } from "./commands/count.ts";
-import { runEvents } from "./commands/events.ts";
-import { runDelete } from "./commands/delete.ts";
-import { runFlush } from "./commands/flush.ts";
-import { runCreate } from "./commands/create.ts";
-import { runUpdate } from "./commands/update.ts";
-import { HELP_MAIN, helpFor } from "./help.ts";
+import { type Command, type Context, VERSION } from "./context.ts";
+import { COMMANDS } from "./commands/mod.ts";
+import { helpFor, mainHelp } from "./help.ts";
 
-export async function run(args: string[]): Promise<number> {
+/**
+ * Where {@link main} writes: data to `stdout`, messages to `stderr`
+ * (default `Deno.stdout` and `Deno.stderr`).
+ *
+ * @example Capture the output of a run
+ * ```ts
+ * import { type CliIo, main } from "@ctnl/conntrack/cli";
+ * import { match, strictEqual } from "node:assert/strict";
+ *
+ * const chunks: Uint8Array[] = [];
+ * const stdout = { writeSync: (p: Uint8Array) => (chunks.push(p.slice()), p.length) };
+ * const io: CliIo = { stdout };
+ * strictEqual(await main(["--version"], io), 0);
+ * match(new TextDecoder().decode(chunks[0]), /^ctnl v/);
+ * ```
+ */
+export interface CliIo {
+  /** Where data goes. */
+  readonly stdout?: SyncWriter;
+  /** Where messages go. */
+  readonly stderr?: SyncWriter;
+}
+
+const PARSER = new Parser(COMMANDS);
+const BY_NAME: ReadonlyMap<string, Command> = new Map(COMMANDS.map((c) => [c.name, c]));
+const COMMAND_LIST = commandList(COMMANDS);
+
+async function run(args: string[], io: Io): Promise<number> {
   if (args.length === 0) {
-    writeText(HELP_MAIN);
+    writeText(io.stdout, mainHelp(COMMANDS));
     return 0;
   }
   const wantsHelp = (a: string) => a === "-h" || a === "--help";
   const end = args.indexOf("--");
   const before = end < 0 ? args : args.slice(0, end);
   if (before.some(wantsHelp)) {
-    writeText(helpFor(before));
+    writeText(io.stdout, helpFor(before, COMMANDS));
     return 0;
   }
   if (before.includes("-V") || before.includes("--version")) {
-    writeText(`ctnl v${VERSION} (@ctnl/conntrack)\n`);
+    writeText(io.stdout, `ctnl v${VERSION} (@ctnl/conntrack)\n`);
     return 0;
   }
-  const help = firstPositional(before);
+  const help = PARSER.firstPositional(before);
   if (help >= 0 && before[help] === "help") {
     // `ctnl help [COMMAND]`
     const topic = before[help + 1];
-    if (topic !== undefined && !COMMAND_WORDS.has(topic)) {
+    if (topic !== undefined && PARSER.command(topic) === undefined) {
       throw new UsageError(`no help for "${topic}" (try ${COMMAND_LIST})`);
     }
-    writeText(helpFor(before.slice(help + 1)));
+    writeText(io.stdout, helpFor(before.slice(help + 1), COMMANDS));
     return 0;
   }
-  const parsed = parseArgs(args);
-  const command = parsed.command;
+  const parsed = PARSER.parse(args);
+  const command = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
   if (command === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
   }
@@ -61,20 +81,18 @@ export async function run(args: string[]): Promise<number> {
     }
     throw new UsageError(`unexpected argument "${parsed.table}"`);
   }
-  const allowed = ALLOWED[command];
-  for (const key of [...parsed.values.keys(), ...parsed.flags]) {
+  const allowed = new Set<string>([...command.options, ...COMMON_OPTIONS]);
+  for (const key of [...parsed.values.keys(), ...parsed.flags, ...parsed.lists.keys()]) {
     if (!allowed.has(key)) {
-      throw new UsageError(`option ${optionName(key)} cannot be used with ${command}`);
+      throw new UsageError(`option ${optionName(key)} cannot be used with ${command.name}`);
     }
   }
-  if (parsed.outputs.length > 0 && !allowed.has("output")) {
-    throw new UsageError(`option -o/--output cannot be used with ${command}`);
-  }
+  const outputLists = parsed.lists.get("output") ?? [];
   const json = parsed.flags.has("json");
-  if (json && parsed.outputs.length > 0) {
+  if (json && outputLists.length > 0) {
     throw new UsageError("--json and -o/--output cannot be combined");
   }
-  const outputs = parseOutput(parsed.outputs);
+  const outputs = parseOutput(outputLists);
   const filters = parseFilters(parsed.values);
   const format: FormatOptions = {
     extended: outputs.has("extended"),
@@ -82,50 +100,27 @@ export async function run(args: string[]): Promise<number> {
     ktimestamp: outputs.has("ktimestamp"),
   };
   if (outputs.has("labels")) {
-    const names = loadLabelMap();
+    const names = loadLabelMap(io.stderr);
     if (names !== undefined) format.labelNames = names;
   }
-  const ctx: Context = { parsed, filters, json, outputs, format };
+  const ctx: Context = { parsed, filters, json, outputs, format, io };
   try {
-    switch (command) {
-      case "dump":
-        return runDump(ctx);
-      case "get":
-        return runGet(ctx);
-      case "stats":
-        return await runStats(ctx);
-      case "count":
-        return await runCount(ctx);
-      case "events":
-        return await runEvents(ctx);
-      case "delete":
-        return await runDelete(ctx);
-      case "flush":
-        return await runFlush(ctx);
-      case "create":
-        return await runCreate(ctx);
-      case "update":
-        return await runUpdate(ctx);
-    }
+    return await command.run(ctx);
   } catch (error) {
     if (error instanceof NetlinkError) {
-      throw new FailError(failure(error, command, parsed.values.get("netns")));
+      throw new FailError(failure(error, command.name, parsed.values.get("netns")));
     }
-    if (
-      (error instanceof TypeError || error instanceof RangeError) &&
-      /^Invalid netns/.test(error.message)
-    ) {
-      throw argumentError(error, "orig");
-    }
+    if (isArgumentError(error) && error.argument === "netns") throw argumentError(error, "orig");
     throw error;
   }
 }
 
 /**
  * Runs the `ctnl` command line with `args` (without the program name):
- * writes data to stdout and messages to stderr, and returns the exit
- * status: 0 success, 1 the operation failed, 2 bad parameters. A closed
- * stdout (`ctnl dump | head`) ends the run quietly with 0.
+ * writes data to stdout and messages to stderr (or to the writers `io`
+ * gives), and returns the exit status: 0 success, 1 the operation failed,
+ * 2 bad parameters. A closed stdout (`ctnl dump | head`) ends the run
+ * quietly with 0.
  *
  * @example Bad parameters are exit status 2, with one line on stderr
  * ```ts
@@ -143,25 +138,21 @@ export async function run(args: string[]): Promise<number> {
  * Deno.exit(await main(Deno.args));
  * ```
  */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], io: CliIo = {}): Promise<number> {
+  const streams: Io = { stdout: io.stdout ?? Deno.stdout, stderr: io.stderr ?? Deno.stderr };
+  const fail = (text: string, status: number) => {
+    messageLine(streams.stderr, `ctnl: ${text}`);
+    return status;
+  };
   try {
-    return await run(args);
+    return await run(args, streams);
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) return 0;
-    if (error instanceof UsageError) {
-      stderrLine(`ctnl: ${error.message}`);
-      return 2;
-    }
-    if (error instanceof FailError) {
-      stderrLine(`ctnl: ${error.message}`);
-      return 1;
-    }
+    if (error instanceof UsageError) return fail(error.message, 2);
+    if (error instanceof FailError) return fail(error.message, 1);
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      stderrLine(`ctnl: ${error.message.split("\n")[0]}; run it with --allow-ffi`);
-      return 1;
+      return fail(`${error.message.split("\n")[0]}; run it with --allow-ffi`, 1);
     }
-    const message = error instanceof Error ? error.message : String(error);
-    stderrLine(`ctnl: ${message}`);
-    return 1;
+    return fail(error instanceof Error ? error.message : String(error), 1);
   }
 }

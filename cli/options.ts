@@ -1,78 +1,215 @@
+/**
+ * The option table and what is derived from it: the getopt-style parser,
+ * option names for messages, and the option lines of each command's help.
+ * Adding an option is one row of {@link OPTIONS}.
+ *
+ * @module
+ */
+
 import { UsageError } from "./errors.ts";
 
-// Options
-
-export type Command =
-  | "dump"
-  | "get"
-  | "stats"
-  | "count"
-  | "events"
-  | "delete"
-  | "flush"
-  | "create"
-  | "update";
-
+/** One option: how it is written, whether it takes a value, its help. */
 export interface OptionSpec {
   /** Key in the parsed options. */
-  key: string;
+  readonly key: string;
   /** One-letter form, without the dash. */
-  short?: string;
+  readonly short?: string;
   /** Long forms, without the dashes; the first is the canonical name. */
-  long: string[];
+  readonly long: readonly string[];
   /** Whether the option takes a value. */
-  value: boolean;
+  readonly value: boolean;
+  /** May be given more than once; its values are collected in order. */
+  readonly repeated?: boolean;
+  /** The value in help: `ADDR`, `ipv4|ipv6`. */
+  readonly placeholder?: string;
+  /** The help line (a command may word it its own way); `\n` starts a continuation line. */
+  readonly help: string;
 }
 
-export const OPTIONS: OptionSpec[] = [
-  { key: "netns", long: ["netns"], value: true },
-  { key: "json", long: ["json"], value: false },
-  { key: "output", short: "o", long: ["output"], value: true },
-  { key: "family", short: "f", long: ["family"], value: true },
-  { key: "proto", short: "p", long: ["proto", "protonum"], value: true },
-  { key: "src", short: "s", long: ["src", "orig-src"], value: true },
-  { key: "dst", short: "d", long: ["dst", "orig-dst"], value: true },
-  { key: "replySrc", short: "r", long: ["reply-src"], value: true },
-  { key: "replyDst", short: "q", long: ["reply-dst"], value: true },
-  { key: "sport", long: ["sport", "orig-port-src"], value: true },
-  { key: "dport", long: ["dport", "orig-port-dst"], value: true },
-  { key: "replySport", long: ["reply-port-src"], value: true },
-  { key: "replyDport", long: ["reply-port-dst"], value: true },
-  { key: "mark", short: "m", long: ["mark"], value: true },
-  { key: "zone", short: "w", long: ["zone"], value: true },
-  { key: "status", short: "u", long: ["status"], value: true },
-  { key: "state", long: ["state"], value: true },
-  { key: "icmpType", long: ["icmp-type", "icmpv6-type"], value: true },
-  { key: "icmpCode", long: ["icmp-code", "icmpv6-code"], value: true },
-  { key: "icmpId", long: ["icmp-id", "icmpv6-id"], value: true },
-  { key: "timeout", short: "t", long: ["timeout"], value: true },
-  { key: "eventMask", short: "e", long: ["event-mask"], value: true },
-  { key: "bufferSize", short: "b", long: ["buffer-size"], value: true },
-  { key: "help", short: "h", long: ["help"], value: false },
-  { key: "version", short: "V", long: ["version"], value: false },
-  { key: "cmd:dump", short: "L", long: ["dump"], value: false },
-  { key: "cmd:get", short: "G", long: ["get"], value: false },
-  { key: "cmd:stats", short: "S", long: ["stats"], value: false },
-  { key: "cmd:count", short: "C", long: ["count", "counter"], value: false },
-  { key: "cmd:events", short: "E", long: ["event"], value: false },
-  { key: "cmd:delete", short: "D", long: ["delete"], value: false },
-  { key: "cmd:flush", short: "F", long: ["flush"], value: false },
-  { key: "cmd:create", short: "I", long: ["create"], value: false },
-  { key: "cmd:update", short: "U", long: ["update"], value: false },
-];
+/** Every option ctnl takes, in conntrack's spelling. */
+export const OPTIONS = [
+  {
+    key: "netns",
+    long: ["netns"],
+    value: true,
+    placeholder: "NAME|PATH",
+    help: "Network namespace",
+  },
+  { key: "json", long: ["json"], value: false, help: "One JSON object per entry instead" },
+  {
+    key: "output",
+    short: "o",
+    long: ["output"],
+    value: true,
+    repeated: true,
+    placeholder: "FORMAT[,FORMAT…]",
+    help: "Output format",
+  },
+  {
+    key: "family",
+    short: "f",
+    long: ["family"],
+    value: true,
+    placeholder: "ipv4|ipv6",
+    help: "Address family",
+  },
+  {
+    key: "proto",
+    short: "p",
+    long: ["proto", "protonum"],
+    value: true,
+    placeholder: "NAME|NUMBER",
+    help: "Layer-4 protocol (tcp, udp, icmp, icmpv6, sctp, 47, …)",
+  },
+  {
+    key: "src",
+    short: "s",
+    long: ["src", "orig-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Source address, original direction",
+  },
+  {
+    key: "dst",
+    short: "d",
+    long: ["dst", "orig-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Destination address, original direction",
+  },
+  {
+    key: "replySrc",
+    short: "r",
+    long: ["reply-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Source address, reply direction",
+  },
+  {
+    key: "replyDst",
+    short: "q",
+    long: ["reply-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Destination address, reply direction",
+  },
+  {
+    key: "sport",
+    long: ["sport", "orig-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Source port, original direction",
+  },
+  {
+    key: "dport",
+    long: ["dport", "orig-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Destination port, original direction",
+  },
+  {
+    key: "replySport",
+    long: ["reply-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Source port, reply direction",
+  },
+  {
+    key: "replyDport",
+    long: ["reply-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Destination port, reply direction",
+  },
+  {
+    key: "mark",
+    short: "m",
+    long: ["mark"],
+    value: true,
+    placeholder: "VALUE[/MASK]",
+    help: "Mark (decimal, 0x hex or 0 octal); with MASK, mark & MASK == VALUE",
+  },
+  {
+    key: "zone",
+    short: "w",
+    long: ["zone"],
+    value: true,
+    placeholder: "ZONE",
+    help: "Conntrack zone, 0-65535",
+  },
+  {
+    key: "status",
+    short: "u",
+    long: ["status"],
+    value: true,
+    placeholder: "FLAG[,FLAG…]",
+    help: "Status flags that must be set: ASSURED, SEEN_REPLY,\n" +
+      "FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD (or any\n" +
+      "status bit name); UNREPLIED = SEEN_REPLY clear;\n" +
+      "!FLAG = FLAG clear",
+  },
+  {
+    key: "state",
+    long: ["state"],
+    value: true,
+    placeholder: "STATE",
+    help: "Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)",
+  },
+  {
+    key: "icmpType",
+    long: ["icmp-type", "icmpv6-type"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 type",
+  },
+  {
+    key: "icmpCode",
+    long: ["icmp-code", "icmpv6-code"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 code",
+  },
+  {
+    key: "icmpId",
+    long: ["icmp-id", "icmpv6-id"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 identifier",
+  },
+  {
+    key: "timeout",
+    short: "t",
+    long: ["timeout"],
+    value: true,
+    placeholder: "SECONDS",
+    help: "Timeout",
+  },
+  {
+    key: "eventMask",
+    short: "e",
+    long: ["event-mask"],
+    value: true,
+    placeholder: "EVENT[,EVENT…]",
+    help: "Only these: NEW, UPDATE, DESTROY or ALL (any case,\n" +
+      "a prefix is enough; default ALL)",
+  },
+  {
+    key: "bufferSize",
+    short: "b",
+    long: ["buffer-size"],
+    value: true,
+    placeholder: "BYTES",
+    help: "Socket receive buffer (default 8 MiB)",
+  },
+  { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
+  { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
+] as const satisfies readonly OptionSpec[];
 
-export const BY_SHORT = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short!, o]));
-export const BY_KEY = new Map(OPTIONS.map((o) => [o.key, o]));
+/** The key of an option of {@link OPTIONS}. */
+export type OptionKey = typeof OPTIONS[number]["key"];
 
-/** How an option is named in messages: `-s/--src`, `--dport`. */
-export function optionName(key: string): string {
-  const spec = BY_KEY.get(key);
-  if (!spec) return key;
-  return spec.short ? `-${spec.short}/--${spec.long[0]}` : `--${spec.long[0]}`;
-}
-
-export const FILTER_KEYS = [
-  "family",
+/** What selects a tuple: protocol, addresses, ports, ICMP fields (a group of option keys). */
+export const TUPLE_OPTIONS = [
   "proto",
   "src",
   "dst",
@@ -85,185 +222,273 @@ export const FILTER_KEYS = [
   "icmpType",
   "icmpCode",
   "icmpId",
-];
-export const DUMP_KEYS = [
-  "netns",
-  "json",
-  "output",
-  ...FILTER_KEYS,
-  "mark",
-  "zone",
-  "status",
-  "state",
-];
-export const ALLOWED: Record<Command, Set<string>> = {
-  dump: new Set(DUMP_KEYS),
-  get: new Set(["netns", "json", "output", ...FILTER_KEYS, "zone"]),
-  stats: new Set(["netns", "json"]),
-  count: new Set(["netns", "json"]),
-  events: new Set([...DUMP_KEYS, "eventMask", "bufferSize"]),
-  delete: new Set(DUMP_KEYS),
-  flush: new Set(["netns", "family", "mark"]),
-  create: new Set(["netns", ...FILTER_KEYS, "timeout", "mark", "zone", "status", "state"]),
-  update: new Set(DUMP_KEYS.concat("timeout")),
+] as const satisfies readonly OptionKey[];
+
+/** The options every command takes (help and version are answered before any command runs). */
+export const COMMON_OPTIONS = ["help", "version"] as const satisfies readonly OptionKey[];
+
+const BY_KEY: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.key, o]));
+
+function spec(key: string): OptionSpec | undefined {
+  return BY_KEY.get(key);
+}
+
+/** How an option is named in messages: `-s/--src`, `--dport`. */
+export function optionName(key: string): string {
+  const option = spec(key);
+  if (!option) return key;
+  return option.short ? `-${option.short}/--${option.long[0]}` : `--${option.long[0]}`;
+}
+
+/** One option line in a command's help: the key, or the key with the command's own wording. */
+export type OptionHelp = OptionKey | {
+  readonly key: OptionKey;
+  readonly help?: string;
+  readonly placeholder?: string;
 };
 
-export const COMMAND_WORDS = new Map<string, Command>([
-  ["dump", "dump"],
-  ["list", "dump"],
-  ["get", "get"],
-  ["stats", "stats"],
-  ["count", "count"],
-  ["events", "events"],
-  ["delete", "delete"],
-  ["flush", "flush"],
-  ["create", "create"],
-  ["update", "update"],
-]);
+/** Where an option's help text starts. */
+const HELP_COLUMN = 38;
 
-/** The command words, for messages. */
-export const COMMAND_LIST = "dump, get, stats, count, events, delete, flush, create or update";
+/**
+ * The help lines of `options`, laid out as conntrack-tools lays them out:
+ * `  -p, --proto, --protonum NAME|NUMBER Layer-4 protocol (…)`.
+ */
+export function optionHelp(options: readonly OptionHelp[]): string {
+  const lines: string[] = [];
+  for (const use of options) {
+    const { key, help, placeholder } = typeof use === "string" ? { key: use } : use;
+    const option = spec(key)!;
+    const names = option.long.map((l) => `--${l}`).join(", ");
+    const value = placeholder ?? option.placeholder;
+    let left = `  ${option.short ? `-${option.short}, ` : "    "}${names}`;
+    if (value !== undefined) left += ` ${value}`;
+    const [first, ...more] = (help ?? option.help).split("\n");
+    lines.push(`${left.padEnd(HELP_COLUMN - 1)} ${first}`);
+    for (const line of more) lines.push(" ".repeat(HELP_COLUMN) + line);
+  }
+  return lines.join("\n");
+}
 
+/** How a command is written on the command line: `dump`, `list`, `-L`, `--dump`. */
+export interface CommandSyntax {
+  /** The canonical word, used in messages: `dump`. */
+  readonly name: string;
+  /** The words that name it: `dump`, `list`. */
+  readonly words: readonly string[];
+  /** conntrack's flags that name it: `-L`, `--dump`. */
+  readonly flags: readonly string[];
+  /** Whether a table name may follow (`ctnl dump conntrack`); default true. */
+  readonly table?: boolean;
+}
+
+/** The command words for messages: `dump, get, … or update`. */
+export function commandList(commands: readonly CommandSyntax[]): string {
+  const names = commands.map((c) => c.name);
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
+
+/** The command line, parsed: the command, the option values, the table name. */
 export interface Parsed {
-  command: Command | undefined;
+  /** The command's name. */
+  command: string | undefined;
   /** Where the command came from, for messages: `dump`, `-L`. */
   commandText: string | undefined;
+  /** Values of the options given once. */
   values: Map<string, string>;
+  /** Values of the repeated options, in order. */
+  lists: Map<string, string[]>;
+  /** The options without a value that were given. */
   flags: Set<string>;
-  outputs: string[];
   table: string | undefined;
 }
 
-export function longSpec(name: string): OptionSpec {
-  for (const spec of OPTIONS) if (spec.long.includes(name)) return spec;
-  // Like getopt_long: an unambiguous prefix of a long option names it.
-  const hits = new Set<OptionSpec>();
-  const names: string[] = [];
-  for (const spec of OPTIONS) {
-    for (const long of spec.long) {
-      if (long.startsWith(name) && name.length > 0) {
-        hits.add(spec);
-        names.push(`--${long}`);
-      }
-    }
-  }
-  if (hits.size === 1) return [...hits][0]!;
-  if (hits.size > 1) {
-    throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
-  }
-  throw new UsageError(`unknown option --${name}`);
+/** A row the parser matches: an option, or a command flag (`-L`, `--dump`). */
+interface Row {
+  readonly option: OptionSpec | undefined;
+  readonly command: CommandSyntax | undefined;
+  readonly short: string | undefined;
+  readonly long: readonly string[];
+  readonly value: boolean;
 }
 
-export function setCommand(p: Parsed, command: Command, text: string): void {
+/**
+ * The getopt-style parser over {@link OPTIONS} and the commands' words and
+ * flags: `-pVALUE`, `-p VALUE`, `-Lp tcp`, `--proto=VALUE`, `--proto VALUE`,
+ * and an unambiguous prefix of a long option.
+ */
+export class Parser {
+  readonly #rows: readonly Row[];
+  readonly #byShort: ReadonlyMap<string, Row>;
+  readonly #words: ReadonlyMap<string, CommandSyntax>;
+  readonly #byName: ReadonlyMap<string, CommandSyntax>;
+  readonly #list: string;
+
+  constructor(commands: readonly CommandSyntax[]) {
+    const rows: Row[] = OPTIONS.map((o) => ({
+      option: o,
+      command: undefined,
+      short: "short" in o ? o.short : undefined,
+      long: o.long,
+      value: o.value,
+    }));
+    for (const c of commands) {
+      rows.push({
+        option: undefined,
+        command: c,
+        short: c.flags.find((f) => /^-[^-]$/.test(f))?.slice(1),
+        long: c.flags.filter((f) => f.startsWith("--")).map((f) => f.slice(2)),
+        value: false,
+      });
+    }
+    this.#rows = rows;
+    this.#byShort = new Map(rows.filter((r) => r.short).map((r) => [r.short!, r]));
+    this.#words = new Map(commands.flatMap((c) => c.words.map((w) => [w, c])));
+    this.#byName = new Map(commands.map((c) => [c.name, c]));
+    this.#list = commandList(commands);
+  }
+
+  /** The command a word names (`dump`, `list`), if any. */
+  command(word: string): CommandSyntax | undefined {
+    return this.#words.get(word);
+  }
+
+  #long(name: string): Row {
+    for (const row of this.#rows) if (row.long.includes(name)) return row;
+    // Like getopt_long: an unambiguous prefix of a long option names it.
+    const hits = new Set<Row>();
+    const names: string[] = [];
+    for (const row of this.#rows) {
+      for (const long of row.long) {
+        if (long.startsWith(name) && name.length > 0) {
+          hits.add(row);
+          names.push(`--${long}`);
+        }
+      }
+    }
+    if (hits.size === 1) return [...hits][0]!;
+    if (hits.size > 1) {
+      throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
+    }
+    throw new UsageError(`unknown option --${name}`);
+  }
+
+  /** Parses `args`; bad syntax is a {@link UsageError}. */
+  parse(args: readonly string[]): Parsed {
+    const p: Parsed = {
+      command: undefined,
+      commandText: undefined,
+      values: new Map(),
+      lists: new Map(),
+      flags: new Set(),
+      table: undefined,
+    };
+    const positionals: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg === "--") {
+        positionals.push(...args.slice(i + 1));
+        break;
+      }
+      if (arg.startsWith("--")) {
+        const eq = arg.indexOf("=");
+        const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+        const row = this.#long(name);
+        if (!row.value) {
+          if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
+          record(p, row, `--${name}`, undefined);
+        } else {
+          const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+          record(p, row, `--${name}`, value);
+        }
+        continue;
+      }
+      if (arg.startsWith("-") && arg.length > 1) {
+        for (let j = 1; j < arg.length; j++) {
+          const letter = arg[j]!;
+          const row = this.#byShort.get(letter);
+          if (!row) throw new UsageError(`unknown option -${letter}`);
+          if (row.value) {
+            const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
+            record(p, row, `-${letter}`, value);
+            break;
+          }
+          record(p, row, `-${letter}`, undefined);
+        }
+        continue;
+      }
+      positionals.push(arg);
+    }
+    for (const word of positionals) {
+      if (p.command === undefined) {
+        const command = this.#words.get(word);
+        if (command === undefined) {
+          throw new UsageError(`unknown command "${word}" (try ${this.#list})`);
+        }
+        setCommand(p, command, word);
+      } else if (p.table === undefined && this.#byName.get(p.command)?.table !== false) {
+        p.table = word;
+      } else {
+        throw new UsageError(`unexpected argument "${word}"`);
+      }
+    }
+    return p;
+  }
+
+  /** Index of the first argument that is neither an option nor an option's value, or -1. */
+  firstPositional(args: readonly string[]): number {
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg.startsWith("--")) {
+        if (arg.includes("=")) continue;
+        try {
+          if (this.#long(arg.slice(2)).value) i++;
+        } catch {
+          return -1; // parse will report it
+        }
+      } else if (arg.startsWith("-") && arg.length > 1) {
+        for (let j = 1; j < arg.length; j++) {
+          const row = this.#byShort.get(arg[j]!);
+          if (row?.value) {
+            if (j + 1 === arg.length) i++;
+            break;
+          }
+        }
+      } else {
+        return i;
+      }
+    }
+    return -1;
+  }
+}
+
+function setCommand(p: Parsed, command: CommandSyntax, text: string): void {
   if (p.command !== undefined) {
     throw new UsageError(`only one command at a time: ${p.commandText} and ${text}`);
   }
-  p.command = command;
+  p.command = command.name;
   p.commandText = text;
 }
 
-export function record(p: Parsed, spec: OptionSpec, text: string, value: string | undefined): void {
-  if (spec.key.startsWith("cmd:")) {
-    setCommand(p, spec.key.slice(4) as Command, text);
+function record(p: Parsed, row: Row, text: string, value: string | undefined): void {
+  if (row.command !== undefined) {
+    setCommand(p, row.command, text);
     return;
   }
-  if (!spec.value) {
-    p.flags.add(spec.key);
+  const option = row.option!;
+  if (!option.value) {
+    p.flags.add(option.key);
     return;
   }
   if (value === undefined) throw new UsageError(`option ${text} needs a value`);
-  if (spec.key === "output") {
-    p.outputs.push(value);
+  if (option.repeated) {
+    const list = p.lists.get(option.key);
+    if (list === undefined) p.lists.set(option.key, [value]);
+    else list.push(value);
     return;
   }
-  if (p.values.has(spec.key)) throw new UsageError(`option ${optionName(spec.key)} given twice`);
-  p.values.set(spec.key, value);
-}
-
-/** Parses the command line, getopt style: `-pVALUE`, `-p VALUE`, `--proto=VALUE`, `--proto VALUE`. */
-export function parseArgs(args: string[]): Parsed {
-  const p: Parsed = {
-    command: undefined,
-    commandText: undefined,
-    values: new Map(),
-    flags: new Set(),
-    outputs: [],
-    table: undefined,
-  };
-  const positionals: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "--") {
-      positionals.push(...args.slice(i + 1));
-      break;
-    }
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      const spec = longSpec(name);
-      if (!spec.value) {
-        if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
-        record(p, spec, `--${name}`, undefined);
-      } else {
-        const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-        record(p, spec, `--${name}`, value);
-      }
-      continue;
-    }
-    if (arg.startsWith("-") && arg.length > 1) {
-      for (let j = 1; j < arg.length; j++) {
-        const letter = arg[j]!;
-        const spec = BY_SHORT.get(letter);
-        if (!spec) throw new UsageError(`unknown option -${letter}`);
-        if (spec.value) {
-          const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
-          record(p, spec, `-${letter}`, value);
-          break;
-        }
-        record(p, spec, `-${letter}`, undefined);
-      }
-      continue;
-    }
-    positionals.push(arg);
+  if (p.values.has(option.key)) {
+    throw new UsageError(`option ${optionName(option.key)} given twice`);
   }
-  for (const word of positionals) {
-    if (p.command === undefined) {
-      const command = COMMAND_WORDS.get(word);
-      if (command === undefined) {
-        throw new UsageError(`unknown command "${word}" (try ${COMMAND_LIST})`);
-      }
-      setCommand(p, command, word);
-    } else if (p.table === undefined && p.command !== "stats") {
-      p.table = word;
-    } else {
-      throw new UsageError(`unexpected argument "${word}"`);
-    }
-  }
-  return p;
-}
-
-/** Index of the first argument that is neither an option nor an option's value, or -1. */
-export function firstPositional(args: string[]): number {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg.startsWith("--")) {
-      if (arg.includes("=")) continue;
-      try {
-        if (longSpec(arg.slice(2)).value) i++;
-      } catch {
-        return -1; // parseArgs will report it
-      }
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      for (let j = 1; j < arg.length; j++) {
-        const spec = BY_SHORT.get(arg[j]!);
-        if (spec?.value) {
-          if (j + 1 === arg.length) i++;
-          break;
-        }
-      }
-    } else {
-      return i;
-    }
-  }
-  return -1;
+  p.values.set(option.key, value);
 }

@@ -1,26 +1,52 @@
+/**
+ * Where the CLI writes: the writers it is given (stdout, stderr) and the
+ * line writers over them.
+ *
+ * @module
+ */
+
 import type { CpuStats } from "../mod.ts";
 
-export const encoder = new TextEncoder();
-export const FLUSH_AT = 64 * 1024;
+/** Something bytes are written to synchronously, as `Deno.stdout` is. */
+export interface SyncWriter {
+  /** Writes some of `p` and returns how many bytes it wrote. */
+  writeSync(p: Uint8Array): number;
+}
 
-export function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+/** The CLI's output streams: data on `stdout`, messages on `stderr`. */
+export interface Io {
+  /** Where data goes (default `Deno.stdout`). */
+  readonly stdout: SyncWriter;
+  /** Where messages go (default `Deno.stderr`). */
+  readonly stderr: SyncWriter;
+}
+
+const encoder = new TextEncoder();
+const FLUSH_AT = 64 * 1024;
+
+function writeAll(file: SyncWriter, bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
 }
 
-/** Buffers lines for stdout and writes them in ~64 KiB chunks. */
+/** Buffers lines for `file` and writes them in ~64 KiB chunks. */
 export class LineWriter {
+  readonly #file: SyncWriter;
   // One reused buffer: lines are encoded straight into it and written out in
   // large chunks, so output allocates nothing per line or per chunk.
   #buf = new Uint8Array(4 * FLUSH_AT);
   #used = 0;
+
+  constructor(file: SyncWriter) {
+    this.#file = file;
+  }
 
   line(text: string): void {
     const most = text.length * 3 + 1; // UTF-8 bytes at most
     if (this.#used + most > this.#buf.length) {
       this.flush();
       if (most > this.#buf.length) {
-        writeAll(Deno.stdout, encoder.encode(text + "\n"));
+        writeAll(this.#file, encoder.encode(text + "\n"));
         return;
       }
     }
@@ -32,13 +58,14 @@ export class LineWriter {
     if (this.#used === 0) return;
     const used = this.#used;
     this.#used = 0;
-    writeAll(Deno.stdout, this.#buf.subarray(0, used));
+    writeAll(this.#file, this.#buf.subarray(0, used));
   }
 }
 
-export function stderrLine(text: string): void {
+/** Writes `text` as one line (line breaks in it become spaces) to `file`, ignoring failures. */
+export function messageLine(file: SyncWriter, text: string): void {
   try {
-    writeAll(Deno.stderr, encoder.encode(text.replace(/\s*\n\s*/g, " ") + "\n"));
+    writeAll(file, encoder.encode(text.replace(/\s*\n\s*/g, " ") + "\n"));
   } catch {
     // Nowhere left to report it.
   }
@@ -50,7 +77,7 @@ export function statsJson(stats: CpuStats[]): string {
 }
 
 /**
- * Event lines for stdout. They are written as soon as the stream goes idle
+ * Event lines for `file`. They are written as soon as the stream goes idle
  * (a zero-delay timer, which only runs once the event loop has nothing
  * else to do) or when 64 KiB are waiting: a reader at the other end of a
  * pipe sees each event as it happens, and a burst still goes out in large
@@ -60,11 +87,13 @@ export function statsJson(stats: CpuStats[]): string {
 export class EventWriter {
   #text = "";
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #onError: () => void;
+  readonly #file: SyncWriter;
+  readonly #onError: () => void;
   /** The error of a write made from the idle timer, if one failed. */
   error: unknown = undefined;
 
-  constructor(onError: () => void) {
+  constructor(file: SyncWriter, onError: () => void) {
+    this.#file = file;
     this.#onError = onError;
   }
 
@@ -89,7 +118,7 @@ export class EventWriter {
     if (this.#text === "") return;
     const bytes = encoder.encode(this.#text);
     this.#text = "";
-    writeAll(Deno.stdout, bytes);
+    writeAll(this.#file, bytes);
   }
 
   /** Cancels the pending idle write (the text stays). */
@@ -99,6 +128,7 @@ export class EventWriter {
   }
 }
 
-export function writeText(text: string): void {
-  writeAll(Deno.stdout, encoder.encode(text));
+/** Writes `text` to `file`. */
+export function writeText(file: SyncWriter, text: string): void {
+  writeAll(file, encoder.encode(text));
 }

@@ -1,3 +1,10 @@
+/**
+ * Value parsers for the options, with conntrack's syntax (strtoul numbers,
+ * keyword prefixes) and ctnl's messages.
+ *
+ * @module
+ */
+
 import { CT_STATUS, parseProtocol } from "../mod.ts";
 import { UsageError } from "./errors.ts";
 import { optionName } from "./options.ts";
@@ -37,7 +44,7 @@ export function parseMark(text: string): { value: number; mask: number } {
 }
 
 /** conntrack's `-u` keywords, in its order (a prefix picks the first that matches). */
-export const STATUS_KEYWORDS: [string, number][] = [
+const STATUS_KEYWORDS: [string, number][] = [
   ["ASSURED", CT_STATUS.ASSURED],
   ["SEEN_REPLY", CT_STATUS.SEEN_REPLY],
   ["UNSET", 0],
@@ -77,7 +84,7 @@ export function parseStatus(text: string): { value: number; mask: number } {
 }
 
 /** conntrack's `-o` keywords, in its order (a prefix picks the first that matches). */
-export const OUTPUT_KEYWORDS = [
+const OUTPUT_KEYWORDS = [
   "xml",
   "extended",
   "timestamp",
@@ -89,7 +96,7 @@ export const OUTPUT_KEYWORDS = [
 ] as const;
 export type OutputKeyword = typeof OUTPUT_KEYWORDS[number];
 
-export function parseOutput(lists: string[]): Set<OutputKeyword> {
+export function parseOutput(lists: readonly string[]): Set<OutputKeyword> {
   const out = new Set<OutputKeyword>();
   for (const list of lists) {
     for (const word of list.split(",")) {
@@ -127,7 +134,7 @@ export function parseProto(text: string): number {
 export type EventType = "new" | "update" | "destroy";
 
 /** conntrack's `-e` keywords, in its order (a prefix picks the first that matches). */
-export const EVENT_KEYWORDS: [string, EventType[]][] = [
+const EVENT_KEYWORDS: [string, EventType[]][] = [
   ["ALL", ["new", "update", "destroy"]],
   ["NEW", ["new"]],
   ["UPDATES", ["update"]],

@@ -1,31 +1,57 @@
-import {
-  type Conntrack,
-  type Flow,
-  flowToJson,
-  formatFlow,
-  type GetOptions,
-  validateFilter,
-} from "../../mod.ts";
-import { argumentError, FailError, isNotFound, UsageError } from "../errors.ts";
+/**
+ * `ctnl update`: change entries, as `conntrack -U`.
+ *
+ * @module
+ */
+
+import { type Conntrack, type Flow, type GetOptions, validateFilter } from "../../mod.ts";
+import { checked, FailError, isNotFound, UsageError } from "../errors.ts";
 import {
   checkFamily,
   checkTuple,
+  compact,
   dumpFilter,
   type Filters,
   getRequest,
-  put,
+  type NamedEntry,
   tupleOf,
   zoneOf,
 } from "../filters.ts";
-import { LineWriter } from "../output.ts";
-import { changeFormat, type Context, open, summary } from "../context.ts";
+import { type OptionHelp, optionHelp } from "../options.ts";
+import {
+  changeFormat,
+  type Command,
+  type Context,
+  flowText,
+  open,
+  stdout,
+  summary,
+} from "../context.ts";
 import { changesFor, parseChanges } from "../changes.ts";
+import { FILTER_OPTIONS, optionKeys } from "../help.ts";
+
+const SELECTION: readonly OptionHelp[] = [...FILTER_OPTIONS, { key: "zone", help: "Zone" }];
+const CHANGES: readonly OptionHelp[] = [
+  { key: "timeout", help: "New timeout" },
+  {
+    key: "mark",
+    help: "New mark; with MASK, the bits outside MASK are\n" +
+      "kept and VALUE is xor-ed in (as conntrack does)",
+  },
+  { key: "status", help: "Status flags to set (flags are never cleared)" },
+  { key: "state", help: "New TCP state (with -p tcp)" },
+];
+const OUTPUT: readonly OptionHelp[] = [
+  { key: "output", help: "extended, id, labels (as conntrack -U -o)" },
+  { key: "json", help: "One JSON object per changed entry" },
+  "netns",
+];
 
 /**
  * The one entry update names when it is given one complete tuple (as get
  * takes it) and nothing else to select by; undefined otherwise.
  */
-export function namedTuple(f: Filters): ReturnType<typeof getRequest> | undefined {
+function namedTuple(f: Filters): NamedEntry | undefined {
   const given = (values: (number | string | undefined)[]) => values.some((v) => v !== undefined);
   const orig = given([f.src, f.dst, f.sport, f.dport]);
   const reply = given([f.replySrc, f.replyDst, f.replySport, f.replyDport]);
@@ -37,7 +63,7 @@ export function namedTuple(f: Filters): ReturnType<typeof getRequest> | undefine
   }
 }
 
-export async function runUpdate(ctx: Context): Promise<number> {
+async function run(ctx: Context): Promise<number> {
   const changes = parseChanges(ctx, "update");
   if (Object.values(changes).every((v) => v === undefined)) {
     throw new UsageError(
@@ -52,19 +78,17 @@ export async function runUpdate(ctx: Context): Promise<number> {
     state: undefined,
   };
   const named = namedTuple(selection);
-  const format = changeFormat(ctx, true);
-  const out = new LineWriter();
-  const print = (flow: Flow) => out.line(ctx.json ? flowToJson(flow) : formatFlow(flow, format));
+  const text = flowText(ctx, changeFormat(ctx, true));
+  const out = stdout(ctx);
   /** Updates the entry `flow` was listed from and prints it as it is now. */
   const updateOne = async (ct: Conntrack, flow: Flow): Promise<boolean> => {
     const wanted = changesFor(flow, changes);
     if (wanted === undefined) return false; // unchanged: conntrack sends nothing and counts nothing
     const tuple = tupleOf(flow.orig);
-    const options: GetOptions = {};
-    put(options, "zone", zoneOf(flow));
+    const options = compact<GetOptions>({ zone: zoneOf(flow) });
     try {
       await ct.update(tuple, wanted, options);
-      print(ct.getSync(tuple, options));
+      out.line(text(ct.getSync(tuple, options)));
     } catch (error) {
       if (isNotFound(error)) return false; // gone meanwhile
       throw error;
@@ -86,11 +110,7 @@ export async function runUpdate(ctx: Context): Promise<number> {
     if (await updateOne(ct, flow)) updated = 1;
   } else {
     const filter = dumpFilter(selection);
-    try {
-      validateFilter(filter);
-    } catch (error) {
-      throw argumentError(error, "orig");
-    }
+    checked(() => validateFilter(filter));
     using ct = open(ctx);
     using other = open(ctx);
     try {
@@ -103,6 +123,42 @@ export async function runUpdate(ctx: Context): Promise<number> {
     }
   }
   out.flush();
-  summary(updated, "flow entries have been updated");
+  summary(ctx, updated, "flow entries have been updated");
   return updated === 0 ? 1 : 0;
 }
+
+/** `ctnl update`, `ctnl -U`. */
+export const update: Command = {
+  name: "update",
+  words: ["update"],
+  flags: ["-U", "--update"],
+  summary: "Change the mark, timeout, status or TCP state of entries (conntrack -U)",
+  options: optionKeys(SELECTION, CHANGES, OUTPUT),
+  help: `Usage: ctnl update [SELECTION] CHANGES [OUTPUT OPTIONS]     (also: ctnl -U)
+
+Changes entries, as conntrack -U does, and prints each changed entry as it is
+afterwards. With a full tuple (as get takes it: -p with -s -d --sport --dport,
+or the reply tuple, or the --icmp-* fields; -w for a zone other than 0) it
+changes that one entry and exits 1 with "Operation failed: such conntrack
+doesn't exist" when there is none. With other selection options (or none:
+every entry) it changes every entry they select. An entry that already has
+the requested values is left alone and not counted, as with conntrack.
+"N flow entries have been updated." goes to stderr; exit 1 when it is 0.
+
+Selection (every given one must match):
+${optionHelp(SELECTION)}
+
+Changes (at least one):
+${optionHelp(CHANGES)}
+
+Output:
+${optionHelp(OUTPUT)}
+
+Examples:
+  ctnl update -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 80 -m 42
+  ctnl update -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53 -t 600 -w 3
+  ctnl update -p tcp --dport 22 -u ASSURED -t 7200
+  ctnl update -s 10.0.0.1 -m 0x100/0xf00
+`,
+  run,
+};
