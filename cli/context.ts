@@ -32,8 +32,8 @@ export interface Command extends CommandSyntax {
   run(ctx: Context): number | Promise<number>;
 }
 
-/** What a command runs with. */
-export interface Context {
+/** The fields a {@link Context} is made of. */
+export interface ContextFields {
   readonly parsed: Parsed;
   readonly filters: Filters;
   /** `--json` was given. */
@@ -45,54 +45,97 @@ export interface Context {
   readonly io: Io;
 }
 
-/** A handle on the table in the namespace `--netns` names (or ctnl's own). */
-export function open(ctx: Context): Conntrack {
-  const state = Deno.permissions.querySync({ name: "ffi" }).state;
-  if (state !== "granted") {
-    throw new FailError(
-      "needs FFI access to reach netlink: run it as `deno run --allow-ffi …` (or `deno task ctnl …`)",
-    );
+/** What a command runs with: the parsed command line, the streams, and what it does with them. */
+export class Context implements ContextFields {
+  readonly parsed: Parsed;
+  readonly filters: Filters;
+  readonly json: boolean;
+  readonly outputs: ReadonlySet<OutputKeyword>;
+  readonly format: FormatOptions;
+  readonly io: Io;
+
+  constructor(fields: ContextFields) {
+    this.parsed = fields.parsed;
+    this.filters = fields.filters;
+    this.json = fields.json;
+    this.outputs = fields.outputs;
+    this.format = fields.format;
+    this.io = fields.io;
   }
-  const netns = ctx.parsed.values.get("netns");
-  return Conntrack.open(netns === undefined ? {} : { netns });
+
+  /** A handle on the table in the namespace `--netns` names (or ctnl's own). */
+  open(): Conntrack {
+    const state = Deno.permissions.querySync({ name: "ffi" }).state;
+    if (state !== "granted") {
+      throw new FailError(
+        "needs FFI access to reach netlink: run it as `deno run --allow-ffi …` (or `deno task ctnl …`)",
+      );
+    }
+    const netns = this.parsed.values.get("netns");
+    return Conntrack.open(netns === undefined ? {} : { netns });
+  }
+
+  /** A line writer for stdout. */
+  stdout(): LineWriter {
+    return new LineWriter(this.io.stdout);
+  }
+
+  /** One message line on stderr. */
+  stderrLine(text: string): void {
+    messageLine(this.io.stderr, text);
+  }
+
+  /** The summary line on stderr: `ctnl v… (@ctnl/conntrack): N flow entries have been shown.` */
+  summary(n: number, what = "flow entries have been shown"): void {
+    this.stderrLine(`${SUMMARY_PREFIX}${n} ${what}.`);
+  }
+
+  /**
+   * Flushes `out`, prints "N flow entries have been WHAT." on stderr and
+   * returns the exit status conntrack -D and -U give: 1 when N is 0.
+   */
+  changed(out: LineWriter, n: number, what: string): number {
+    out.flush();
+    this.summary(n, `flow entries have been ${what}`);
+    return n === 0 ? 1 : 0;
+  }
+
+  /** The line of a flow: its JSON with `--json`, else its text in `format`. */
+  flowText(format: FormatOptions = this.format): (flow: Flow) => string {
+    return this.json ? flowToJson : (flow) => formatFlow(flow, format);
+  }
+
+  /**
+   * What delete and update print of an entry: conntrack's default format
+   * with `-o extended` and `-o id` (and, for update, `-o labels`); the other
+   * `-o` keywords are accepted and have no effect there, as in conntrack.
+   */
+  changeFormat(labels: boolean): FormatOptions {
+    const format: FormatOptions = {
+      extended: this.format.extended ?? false,
+      id: this.format.id ?? false,
+    };
+    if (labels && this.format.labelNames !== undefined) format.labelNames = this.format.labelNames;
+    return format;
+  }
 }
 
-/** A line writer for stdout. */
-export function stdout(ctx: Context): LineWriter {
-  return new LineWriter(ctx.io.stdout);
-}
-
-/** One message line on stderr. */
-export function stderrLine(ctx: Context, text: string): void {
-  messageLine(ctx.io.stderr, text);
-}
-
-/** The summary line on stderr: `ctnl v… (@ctnl/conntrack): N flow entries have been shown.` */
-export function summary(ctx: Context, n: number, what = "flow entries have been shown"): void {
-  stderrLine(ctx, `${SUMMARY_PREFIX}${n} ${what}.`);
-}
-
-/** The line of a flow: its JSON with `--json`, else its text in `format`. */
-export function flowText(ctx: Context, format: FormatOptions): (flow: Flow) => string {
-  return ctx.json ? flowToJson : (flow) => formatFlow(flow, format);
+/**
+ * Runs `fn`, which writes lines to `out`. When it fails, the lines it wrote
+ * go out before the failure is reported (as conntrack shows what came
+ * before it), unless the failure is stdout closing.
+ */
+export async function showingPartial<T>(out: LineWriter, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
+    throw error;
+  }
 }
 
 /** The `--state` test, matched in ctnl (the kernel cannot filter by state). */
 export function stateMatcher(state: string | undefined): ((flow: Flow) => boolean) | undefined {
   if (state === undefined) return undefined;
   return (flow) => (flow.tcp ?? flow.sctp ?? flow.dccp)?.stateName === state;
-}
-
-/**
- * What delete and update print of an entry: conntrack's default format
- * with `-o extended` and `-o id` (and, for update, `-o labels`); the other
- * `-o` keywords are accepted and have no effect there, as in conntrack.
- */
-export function changeFormat(ctx: Context, labels: boolean): FormatOptions {
-  const format: FormatOptions = {
-    extended: ctx.format.extended ?? false,
-    id: ctx.format.id ?? false,
-  };
-  if (labels && ctx.format.labelNames !== undefined) format.labelNames = ctx.format.labelNames;
-  return format;
 }

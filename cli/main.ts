@@ -13,7 +13,7 @@ import { parseOutput } from "./values.ts";
 import { parseFilters } from "./filters.ts";
 import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
 import { loadLabelMap } from "./labels.ts";
-import { type Command, type Context, VERSION } from "./context.ts";
+import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { helpFor, mainHelp } from "./help.ts";
 
@@ -103,7 +103,7 @@ async function run(args: string[], io: Io): Promise<number> {
     const names = loadLabelMap(io.stderr);
     if (names !== undefined) format.labelNames = names;
   }
-  const ctx: Context = { parsed, filters, json, outputs, format, io };
+  const ctx = new Context({ parsed, filters, json, outputs, format, io });
   try {
     return await command.run(ctx);
   } catch (error) {

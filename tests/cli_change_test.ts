@@ -147,12 +147,15 @@ function eventLines(text: string): string[] {
 }
 
 /**
- * Failures of the new commands: arguments, exit code, a fragment of the one
- * stderr line. (Bad parameters are tested in-process in
- * tests/unit/cli_args_test.ts.)
+ * Failures the kernel reports: arguments, exit code, a fragment of the one
+ * stderr line. (Bad parameters, found before anything is opened, are
+ * tested in-process in tests/unit/cli_args_test.ts.)
  */
 const UDP = ["-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"];
 const BAD_INPUTS: [string[], number, string][] = [
+  // get (from tests/cli_test.ts)
+  [["get", ...UDP.with(1, "tcp")], 1, "Operation failed: such conntrack doesn't exist"],
+  [["get", ...UDP.with(1, "tcp"), "-w", "7"], 1, "Operation failed: such conntrack doesn't exist"],
   [["update", ...UDP, "-m", "1"], 1, "Operation failed: such conntrack doesn't exist"],
   [["update", ...UDP, "-m", "1", "-w", "9"], 1, "Operation failed: such conntrack doesn't exist"],
   [["delete", ...UDP], 1, "0 flow entries have been deleted."],
@@ -204,6 +207,7 @@ Deno.test("ctnl create, update, delete, flush and events against the kernel and 
 
       // The same options to ctnl create and to conntrack -I make the same
       // entry (up to the source port, the clock and the id).
+      const TCP = ["-p", "tcp", "-s", "10.1.0.1", "-d", "10.1.0.2"];
       const same: string[][] = [
         ["-p", "udp", "-s", "10.1.0.1", "-d", "10.1.0.2", "--dport", "53", "-t", "300"],
         ["-p", "udp", "-s", "10.1.0.1", "-d", "10.1.0.2", "--dport", "54", "-t", "300", "-m", "7"],
@@ -225,34 +229,8 @@ Deno.test("ctnl create, update, delete, flush and events against the kernel and 
           ...["-p", "udp", "-s", "10.1.0.1", "-d", "192.0.2.1", "--dport", "53", "-t", "300"],
           ...["-r", "10.1.0.9", "-q", "10.1.0.1", "--reply-port-src", "53"],
         ],
-        [
-          "-p",
-          "tcp",
-          "-s",
-          "10.1.0.1",
-          "-d",
-          "10.1.0.2",
-          "--dport",
-          "22",
-          "--state",
-          "SYN_SENT",
-          "-t",
-          "60",
-        ],
-        [
-          "-p",
-          "tcp",
-          "-s",
-          "10.1.0.1",
-          "-d",
-          "10.1.0.2",
-          "--dport",
-          "23",
-          "--state",
-          "TIME_WAIT",
-          "-t",
-          "60",
-        ],
+        [...TCP, "--dport", "22", "--state", "SYN_SENT", "-t", "60"],
+        [...TCP, "--dport", "23", "--state", "TIME_WAIT", "-t", "60"],
       ];
       for (const [i, args] of same.entries()) {
         const mine = 6000 + 2 * i, theirs = mine + 1;
@@ -749,7 +727,7 @@ Deno.test("ctnl create, update, delete, flush and events against the kernel and 
       assert.equal(r.stderr, "rc=0\n");
     });
 
-    await t.step("bad inputs: exit code, one stderr line, nothing on stdout", async () => {
+    await t.step("failures: exit code 1, one stderr line, nothing on stdout", async () => {
       const results = await pool(BAD_INPUTS, 8, ([args]) => ctnl(ns, args));
       for (const [i, [args, code, fragment]] of BAD_INPUTS.entries()) {
         const r = results[i]!;

@@ -4,12 +4,12 @@
  * @module
  */
 
-import { type Command, type Context, open, stdout } from "../context.ts";
+import type { Command, Context } from "../context.ts";
 
 async function run(ctx: Context): Promise<number> {
-  using ct = open(ctx);
+  using ct = ctx.open();
   const stats = await ct.globalStats();
-  const out = stdout(ctx);
+  const out = ctx.stdout();
   out.line(ctx.json ? JSON.stringify(stats) : String(stats.entries));
   out.flush();
   return 0;

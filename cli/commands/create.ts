@@ -8,7 +8,7 @@ import { type CreateSpec, protocolInfo, type TupleSpec } from "../../mod.ts";
 import { argumentError, UsageError } from "../errors.ts";
 import { checkFamily, checkTuple, compact, type Filters } from "../filters.ts";
 import { type OptionHelp, optionHelp, TUPLE_OPTIONS } from "../options.ts";
-import { type Command, type Context, open, summary } from "../context.ts";
+import type { Command, Context } from "../context.ts";
 import { isTcp, parseChanges } from "../changes.ts";
 import { optionKeys } from "../help.ts";
 
@@ -124,13 +124,13 @@ function createSpec(ctx: Context): CreateSpec {
 
 async function run(ctx: Context): Promise<number> {
   const spec = createSpec(ctx);
-  using ct = open(ctx);
+  using ct = ctx.open();
   try {
     await ct.create(spec);
   } catch (error) {
     throw argumentError(error, "orig");
   }
-  summary(ctx, 1, "flow entries have been created");
+  ctx.summary(1, "flow entries have been created");
   return 0;
 }
 

@@ -4,20 +4,11 @@
  * @module
  */
 
-import { type GetOptions, validateFilter } from "../../mod.ts";
+import { type Flow, type GetOptions, validateFilter } from "../../mod.ts";
 import { checked, isNotFound } from "../errors.ts";
 import { compact, dumpFilter, tupleOf, zoneOf } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import {
-  changeFormat,
-  type Command,
-  type Context,
-  flowText,
-  open,
-  stateMatcher,
-  stdout,
-  summary,
-} from "../context.ts";
+import { type Command, type Context, showingPartial, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 
 const OUTPUT: readonly OptionHelp[] = [
@@ -30,40 +21,39 @@ async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter));
   const keep = stateMatcher(ctx.filters.state);
-  const text = flowText(ctx, changeFormat(ctx, false));
-  using ct = open(ctx);
-  const out = stdout(ctx);
-  const print = (flow: Parameters<typeof text>[0]) => out.line(text(flow));
-  let deleted = 0;
-  try {
-    if (keep === undefined) {
-      deleted = await ct.deleteWhere(filter, { onDelete: print, onInterrupted: "ignore" });
-    } else {
-      // --state is matched here, so deleteWhere (which takes no predicate)
-      // cannot be used: list on this handle, delete each match by tuple
-      // and id on a second one.
-      using other = open(ctx);
-      for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
-        if (!keep(flow)) continue;
-        const options = compact<GetOptions & { id?: number }>({ zone: zoneOf(flow), id: flow.id });
-        try {
-          await other.delete(tupleOf(flow.orig), options);
-        } catch (error) {
-          if (isNotFound(error)) continue; // gone meanwhile, as conntrack skips it
-          throw error;
-        }
-        print(flow);
-        deleted++;
+  const text = ctx.flowText(ctx.changeFormat(false));
+  using ct = ctx.open();
+  const out = ctx.stdout();
+  const print = (flow: Flow) => out.line(text(flow));
+  // --state is matched here, so deleteWhere (which takes no predicate)
+  // cannot be used for it: list on this handle, delete each match by
+  // tuple and id on a second one.
+  const deleteMatching = async (): Promise<number> => {
+    using other = ctx.open();
+    let deleted = 0;
+    for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
+      if (!keep!(flow)) continue;
+      const options = compact<GetOptions & { id?: number }>({ zone: zoneOf(flow), id: flow.id });
+      try {
+        await other.delete(tupleOf(flow.orig), options);
+      } catch (error) {
+        if (isNotFound(error)) continue; // gone meanwhile, as conntrack skips it
+        throw error;
       }
+      print(flow);
+      deleted++;
     }
-  } catch (error) {
-    // Show what was deleted before the failure, then report it.
-    if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
-    throw error;
-  }
-  out.flush();
-  summary(ctx, deleted, "flow entries have been deleted");
-  return deleted === 0 ? 1 : 0;
+    return deleted;
+  };
+  // What was deleted before a failure is shown, then the failure.
+  const deleted = await showingPartial(
+    out,
+    () =>
+      keep === undefined
+        ? ct.deleteWhere(filter, { onDelete: print, onInterrupted: "ignore" })
+        : deleteMatching(),
+  );
+  return ctx.changed(out, deleted, "deleted");
 }
 
 /** `ctnl delete`, `ctnl -D`. */

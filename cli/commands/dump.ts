@@ -8,52 +8,40 @@ import { DumpInterruptedError, validateFilter } from "../../mod.ts";
 import { checked } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { optionHelp } from "../options.ts";
-import {
-  type Command,
-  type Context,
-  flowText,
-  open,
-  stateMatcher,
-  stderrLine,
-  stdout,
-  summary,
-  VERSION,
-} from "../context.ts";
+import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 
-function run(ctx: Context): number {
+async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter)); // bad parameters are exit 2 before anything is opened
-  using ct = open(ctx);
-  const out = stdout(ctx);
+  using ct = ctx.open();
+  const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
   const format = ctx.format;
-  const text = flowText(ctx, format);
+  const text = ctx.flowText(format);
   let n = 0;
-  let interrupted = false;
-  try {
-    format.now = Math.floor(Date.now() / 1000);
-    for (const flow of ct.dumpSync(filter)) {
-      if (keep !== undefined && !keep(flow)) continue;
-      out.line(text(flow));
-      if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
-    }
-  } catch (error) {
-    if (!(error instanceof DumpInterruptedError)) {
-      // Show what came before the failure, as conntrack does, then report it.
-      if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
+  // What came before a failure is shown, as conntrack does, then the failure.
+  const interrupted = await showingPartial(out, () => {
+    try {
+      format.now = Math.floor(Date.now() / 1000);
+      for (const flow of ct.dumpSync(filter)) {
+        if (keep !== undefined && !keep(flow)) continue;
+        out.line(text(flow));
+        if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
+      }
+      return false;
+    } catch (error) {
+      if (error instanceof DumpInterruptedError) return true;
       throw error;
     }
-    interrupted = true;
-  }
+  });
   out.flush();
   if (interrupted) {
-    stderrLine(
-      ctx,
+    ctx.stderrLine(
       "ctnl: warning: the table changed during the dump (NLM_F_DUMP_INTR); entries may be missing or repeated",
     );
   }
-  summary(ctx, n);
+  ctx.summary(n);
   return 0;
 }
 

@@ -10,7 +10,7 @@ import { decimal, type EventType, parseEventMask } from "../values.ts";
 import { dumpFilter } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import { EventWriter } from "../output.ts";
-import { type Command, type Context, open, stateMatcher, stderrLine, summary } from "../context.ts";
+import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 
 const EVENTS: readonly OptionHelp[] = ["eventMask", "bufferSize"];
@@ -65,7 +65,7 @@ async function run(ctx: Context): Promise<number> {
   const keep = stateMatcher(ctx.filters.state);
   const timestamp = ctx.outputs.has("timestamp");
   const format = { ...ctx.format };
-  using ct = open(ctx);
+  using ct = ctx.open();
   const stop = new AbortController();
   options.signal = stop.signal;
   const onSignal = () => stop.abort();
@@ -76,8 +76,7 @@ async function run(ctx: Context): Promise<number> {
   try {
     for await (const event of ct.events(options)) {
       if (event.type === "lost") {
-        stderrLine(
-          ctx,
+        ctx.stderrLine(
           `ctnl: warning: We have hit ENOBUFS! We are losing events (${event.lost} overruns so far); the socket buffer is too small, see -b/--buffer-size`,
         );
         if (ctx.json) out.line(`{"event":"lost","lost":${event.lost}}`);
@@ -100,7 +99,7 @@ async function run(ctx: Context): Promise<number> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
-  summary(ctx, shown, "flow events have been shown");
+  ctx.summary(shown, "flow events have been shown");
   return 0;
 }
 

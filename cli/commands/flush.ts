@@ -7,7 +7,7 @@
 import type { FlushOptions } from "../../mod.ts";
 import { compact } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, open, stderrLine, SUMMARY_PREFIX } from "../context.ts";
+import { type Command, type Context, SUMMARY_PREFIX } from "../context.ts";
 import { optionKeys } from "../help.ts";
 
 const OPTIONS: readonly OptionHelp[] = [
@@ -18,9 +18,9 @@ const OPTIONS: readonly OptionHelp[] = [
 
 async function run(ctx: Context): Promise<number> {
   const options = compact<FlushOptions>({ family: ctx.filters.family, mark: ctx.filters.mark });
-  using ct = open(ctx);
+  using ct = ctx.open();
   await ct.flush(options);
-  stderrLine(ctx, `${SUMMARY_PREFIX}connection tracking table has been emptied.`);
+  ctx.stderrLine(`${SUMMARY_PREFIX}connection tracking table has been emptied.`);
   return 0;
 }
 

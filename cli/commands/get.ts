@@ -8,7 +8,7 @@ import { validateTuple } from "../../mod.ts";
 import { checked } from "../errors.ts";
 import { checkFamily, getRequest } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, flowText, open, stdout, summary } from "../context.ts";
+import type { Command, Context } from "../context.ts";
 import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 
 const TUPLE: readonly OptionHelp[] = [
@@ -20,12 +20,12 @@ function run(ctx: Context): number {
   const { tuple, options, direction } = getRequest(ctx.filters);
   checkFamily(ctx.filters, tuple);
   checked(() => validateTuple(tuple), direction);
-  using ct = open(ctx);
+  using ct = ctx.open();
   const flow = checked(() => ct.getSync(tuple, options), direction);
-  const out = stdout(ctx);
-  out.line(flowText(ctx, ctx.format)(flow));
+  const out = ctx.stdout();
+  out.line(ctx.flowText()(flow));
   out.flush();
-  summary(ctx, 1);
+  ctx.summary(1);
   return 0;
 }
 

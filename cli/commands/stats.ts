@@ -5,12 +5,12 @@
  */
 
 import { formatCpuStats } from "../../mod.ts";
-import { type Command, type Context, open, stdout } from "../context.ts";
+import type { Command, Context } from "../context.ts";
 
 async function run(ctx: Context): Promise<number> {
-  using ct = open(ctx);
+  using ct = ctx.open();
   const stats = await ct.stats();
-  const out = stdout(ctx);
+  const out = ctx.stdout();
   if (ctx.json) out.line(JSON.stringify({ cpus: stats })); // undefined fields left out
   else for (const s of stats) out.line(formatCpuStats(s));
   out.flush();

@@ -18,15 +18,7 @@ import {
   zoneOf,
 } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import {
-  changeFormat,
-  type Command,
-  type Context,
-  flowText,
-  open,
-  stdout,
-  summary,
-} from "../context.ts";
+import { type Command, type Context, showingPartial } from "../context.ts";
 import { changesFor, parseChanges } from "../changes.ts";
 import { FILTER_OPTIONS, optionKeys } from "../help.ts";
 
@@ -78,8 +70,8 @@ async function run(ctx: Context): Promise<number> {
     state: undefined,
   };
   const named = namedTuple(selection);
-  const text = flowText(ctx, changeFormat(ctx, true));
-  const out = stdout(ctx);
+  const text = ctx.flowText(ctx.changeFormat(true));
+  const out = ctx.stdout();
   /** Updates the entry `flow` was listed from and prints it as it is now. */
   const updateOne = async (ct: Conntrack, flow: Flow): Promise<boolean> => {
     const wanted = changesFor(flow, changes);
@@ -99,7 +91,7 @@ async function run(ctx: Context): Promise<number> {
   if (named !== undefined) {
     checkFamily(selection, named.tuple);
     checkTuple(named.tuple, named.direction);
-    using ct = open(ctx);
+    using ct = ctx.open();
     let flow: Flow;
     try {
       flow = ct.getSync(named.tuple, named.options);
@@ -111,20 +103,15 @@ async function run(ctx: Context): Promise<number> {
   } else {
     const filter = dumpFilter(selection);
     checked(() => validateFilter(filter));
-    using ct = open(ctx);
-    using other = open(ctx);
-    try {
+    using ct = ctx.open();
+    using other = ctx.open();
+    await showingPartial(out, async () => {
       for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
         if (await updateOne(other, flow)) updated++;
       }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BrokenPipe)) out.flush();
-      throw error;
-    }
+    });
   }
-  out.flush();
-  summary(ctx, updated, "flow entries have been updated");
-  return updated === 0 ? 1 : 0;
+  return ctx.changed(out, updated, "updated");
 }
 
 /** `ctnl update`, `ctnl -U`. */

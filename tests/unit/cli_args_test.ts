@@ -39,6 +39,10 @@ async function ctnl(args: string[]): Promise<Result> {
  */
 const NETNS = ["--netns", "ctnl-unit-no-such-ns"];
 
+const A = "10.0.0.1", B = "10.0.0.2";
+const UDP = ["-p", "udp", "-s", A, "-d", B, "--sport", "1", "--dport", "2"];
+const TCP = UDP.with(1, "tcp");
+
 /**
  * Bad inputs of the listing commands (from tests/cli_test.ts): arguments,
  * exit code, a fragment of the one stderr line.
@@ -105,7 +109,7 @@ const LISTING_BAD_INPUTS: [string[], number, string][] = [
     "get needs --icmp-type, --icmp-code and --icmp-id for icmp",
   ],
   [
-    ["get", "-p", "tcp", "-s", "10.0.0.1", "-d", "fd00::2", "--sport", "1", "--dport", "2"],
+    ["get", ...TCP.with(5, "fd00::2")],
     2,
     "invalid the tuple",
   ],
@@ -117,8 +121,6 @@ const LISTING_BAD_INPUTS: [string[], number, string][] = [
  * tests/cli_change_test.ts): arguments, exit code, a fragment of the one
  * stderr line.
  */
-const A = "10.0.0.1", B = "10.0.0.2";
-const UDP = ["-p", "udp", "-s", A, "-d", B, "--sport", "1", "--dport", "2"];
 const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [["events", "-e", "BOGUS"], 2, 'invalid event "BOGUS" for -e/--event-mask'],
   [["events", "-e", "NEW,"], 2, 'invalid event "" for -e/--event-mask'],
@@ -314,53 +316,23 @@ Deno.test({
   // Without FFI permission a command stops right before opening netlink:
   // everything before that (parsing, values, cross-checks) has passed.
   assert.equal(Deno.permissions.querySync({ name: "ffi" }).state === "granted", false);
-  const cases: string[][] = [
-    ["dump", "-ptcp", "--dport=8080"],
-    ["-L", "--proto", "udp", "--orig-port-src", "53"],
-    ["list", "conntrack", "-o", "ext", "-o", "id"],
-    ["dump", "--pro=tcp", "--dp", "22", "--state", "ESTABLISHED"],
-    ["-Lp", "icmp", "--icmp-type", "8"],
-    ["get", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"],
-    [
-      "get",
-      "-p",
-      "tcp",
-      "-r",
-      "fd00::2",
-      "-q",
-      "fd00::1",
-      "--reply-port-src",
-      "80",
-      "--reply-port-dst",
-      "4000",
-    ],
-    ["-S"],
-    ["--counter", "--json"],
-    ["events", "-e", "new,d", "-b", "1048576", "-p", "sctp", "--state", "ESTABLISHED"],
-    ["-D", "-f", "ipv6", "-u", "UNREPLIED"],
-    ["flush", "-m", "0x10/0xf0"],
-    [
-      "create",
-      "-p",
-      "tcp",
-      "-s",
-      "10.0.0.1",
-      "-d",
-      "10.0.0.2",
-      "--sport",
-      "1",
-      "--dport",
-      "2",
-      "-t",
-      "60",
-      "--state",
-      "SYN_SENT",
-      "-u",
-      "ASSURED",
-    ],
-    ["update", "-p", "udp", "-m", "0x100/0xf00", "-t", "30"],
-    ["dump", "--", "conntrack"],
-  ];
+  const cases = [
+    "dump -ptcp --dport=8080",
+    "-L --proto udp --orig-port-src 53",
+    "list conntrack -o ext -o id",
+    "dump --pro=tcp --dp 22 --state ESTABLISHED",
+    "-Lp icmp --icmp-type 8",
+    `get ${UDP.join(" ")}`,
+    "get -p tcp -r fd00::2 -q fd00::1 --reply-port-src 80 --reply-port-dst 4000",
+    "-S",
+    "--counter --json",
+    "events -e new,d -b 1048576 -p sctp --state ESTABLISHED",
+    "-D -f ipv6 -u UNREPLIED",
+    "flush -m 0x10/0xf0",
+    `create ${TCP.join(" ")} -t 60 --state SYN_SENT -u ASSURED`,
+    "update -p udp -m 0x100/0xf00 -t 30",
+    "dump -- conntrack",
+  ].map((line) => line.split(" "));
   for (const args of cases) {
     const r = await ctnl(args);
     assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
