@@ -15,7 +15,10 @@
  * permission, no such namespace), 2 bad parameters. Errors are one line on
  * stderr starting with `ctnl: `; stdout holds only data.
  *
- * This module parses arguments and formats output; everything it knows
+ * This is the entry point; the CLI lives in `cli/`: `main.ts` (parse, look
+ * up the command, exit status), `options.ts` (the option table the parser,
+ * each command's options and the option help come from), and one file per
+ * command in `commands/`, listed in `commands/mod.ts`. Everything it knows
  * about conntrack comes from `mod.ts`.
  *
  * @module

@@ -7,7 +7,26 @@
 
 import type { CpuStats } from "../mod.ts";
 
-/** Something bytes are written to synchronously, as `Deno.stdout` is. */
+/**
+ * Something bytes are written to synchronously, as `Deno.stdout` is: what
+ * `main` writes to.
+ *
+ * @example Collect what `ctnl` prints
+ * ```ts
+ * import { main, type SyncWriter } from "@ctnl/conntrack/cli";
+ * import { strictEqual } from "node:assert/strict";
+ *
+ * let text = "";
+ * const stderr: SyncWriter = {
+ *   writeSync(p) {
+ *     text += new TextDecoder().decode(p);
+ *     return p.length;
+ *   },
+ * };
+ * strictEqual(await main(["dump", "-p", "frob"], { stderr }), 2);
+ * strictEqual(text.startsWith('ctnl: unknown protocol "frob"'), true);
+ * ```
+ */
 export interface SyncWriter {
   /** Writes some of `p` and returns how many bytes it wrote. */
   writeSync(p: Uint8Array): number;
