@@ -5,8 +5,6 @@
  * @module
  */
 
-import type { CpuStats } from "../mod.ts";
-
 /**
  * Something bytes are written to synchronously, as `Deno.stdout` is: what
  * `main` writes to.
@@ -88,11 +86,6 @@ export function messageLine(file: SyncWriter, text: string): void {
   } catch {
     // Nowhere left to report it.
   }
-}
-
-/** The text of one stats object for `--json`: undefined fields left out. */
-export function statsJson(stats: CpuStats[]): string {
-  return JSON.stringify({ cpus: stats });
 }
 
 /**
