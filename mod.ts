@@ -37,18 +37,10 @@
  * @module
  */
 
-export {
-  Conntrack,
-  type ConntrackEvent,
-  type CreateSpec,
-  DumpInterruptedError,
-  type DumpOptions,
-  type EventOptions,
-  type FlushOptions,
-  type GetOptions,
-  type OpenOptions,
-} from "./src/conntrack.ts";
-export { type FlowChanges, type TupleSpec, validateTuple } from "./src/request.ts";
+export { Conntrack } from "./src/conntrack.ts";
+export type * from "./src/options.ts";
+export { type FlowChanges } from "./src/request.ts";
+export { type TupleSpec, tupleSpecOf, validateTuple } from "./src/tuple.ts";
 export {
   type DumpFilter,
   type FilterPlan,
@@ -71,6 +63,7 @@ export {
   ArgumentError,
   ArgumentRangeError,
   DecodeError,
+  DumpInterruptedError,
   ERRNO,
   errnoName,
   isArgumentError,
@@ -89,19 +82,4 @@ export {
   SCTP_STATES,
   TCP_STATES,
 } from "./src/protocols.ts";
-export type {
-  Counters,
-  CpuStats,
-  DccpInfo,
-  Family,
-  Flow,
-  GlobalStats,
-  NatRange,
-  RawAttribute,
-  SctpInfo,
-  SeqAdj,
-  Synproxy,
-  TcpFlags,
-  TcpInfo,
-  Tuple,
-} from "./src/types.ts";
+export type * from "./src/types.ts";

@@ -24,7 +24,8 @@ import {
   readHeader,
 } from "../src/netlink.ts";
 import { Encoder, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "../src/netlink.ts";
-import { encodeChanges, encodeTuple, parseTuple } from "../src/request.ts";
+import { encodeChanges } from "../src/request.ts";
+import { encodeTuple, parseTuple } from "../src/tuple.ts";
 import { compileFilter, normalizeFilter } from "../src/filter.ts";
 import * as C from "../src/constants.ts";
 import { type Flow, flowToJson, formatFlow } from "../mod.ts";
@@ -249,7 +250,7 @@ Deno.bench({
       1,
       2,
     );
-    encodeTuple(encoder, C.CTA_TUPLE_ORIG, t);
+    encodeTuple(encoder, C.CTA_TUPLE_ORIG, t, false);
     encodeChanges(encoder, CREATE, "flow", true);
     sink += encoder.finish().byteLength;
   },

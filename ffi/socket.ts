@@ -7,7 +7,9 @@
  */
 
 import { errno, libc } from "./libc.ts";
-import { NetlinkError, type Operation } from "../src/errors.ts";
+import { ERRNO, NetlinkError, type Operation } from "../src/errors.ts";
+
+const { EAGAIN, EINTR, EMSGSIZE, ENOPROTOOPT, ETIMEDOUT } = ERRNO;
 
 const AF_NETLINK = 16;
 const SOCK_RAW = 3;
@@ -27,8 +29,6 @@ const MSG_DONTWAIT = 0x40;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
-const EINTR = 4;
-const EAGAIN = 11;
 const POLLIN = 0x1;
 
 /** Size of `struct sockaddr_nl`. */
@@ -189,7 +189,7 @@ export class NetlinkSocket {
       const n = Number(libc().sendto(this.fd, bytes, BigInt(bytes.byteLength), 0, kernel, 12));
       if (n >= 0) {
         if (n !== bytes.byteLength) {
-          throw new NetlinkError(operation, 90, { extAck: `short send of ${n} bytes` });
+          throw new NetlinkError(operation, EMSGSIZE, { extAck: `short send of ${n} bytes` });
         }
         return;
       }
@@ -215,13 +215,15 @@ export class NetlinkSocket {
         if (code === EINTR) continue;
         if (code === EAGAIN && nonBlocking) return undefined;
         if (code === EAGAIN) {
-          throw new NetlinkError(operation, 110, { extAck: "no reply from the kernel in time" });
+          throw new NetlinkError(operation, ETIMEDOUT, {
+            extAck: "no reply from the kernel in time",
+          });
         }
         throw new NetlinkError(operation, code);
       }
       const flags = this.#msgView.getInt32(48, true);
       if (n > this.#recvBuf.byteLength || (flags & MSG_TRUNC) !== 0) {
-        throw new NetlinkError(operation, 90, {
+        throw new NetlinkError(operation, EMSGSIZE, {
           extAck: `datagram of ${n} bytes truncated to ${this.#recvBuf.byteLength}`,
         });
       }
@@ -287,7 +289,7 @@ function setIntOption(
   const v = new Int32Array([value]);
   if (libc().setsockopt(fd, level, name, new Uint8Array(v.buffer), 4) !== 0) {
     const code = errno();
-    if (optional && code === 92 /* ENOPROTOOPT */) return;
+    if (optional && code === ENOPROTOOPT) return;
     throw new NetlinkError(operation, code);
   }
 }

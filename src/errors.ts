@@ -30,6 +30,7 @@ export const ERRNO = {
   ENODATA: 61,
   ETIME: 62,
   EPROTO: 71,
+  ENOPROTOOPT: 92,
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EAFNOSUPPORT: 97,
@@ -61,6 +62,7 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   71: "EPROTO",
   75: "EOVERFLOW",
   90: "EMSGSIZE",
+  92: "ENOPROTOOPT",
   93: "EPROTONOSUPPORT",
   95: "EOPNOTSUPP",
   97: "EAFNOSUPPORT",
@@ -336,4 +338,29 @@ export class ArgumentRangeError extends RangeError {
  */
 export function isArgumentError(error: unknown): error is ArgumentError | ArgumentRangeError {
   return error instanceof ArgumentError || error instanceof ArgumentRangeError;
+}
+
+/**
+ * A dump was interrupted: the kernel flagged `NLM_F_DUMP_INTR`, so some
+ * entries may be missing or repeated. Retry the dump if you need a
+ * consistent view.
+ *
+ * @example
+ * ```ts
+ * import { DumpInterruptedError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const e = new DumpInterruptedError("dump");
+ * equal(e.code, "EINTR");
+ * equal(e instanceof Error, true);
+ * ```
+ */
+export class DumpInterruptedError extends NetlinkError {
+  /** Builds the error for `operation`. */
+  constructor(operation: Operation) {
+    super(operation, ERRNO.EINTR, {
+      extAck: "dump interrupted by a table change (NLM_F_DUMP_INTR)",
+    });
+    this.name = "DumpInterruptedError";
+  }
 }

@@ -10,6 +10,7 @@ import { parseAddress, type ParsedAddress } from "./address.ts";
 import * as C from "./constants.ts";
 import { ArgumentError, ArgumentRangeError } from "./errors.ts";
 import { parseProtocol } from "./protocols.ts";
+import { encodeTuple, type TupleFields } from "./tuple.ts";
 import type { Encoder } from "./netlink.ts";
 import type { Flow, Tuple } from "./types.ts";
 
@@ -128,16 +129,7 @@ export interface FilterPlan {
   userspace: { part: string; reason: string }[];
 }
 
-interface NTuple {
-  src: ParsedAddress | undefined;
-  dst: ParsedAddress | undefined;
-  protocol: number | undefined;
-  srcPort: number | undefined;
-  dstPort: number | undefined;
-  icmpType: number | undefined;
-  icmpCode: number | undefined;
-  icmpId: number | undefined;
-}
+type NTuple = TupleFields;
 
 /** A validated filter. */
 export interface NormalizedFilter {
@@ -471,13 +463,8 @@ export function compileFilter(
     let origFlags = 0, replyFlags = 0;
     for (const [t, p, dir] of tuplePlans) {
       if (p.flags === 0) continue;
-      encodeTupleFilter(
-        enc,
-        dir === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY,
-        t,
-        p.flags,
-        f.af,
-      );
+      const type = dir === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY;
+      encodeTuple(enc, type, t, f.af === C.AF_INET6, p.flags);
       if (dir === "orig") origFlags = p.flags;
       else replyFlags = p.flags;
     }
@@ -494,37 +481,6 @@ export function compileFilter(
   if (checks.length === 1) match = checks[0];
   else if (checks.length > 1) match = (flow) => checks.every((check) => check(flow));
   return { plan, encode, match };
-}
-
-function encodeTupleFilter(enc: Encoder, type: number, t: NTuple, flags: number, af: number): void {
-  const v6 = af === C.AF_INET6;
-  enc.nest(type);
-  if (flags & (C.CTA_FILTER_F_IP_SRC | C.CTA_FILTER_F_IP_DST)) {
-    enc.nest(C.CTA_TUPLE_IP);
-    if (flags & C.CTA_FILTER_F_IP_SRC && t.src) {
-      enc.bytes(v6 ? C.CTA_IP_V6_SRC : C.CTA_IP_V4_SRC, t.src.bytes);
-    }
-    if (flags & C.CTA_FILTER_F_IP_DST && t.dst) {
-      enc.bytes(v6 ? C.CTA_IP_V6_DST : C.CTA_IP_V4_DST, t.dst.bytes);
-    }
-    enc.end();
-  }
-  if (t.protocol !== undefined && flags & C.CTA_FILTER_F_PROTO_NUM) {
-    enc.nest(C.CTA_TUPLE_PROTO).u8(C.CTA_PROTO_NUM, t.protocol);
-    if (flags & C.CTA_FILTER_F_PROTO_SRC_PORT) enc.u16be(C.CTA_PROTO_SRC_PORT, t.srcPort!);
-    if (flags & C.CTA_FILTER_F_PROTO_DST_PORT) enc.u16be(C.CTA_PROTO_DST_PORT, t.dstPort!);
-    if (flags & (C.CTA_FILTER_F_ICMP_TYPE | C.CTA_FILTER_F_ICMPV6_TYPE)) {
-      enc.u8(v6 ? C.CTA_PROTO_ICMPV6_TYPE : C.CTA_PROTO_ICMP_TYPE, t.icmpType!);
-    }
-    if (flags & (C.CTA_FILTER_F_ICMP_CODE | C.CTA_FILTER_F_ICMPV6_CODE)) {
-      enc.u8(v6 ? C.CTA_PROTO_ICMPV6_CODE : C.CTA_PROTO_ICMP_CODE, t.icmpCode!);
-    }
-    if (flags & (C.CTA_FILTER_F_ICMP_ID | C.CTA_FILTER_F_ICMPV6_ID)) {
-      enc.u16be(v6 ? C.CTA_PROTO_ICMPV6_ID : C.CTA_PROTO_ICMP_ID, t.icmpId!);
-    }
-    enc.end();
-  }
-  enc.end();
 }
 
 function tupleMatcher(

@@ -41,6 +41,10 @@ export const NLM_F_ROOT = 0x100;
 export const NLM_F_MATCH = 0x200;
 /** `NLM_F_DUMP` = `NLM_F_ROOT | NLM_F_MATCH`. */
 export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
+/** Create only: fail if it exists (new requests). */
+export const NLM_F_EXCL = 0x200;
+/** Create if it does not exist (new requests). */
+export const NLM_F_CREATE = 0x400;
 /** `NLM_F_CAPPED` (on NLMSG_ERROR): the echoed request is only its header. */
 export const NLM_F_CAPPED = 0x100;
 /** `NLM_F_ACK_TLVS` (on NLMSG_ERROR): extended-ack attributes follow. */

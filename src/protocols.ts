@@ -304,3 +304,8 @@ export function parseProtocol(value: number | string, argument = "protocol"): nu
   if (/^\d+$/.test(value)) return parseProtocol(Number(value), argument);
   throw new ArgumentError(argument, value, `unknown protocol "${value}"`);
 }
+
+/** The name of `state` in `table` (`UNKNOWN(n)` past its end). */
+export function stateName(table: readonly string[], state: number): string {
+  return table[state] ?? `UNKNOWN(${state})`;
+}

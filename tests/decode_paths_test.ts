@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { DecodeError } from "../mod.ts";
-import { decodeFlowCheckedAt, decodeFlowFastAt } from "../src/decode.ts";
+import { decodeFlowCheckedAt } from "../src/decode.ts";
+import { decodeFlowFastAt } from "../src/decode_fast.ts";
 import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../src/netlink.ts";
 
 /** Every entry message of a capture file (u32 LE length + datagram, repeated), copied. */

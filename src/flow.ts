@@ -1,0 +1,47 @@
+/**
+ * The empty {@link Flow} both decoders fill.
+ *
+ * @module
+ */
+
+import { EMPTY_TUPLE } from "./tuple.ts";
+import type { Family, Flow } from "./types.ts";
+
+/**
+ * A flow with every key present and nothing decoded yet. Both decoders build
+ * flows here, so every flow has the same keys in the same order (one shape
+ * for V8, and `deepStrictEqual`-comparable); tests build their flows here too.
+ */
+export function newFlow(family: Family): Flow {
+  return {
+    family,
+    orig: EMPTY_TUPLE,
+    reply: EMPTY_TUPLE,
+    master: undefined,
+    status: 0,
+    timeout: undefined,
+    mark: undefined,
+    use: undefined,
+    id: undefined,
+    zone: undefined,
+    tcp: undefined,
+    sctp: undefined,
+    dccp: undefined,
+    helper: undefined,
+    countersOrig: undefined,
+    countersReply: undefined,
+    natSrc: undefined,
+    natDst: undefined,
+    seqAdjOrig: undefined,
+    seqAdjReply: undefined,
+    secmark: undefined,
+    secctx: undefined,
+    timestampStart: undefined,
+    timestampStop: undefined,
+    timestampEvent: undefined,
+    labels: undefined,
+    labelsMask: undefined,
+    synproxy: undefined,
+    unknown: undefined,
+  };
+}
