@@ -33,34 +33,25 @@ export interface Command extends CommandSyntax {
 }
 
 /** The fields a {@link Context} is made of. */
-export interface ContextFields {
-  readonly parsed: Parsed;
-  readonly filters: Filters;
-  /** `--json` was given. */
-  readonly json: boolean;
-  /** The `-o` keywords. */
-  readonly outputs: ReadonlySet<OutputKeyword>;
-  /** The text format the `-o` keywords ask for. */
-  readonly format: FormatOptions;
-  readonly io: Io;
-}
+export type ContextFields = Pick<
+  Context,
+  "parsed" | "filters" | "json" | "outputs" | "format" | "io"
+>;
 
 /** What a command runs with: the parsed command line, the streams, and what it does with them. */
-export class Context implements ContextFields {
-  readonly parsed: Parsed;
-  readonly filters: Filters;
-  readonly json: boolean;
-  readonly outputs: ReadonlySet<OutputKeyword>;
-  readonly format: FormatOptions;
-  readonly io: Io;
+export class Context {
+  readonly parsed!: Parsed;
+  readonly filters!: Filters;
+  /** `--json` was given. */
+  readonly json!: boolean;
+  /** The `-o` keywords. */
+  readonly outputs!: ReadonlySet<OutputKeyword>;
+  /** The text format the `-o` keywords ask for. */
+  readonly format!: FormatOptions;
+  readonly io!: Io;
 
   constructor(fields: ContextFields) {
-    this.parsed = fields.parsed;
-    this.filters = fields.filters;
-    this.json = fields.json;
-    this.outputs = fields.outputs;
-    this.format = fields.format;
-    this.io = fields.io;
+    Object.assign(this, fields);
   }
 
   /** A handle on the table in the namespace `--netns` names (or ctnl's own). */

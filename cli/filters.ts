@@ -11,7 +11,6 @@ import {
   type Flow,
   type GetOptions,
   protocolInfo,
-  type Tuple,
   type TupleFilter,
   type TupleSpec,
   validateTuple,
@@ -185,21 +184,6 @@ export function getRequest(f: Filters): NamedEntry {
   const options: GetOptions = { direction };
   if (f.zone !== undefined) options.zone = f.zone;
   return { tuple, options, direction };
-}
-
-/** The tuple of one direction of a listed flow, to name its entry in a request. */
-export function tupleOf(t: Tuple): TupleSpec {
-  const tuple: TupleSpec = { src: t.src ?? "", dst: t.dst ?? "", protocol: t.protocol ?? 0 };
-  if (t.srcPort !== undefined && t.dstPort !== undefined) {
-    tuple.srcPort = t.srcPort;
-    tuple.dstPort = t.dstPort;
-  }
-  if (t.icmpType !== undefined) {
-    tuple.icmpType = t.icmpType;
-    tuple.icmpCode = t.icmpCode ?? 0;
-    tuple.icmpId = t.icmpId ?? 0;
-  }
-  return tuple;
 }
 
 /** The zone of a listed flow, to name its entry in a request (undefined: zone 0). */

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { type Flow, type GetOptions, validateFilter } from "../../mod.ts";
+import { type DeleteOptions, type Flow, tupleSpecOf, validateFilter } from "../../mod.ts";
 import { checked, isNotFound } from "../errors.ts";
-import { compact, dumpFilter, tupleOf, zoneOf } from "../filters.ts";
+import { compact, dumpFilter, zoneOf } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
@@ -33,9 +33,9 @@ async function run(ctx: Context): Promise<number> {
     let deleted = 0;
     for (const flow of ct.dumpSync(filter, { onInterrupted: "ignore" })) {
       if (!keep!(flow)) continue;
-      const options = compact<GetOptions & { id?: number }>({ zone: zoneOf(flow), id: flow.id });
+      const options = compact<DeleteOptions>({ zone: zoneOf(flow), id: flow.id });
       try {
-        await other.delete(tupleOf(flow.orig), options);
+        await other.delete(tupleSpecOf(flow.orig), options);
       } catch (error) {
         if (isNotFound(error)) continue; // gone meanwhile, as conntrack skips it
         throw error;

@@ -4,7 +4,13 @@
  * @module
  */
 
-import { type Conntrack, type Flow, type GetOptions, validateFilter } from "../../mod.ts";
+import {
+  type Conntrack,
+  type Flow,
+  type GetOptions,
+  tupleSpecOf,
+  validateFilter,
+} from "../../mod.ts";
 import { checked, FailError, isNotFound, UsageError } from "../errors.ts";
 import {
   checkFamily,
@@ -14,7 +20,6 @@ import {
   type Filters,
   getRequest,
   type NamedEntry,
-  tupleOf,
   zoneOf,
 } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
@@ -76,7 +81,7 @@ async function run(ctx: Context): Promise<number> {
   const updateOne = async (ct: Conntrack, flow: Flow): Promise<boolean> => {
     const wanted = changesFor(flow, changes);
     if (wanted === undefined) return false; // unchanged: conntrack sends nothing and counts nothing
-    const tuple = tupleOf(flow.orig);
+    const tuple = tupleSpecOf(flow.orig);
     const options = compact<GetOptions>({ zone: zoneOf(flow) });
     try {
       await ct.update(tuple, wanted, options);
