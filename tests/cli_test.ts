@@ -99,6 +99,30 @@ async function compareDump(
   return n;
 }
 
+/** The `-p -s -d --sport --dport` (or `-r -q --reply-port-*`, or `--icmp-*`, and `-w`) options naming `f`. */
+function tupleArgs(f: Flow, reply = false): string[] {
+  const t = reply ? f.reply : f.orig;
+  const args = [
+    "-p",
+    String(t.protocol),
+    reply ? "-r" : "-s",
+    t.src!,
+    reply ? "-q" : "-d",
+    t.dst!,
+  ];
+  if (t.srcPort !== undefined) {
+    args.push(reply ? "--reply-port-src" : "--sport", String(t.srcPort));
+    args.push(reply ? "--reply-port-dst" : "--dport", String(t.dstPort));
+  }
+  if (t.icmpType !== undefined) {
+    const v6 = t.protocol === 58 ? "v6" : "";
+    args.push(`--icmp${v6}-type`, String(t.icmpType), `--icmp${v6}-code`, String(t.icmpCode));
+    args.push(`--icmp${v6}-id`, String(t.icmpId));
+  }
+  if (f.zone !== undefined) args.push("-w", String(f.zone));
+  return args;
+}
+
 /** conntrack -L filter options (ctnl takes the same ones) and whether they must select something. */
 const FILTER_CASES: [string[], boolean][] = [
   [["-f", "ipv4"], true],
@@ -150,100 +174,6 @@ const FILTER_CASES: [string[], boolean][] = [
   [["-p", "tcp", "--state", "TIME_WAIT"], true],
   [["-f", "ipv4", "-p", "tcp", "-u", "ASSURED", "-m", "0"], true],
   [["-p", "tcp", "-o", "extended,id", "-s", "10.50.0.1"], true],
-];
-
-/** Bad inputs: arguments, exit code, a fragment of the one stderr line. */
-const BAD_INPUTS: [string[], number, string][] = [
-  [["dump", "--frob"], 2, "unknown option --frob"],
-  [["dump", "-x"], 2, "unknown option -x"],
-  [["frob"], 2, 'unknown command "frob"'],
-  [["constructor"], 2, 'unknown command "constructor"'],
-  [["dump", "-u", "__PROTO__"], 2, 'invalid status "__PROTO__"'],
-  [["-p", "tcp"], 2, "no command given"],
-  [["dump", "-s", "10.0.0.300"], 2, 'invalid -s/--src: "10.0.0.300" is not an IPv4 or IPv6'],
-  [["dump", "-d", "fd00:::1"], 2, "invalid -d/--dst"],
-  [["dump", "-r", "nonsense"], 2, "invalid -r/--reply-src"],
-  [["dump", "-s", ""], 2, "empty address for -s/--src"],
-  [["dump", "-s", "10.0.0.0/24"], 2, "invalid -s/--src"],
-  [["dump", "-p", "tcp", "--dport", "70000"], 2, 'invalid port "70000" for --dport (0-65535)'],
-  [["dump", "-p", "tcp", "--sport", "-1"], 2, 'invalid port "-1" for --sport'],
-  [["dump", "-p", "udp", "--reply-port-src", "http"], 2, "for --reply-port-src"],
-  [["dump", "-p", "frob"], 2, 'unknown protocol "frob"'],
-  [["dump", "-p", "256"], 2, 'unknown protocol "256"'],
-  [["dump", "-p", "icmp", "--dport", "80"], 2, "port options need a protocol with ports"],
-  [["dump", "-p", "tcp", "--icmp-type", "8"], 2, "need -p icmp or -p icmpv6"],
-  [["dump", "-p", "icmp", "--icmp-type", "256"], 2, 'invalid ICMP type "256"'],
-  [["dump", "-m", "abc"], 2, 'invalid mark "abc"'],
-  [["dump", "-m", "0x100000000"], 2, 'invalid mark "0x100000000"'],
-  [["dump", "-m", "1/"], 2, 'invalid mask in "1/"'],
-  [["dump", "-m", "1/0xfffffffff"], 2, "invalid mask"],
-  [["dump", "-w", "65536"], 2, 'invalid zone "65536" for -w/--zone (0-65535)'],
-  [["dump", "-w", "zone7"], 2, 'invalid zone "zone7"'],
-  [["dump", "-u", "FROB"], 2, 'invalid status "FROB"'],
-  [["dump", "-u", "ASSURED,"], 2, 'invalid status ""'],
-  [["dump", "-f", "ipv7"], 2, 'invalid family "ipv7"'],
-  [["dump", "-s", "10.50.0.1", "-d", "fd50::1"], 2, 'ipv6 address "fd50::1" mixed with ipv4'],
-  [["dump", "-f", "ipv4", "-s", "fd50::1"], 2, "mixed with ipv4"],
-  [["dump", "--state", "ESTABLISHED"], 2, "--state needs -p tcp"],
-  [["dump", "-p", "tcp", "--state", "established"], 2, 'invalid state "established"'],
-  [["dump", "-o", "frob"], 2, 'invalid output format "frob"'],
-  [["dump", "-o", "extended,"], 2, 'invalid output format ""'],
-  [["dump", "-o", "xml"], 2, "-o xml is not supported"],
-  [["dump", "--json", "-o", "id"], 2, "--json and -o/--output cannot be combined"],
-  [["dump", "-s", "10.0.0.1", "-s", "10.0.0.2"], 2, "option -s/--src given twice"],
-  [["dump", "-p"], 2, "option -p needs a value"],
-  [["dump", "--json=yes"], 2, "option --json takes no value"],
-  [["dump", "--s", "10.0.0.1"], 2, "option --s is ambiguous"],
-  [["dump", "extra"], 2, 'unexpected argument "extra"'],
-  [["dump", "expect"], 2, "only the conntrack table is supported"],
-  [["-L", "-G"], 2, "only one command at a time: -L and -G"],
-  [["dump", "get"], 2, 'unexpected argument "get"'],
-  [["stats", "-p", "tcp"], 2, "option -p/--proto cannot be used with stats"],
-  [["count", "-o", "id"], 2, "option -o/--output cannot be used with count"],
-  [["get", "-m", "1"], 2, "option -m/--mark cannot be used with get"],
-  [["get", "-s", "10.0.0.1", "-d", "10.0.0.2"], 2, "get needs -p/--proto"],
-  [["get", "-p", "tcp", "-s", "10.0.0.1"], 2, "get needs -s and -d (or -r and -q)"],
-  [["get", "-p", "tcp", "-s", "10.0.0.1", "-d", "10.0.0.2"], 2, "get needs --sport and --dport"],
-  [
-    ["get", "-p", "udp", "-r", "10.0.0.1", "-q", "10.0.0.2", "--reply-port-src", "1"],
-    2,
-    "get needs --reply-port-src and --reply-port-dst for udp",
-  ],
-  [
-    ["get", "-p", "icmp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--icmp-type", "8"],
-    2,
-    "get needs --icmp-type, --icmp-code and --icmp-id for icmp",
-  ],
-  [
-    ["get", "-p", "tcp", "-s", "10.0.0.1", "-d", "fd00::2", "--sport", "1", "--dport", "2"],
-    2,
-    "invalid the tuple",
-  ],
-  [
-    ["get", "-p", "tcp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"],
-    1,
-    "Operation failed: such conntrack doesn't exist",
-  ],
-  [
-    [
-      "get",
-      "-p",
-      "tcp",
-      "-s",
-      "10.0.0.1",
-      "-d",
-      "10.0.0.2",
-      "--sport",
-      "1",
-      "--dport",
-      "2",
-      "-w",
-      "7",
-    ],
-    1,
-    "Operation failed: such conntrack doesn't exist",
-  ],
-  [["help", "frob"], 2, 'no help for "frob"'],
 ];
 
 Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
@@ -415,28 +345,6 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
       pick("dnat", (f) => f.orig.dstPort === 8081);
       pick("ftp helper", (f) => f.helper === "ftp");
       pick("zone 7", (f) => f.zone === 7);
-      const tupleArgs = (f: Flow, reply: boolean): string[] => {
-        const t = reply ? f.reply : f.orig;
-        const args = [
-          "-p",
-          String(t.protocol),
-          reply ? "-r" : "-s",
-          t.src!,
-          reply ? "-q" : "-d",
-          t.dst!,
-        ];
-        if (t.srcPort !== undefined) {
-          args.push(reply ? "--reply-port-src" : "--sport", String(t.srcPort));
-          args.push(reply ? "--reply-port-dst" : "--dport", String(t.dstPort));
-        }
-        if (t.icmpType !== undefined) {
-          const v6 = t.protocol === 58 ? "v6" : "";
-          args.push(`--icmp${v6}-type`, String(t.icmpType), `--icmp${v6}-code`, String(t.icmpCode));
-          args.push(`--icmp${v6}-id`, String(t.icmpId));
-        }
-        if (f.zone !== undefined) args.push("-w", String(f.zone));
-        return args;
-      };
       // [ctnl get arguments, conntrack arguments]
       const cases: [string[], string[]][] = [];
       for (const f of picks) {
@@ -543,22 +451,7 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
       assert.equal(marked[0].tcp.stateName, "ESTABLISHED");
 
       const f = flows.find((f) => f.mark === 42)!;
-      const get = await ctnl([
-        "--netns",
-        ns.name,
-        "get",
-        "--json",
-        "-p",
-        "tcp",
-        "-s",
-        f.orig.src!,
-        "-d",
-        f.orig.dst!,
-        "--sport",
-        String(f.orig.srcPort),
-        "--dport",
-        String(f.orig.dstPort),
-      ]);
+      const get = await ctnl(["--netns", ns.name, "get", "--json", ...tupleArgs(f)]);
       assert.equal(get.code, 0, get.stderr);
       assert.equal(get.stdout.split("\n").length, 2, "one line");
       const one = JSON.parse(get.stdout);
@@ -575,20 +468,6 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
       const c = JSON.parse(count.stdout);
       assert.equal(c.entries, flows.length);
       assert(c.maxEntries > 0);
-    });
-
-    await t.step("bad inputs: exit code, one stderr line, nothing on stdout", async () => {
-      const results = await pool(BAD_INPUTS, 8, ([args]) => ctnl(["--netns", ns.name, ...args]));
-      for (const [i, [args, code, fragment]] of BAD_INPUTS.entries()) {
-        const r = results[i]!;
-        const what = `ctnl ${args.join(" ")}`;
-        assert.equal(r.stdout, "", `${what}: stdout`);
-        assert.equal(r.code, code, `${what}: exit code (stderr ${r.stderr})`);
-        const lines = r.stderr.split("\n");
-        assert.equal(lines.length, 2, `${what}: one stderr line: ${r.stderr}`);
-        assert(lines[0]!.startsWith("ctnl: "), `${what}: ${lines[0]}`);
-        assert(lines[0]!.includes(fragment), `${what}: "${lines[0]}" lacks "${fragment}"`);
-      }
     });
 
     await t.step("a closed stdout ends the dump quietly with 0", async () => {
@@ -616,18 +495,7 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
     });
     await t.step("bundle: get, count, stats, json", async () => {
       const f = flows.find((f) => f.orig.protocol === 6)!;
-      const args = [
-        "-p",
-        "tcp",
-        "-s",
-        f.orig.src!,
-        "-d",
-        f.orig.dst!,
-        "--sport",
-        String(f.orig.srcPort),
-        "--dport",
-        String(f.orig.dstPort),
-      ];
+      const args = tupleArgs(f);
       const [get, want] = await Promise.all([
         ctnl(["--netns", ns.name, "get", ...args], bundle),
         ns.run(["conntrack", "-G", ...args]),
@@ -681,7 +549,7 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
   }
 });
 
-Deno.test("ctnl without a namespace, without permissions, and its help", async (t) => {
+Deno.test("ctnl without a namespace and without permissions", async (t) => {
   await t.step("a missing namespace is exit 1", async () => {
     const r = await ctnl(["--netns", "ctnl-no-such-ns", "count"]);
     assert.equal(r.code, 1);
@@ -703,32 +571,6 @@ Deno.test("ctnl without a namespace, without permissions, and its help", async (
     // Bad parameters are found before that.
     const bad = await ctnl(["dump", "-p", "frob"], CLI, []);
     assert.equal(bad.code, 2);
-  });
-
-  await t.step("help and version", async () => {
-    const cases: [string[], RegExp][] = [
-      [[], /^ctnl v[\d.]+: .*\n\nUsage: ctnl COMMAND/],
-      [["--help"], /Commands:\n {2}dump, list, -L/],
-      [["-h"], /Examples:/],
-      [["help"], /Usage: ctnl COMMAND/],
-      [["dump", "--help"], /^Usage: ctnl dump .*-m, --mark VALUE\[\/MASK\].*Examples:/s],
-      [["help", "dump"], /^Usage: ctnl dump/],
-      [["-L", "-h"], /^Usage: ctnl dump/],
-      [["get", "--help"], /^Usage: ctnl get .*--sport.*Examples:/s],
-      [["help", "stats"], /^Usage: ctnl stats.*Examples:/s],
-      [["count", "-h"], /^Usage: ctnl count.*Examples:/s],
-      [
-        ["--version"],
-        new RegExp(`^ctnl v${VERSION.replaceAll(".", "\\.")} \\(@ctnl/conntrack\\)\n$`),
-      ],
-      [["-V"], /^ctnl v/],
-    ];
-    await pool(cases, 6, async ([args, re]) => {
-      const r = await ctnl(args);
-      assert.equal(r.code, 0, `${args}: ${r.stderr}`);
-      assert.equal(r.stderr, "");
-      assert.match(r.stdout, re, args.join(" "));
-    });
   });
 
   await t.step("not root: needs CAP_NET_ADMIN, exit 1", async () => {
@@ -765,61 +607,4 @@ Deno.test("ctnl without a namespace, without permissions, and its help", async (
       await Deno.remove(cache, { recursive: true });
     }
   });
-});
-
-Deno.test("JSON counters stay exact past 2^53", () => {
-  const tuple = {
-    src: "10.0.0.1",
-    dst: "10.0.0.2",
-    protocol: 17,
-    srcPort: 1,
-    dstPort: 2,
-    icmpId: undefined,
-    icmpType: undefined,
-    icmpCode: undefined,
-    zone: undefined,
-  };
-  const flow: Flow = {
-    family: "ipv4",
-    orig: tuple,
-    reply: { ...tuple, src: "10.0.0.2", dst: "10.0.0.1", srcPort: 2, dstPort: 1 },
-    master: undefined,
-    status: 14,
-    timeout: 30,
-    mark: 0,
-    use: 1,
-    id: 1,
-    zone: undefined,
-    tcp: undefined,
-    sctp: undefined,
-    dccp: undefined,
-    helper: undefined,
-    countersOrig: { packets: 2n ** 64n - 1n, bytes: 2n ** 53n + 1n },
-    countersReply: undefined,
-    natSrc: undefined,
-    natDst: undefined,
-    seqAdjOrig: undefined,
-    seqAdjReply: undefined,
-    secmark: undefined,
-    secctx: undefined,
-    timestampStart: undefined,
-    timestampStop: undefined,
-    timestampEvent: undefined,
-    labels: undefined,
-    labelsMask: undefined,
-    synproxy: undefined,
-    unknown: undefined,
-  };
-  const text = flowToJson(flow);
-  assert.match(text, /"countersOrig":\{"packets":18446744073709551615,"bytes":9007199254740993\}/);
-  assert.equal(
-    formatFlow(flow),
-    "udp      17 30 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 packets=18446744073709551615 " +
-      "bytes=9007199254740993 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 [ASSURED] mark=0 use=1",
-  );
-  const labelled = { ...flow, labels: new Uint8Array([0b0010_0010, 0, 0, 0, 0, 0, 0, 0, 0x40]) };
-  const names = ["zero", "one", undefined, undefined, undefined, "five"];
-  assert.match(formatFlow(labelled, { labelNames: names }), / use=1 labels=one,five$/);
-  assert.match(formatFlow(labelled, { labelNames: ["zero"] }), / use=1 labels$/);
-  assert.match(formatFlow(labelled), / use=1$/);
 });

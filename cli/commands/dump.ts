@@ -1,0 +1,78 @@
+/**
+ * `ctnl dump`: list the table, as `conntrack -L`.
+ *
+ * @module
+ */
+
+import { DumpInterruptedError, validateFilter } from "../../mod.ts";
+import { checked } from "../errors.ts";
+import { dumpFilter } from "../filters.ts";
+import { optionHelp } from "../options.ts";
+import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
+import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
+
+async function run(ctx: Context): Promise<number> {
+  const filter = dumpFilter(ctx.filters);
+  checked(() => validateFilter(filter)); // bad parameters are exit 2 before anything is opened
+  using ct = ctx.open();
+  const out = ctx.stdout();
+  const keep = stateMatcher(ctx.filters.state);
+  const format = ctx.format;
+  const text = ctx.flowText(format);
+  let n = 0;
+  // What came before a failure is shown, as conntrack does, then the failure.
+  const interrupted = await showingPartial(out, () => {
+    try {
+      format.now = Math.floor(Date.now() / 1000);
+      for (const flow of ct.dumpSync(filter)) {
+        if (keep !== undefined && !keep(flow)) continue;
+        out.line(text(flow));
+        if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
+      }
+      return false;
+    } catch (error) {
+      if (error instanceof DumpInterruptedError) return true;
+      throw error;
+    }
+  });
+  out.flush();
+  if (interrupted) {
+    ctx.stderrLine(
+      "ctnl: warning: the table changed during the dump (NLM_F_DUMP_INTR); entries may be missing or repeated",
+    );
+  }
+  ctx.summary(n);
+  return 0;
+}
+
+/** `ctnl dump`, `ctnl list`, `ctnl -L`. */
+export const dump: Command = {
+  name: "dump",
+  words: ["dump", "list"],
+  flags: ["-L", "--dump"],
+  summary: "List entries, optionally filtered (conntrack -L)",
+  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS),
+  help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
+
+Lists the entries of the conntrack table, as conntrack -L. Filters run in the
+kernel where it can (family, mark, status, zone, IPv4 tuples), otherwise in
+ctnl; the result is the same. Every given filter must match.
+
+Filters:
+${optionHelp(DUMP_FILTER_OPTIONS)}
+
+Output:
+${optionHelp(LISTING_OUTPUT_OPTIONS)}
+
+The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
+
+Examples:
+  ctnl dump
+  ctnl dump -p tcp --dport 22 -u ASSURED
+  ctnl dump -f ipv6 -o extended,id
+  ctnl dump -s 10.0.0.1 -m 0x10/0xf0
+  ctnl dump -u UNREPLIED -p udp
+  ctnl dump --json --netns blue > flows.ndjson
+`,
+  run,
+};

@@ -1,0 +1,494 @@
+/**
+ * The option table and what is derived from it: the getopt-style parser,
+ * option names for messages, and the option lines of each command's help.
+ * Adding an option is one row of {@link OPTIONS}.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+
+/** One option: how it is written, whether it takes a value, its help. */
+export interface OptionSpec {
+  /** Key in the parsed options. */
+  readonly key: string;
+  /** One-letter form, without the dash. */
+  readonly short?: string;
+  /** Long forms, without the dashes; the first is the canonical name. */
+  readonly long: readonly string[];
+  /** Whether the option takes a value. */
+  readonly value: boolean;
+  /** May be given more than once; its values are collected in order. */
+  readonly repeated?: boolean;
+  /** The value in help: `ADDR`, `ipv4|ipv6`. */
+  readonly placeholder?: string;
+  /** The help line (a command may word it its own way); `\n` starts a continuation line. */
+  readonly help: string;
+}
+
+/** Every option ctnl takes, in conntrack's spelling. */
+export const OPTIONS = [
+  {
+    key: "netns",
+    long: ["netns"],
+    value: true,
+    placeholder: "NAME|PATH",
+    help: "Network namespace",
+  },
+  { key: "json", long: ["json"], value: false, help: "One JSON object per entry instead" },
+  {
+    key: "output",
+    short: "o",
+    long: ["output"],
+    value: true,
+    repeated: true,
+    placeholder: "FORMAT[,FORMAT…]",
+    help: "Output format",
+  },
+  {
+    key: "family",
+    short: "f",
+    long: ["family"],
+    value: true,
+    placeholder: "ipv4|ipv6",
+    help: "Address family",
+  },
+  {
+    key: "proto",
+    short: "p",
+    long: ["proto", "protonum"],
+    value: true,
+    placeholder: "NAME|NUMBER",
+    help: "Layer-4 protocol (tcp, udp, icmp, icmpv6, sctp, 47, …)",
+  },
+  {
+    key: "src",
+    short: "s",
+    long: ["src", "orig-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Source address, original direction",
+  },
+  {
+    key: "dst",
+    short: "d",
+    long: ["dst", "orig-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Destination address, original direction",
+  },
+  {
+    key: "replySrc",
+    short: "r",
+    long: ["reply-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Source address, reply direction",
+  },
+  {
+    key: "replyDst",
+    short: "q",
+    long: ["reply-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Destination address, reply direction",
+  },
+  {
+    key: "sport",
+    long: ["sport", "orig-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Source port, original direction",
+  },
+  {
+    key: "dport",
+    long: ["dport", "orig-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Destination port, original direction",
+  },
+  {
+    key: "replySport",
+    long: ["reply-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Source port, reply direction",
+  },
+  {
+    key: "replyDport",
+    long: ["reply-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Destination port, reply direction",
+  },
+  {
+    key: "mark",
+    short: "m",
+    long: ["mark"],
+    value: true,
+    placeholder: "VALUE[/MASK]",
+    help: "Mark (decimal, 0x hex or 0 octal); with MASK, mark & MASK == VALUE",
+  },
+  {
+    key: "zone",
+    short: "w",
+    long: ["zone"],
+    value: true,
+    placeholder: "ZONE",
+    help: "Conntrack zone, 0-65535",
+  },
+  {
+    key: "status",
+    short: "u",
+    long: ["status"],
+    value: true,
+    placeholder: "FLAG[,FLAG…]",
+    help: "Status flags that must be set: ASSURED, SEEN_REPLY,\n" +
+      "FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD (or any\n" +
+      "status bit name); UNREPLIED = SEEN_REPLY clear;\n" +
+      "!FLAG = FLAG clear",
+  },
+  {
+    key: "state",
+    long: ["state"],
+    value: true,
+    placeholder: "STATE",
+    help: "Protocol state, with -p tcp|sctp|dccp (ESTABLISHED, …)",
+  },
+  {
+    key: "icmpType",
+    long: ["icmp-type", "icmpv6-type"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 type",
+  },
+  {
+    key: "icmpCode",
+    long: ["icmp-code", "icmpv6-code"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 code",
+  },
+  {
+    key: "icmpId",
+    long: ["icmp-id", "icmpv6-id"],
+    value: true,
+    placeholder: "N",
+    help: "ICMP/ICMPv6 identifier",
+  },
+  {
+    key: "timeout",
+    short: "t",
+    long: ["timeout"],
+    value: true,
+    placeholder: "SECONDS",
+    help: "Timeout",
+  },
+  {
+    key: "eventMask",
+    short: "e",
+    long: ["event-mask"],
+    value: true,
+    placeholder: "EVENT[,EVENT…]",
+    help: "Only these: NEW, UPDATE, DESTROY or ALL (any case,\n" +
+      "a prefix is enough; default ALL)",
+  },
+  {
+    key: "bufferSize",
+    short: "b",
+    long: ["buffer-size"],
+    value: true,
+    placeholder: "BYTES",
+    help: "Socket receive buffer (default 8 MiB)",
+  },
+  { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
+  { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
+] as const satisfies readonly OptionSpec[];
+
+/** The key of an option of {@link OPTIONS}. */
+export type OptionKey = typeof OPTIONS[number]["key"];
+
+/** What selects a tuple: protocol, addresses, ports, ICMP fields (a group of option keys). */
+export const TUPLE_OPTIONS = [
+  "proto",
+  "src",
+  "dst",
+  "replySrc",
+  "replyDst",
+  "sport",
+  "dport",
+  "replySport",
+  "replyDport",
+  "icmpType",
+  "icmpCode",
+  "icmpId",
+] as const satisfies readonly OptionKey[];
+
+/** The options every command takes (help and version are answered before any command runs). */
+export const COMMON_OPTIONS = ["help", "version"] as const satisfies readonly OptionKey[];
+
+const BY_KEY: ReadonlyMap<string, OptionSpec> = new Map(OPTIONS.map((o) => [o.key, o]));
+
+function spec(key: string): OptionSpec | undefined {
+  return BY_KEY.get(key);
+}
+
+/** How an option is named in messages: `-s/--src`, `--dport`. */
+export function optionName(key: string): string {
+  const option = spec(key);
+  if (!option) return key;
+  return option.short ? `-${option.short}/--${option.long[0]}` : `--${option.long[0]}`;
+}
+
+/** One option line in a command's help: the key, or the key with the command's own wording. */
+export type OptionHelp = OptionKey | {
+  readonly key: OptionKey;
+  readonly help?: string;
+  readonly placeholder?: string;
+};
+
+/** Where an option's help text starts. */
+const HELP_COLUMN = 38;
+
+/**
+ * The help lines of `options`, laid out as conntrack-tools lays them out:
+ * `  -p, --proto, --protonum NAME|NUMBER Layer-4 protocol (…)`.
+ */
+export function optionHelp(options: readonly OptionHelp[]): string {
+  const lines: string[] = [];
+  for (const use of options) {
+    const { key, help, placeholder } = typeof use === "string" ? { key: use } : use;
+    const option = spec(key)!;
+    const names = option.long.map((l) => `--${l}`).join(", ");
+    const value = placeholder ?? option.placeholder;
+    let left = `  ${option.short ? `-${option.short}, ` : "    "}${names}`;
+    if (value !== undefined) left += ` ${value}`;
+    const [first, ...more] = (help ?? option.help).split("\n");
+    lines.push(`${left.padEnd(HELP_COLUMN - 1)} ${first}`);
+    for (const line of more) lines.push(" ".repeat(HELP_COLUMN) + line);
+  }
+  return lines.join("\n");
+}
+
+/** How a command is written on the command line: `dump`, `list`, `-L`, `--dump`. */
+export interface CommandSyntax {
+  /** The canonical word, used in messages: `dump`. */
+  readonly name: string;
+  /** The words that name it: `dump`, `list`. */
+  readonly words: readonly string[];
+  /** conntrack's flags that name it: `-L`, `--dump`. */
+  readonly flags: readonly string[];
+  /** Whether a table name may follow (`ctnl dump conntrack`); default true. */
+  readonly table?: boolean;
+}
+
+/** The command words for messages: `dump, get, … or update`. */
+export function commandList(commands: readonly CommandSyntax[]): string {
+  const names = commands.map((c) => c.name);
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
+
+/** The command line, parsed: the command, the option values, the table name. */
+export interface Parsed {
+  /** The command's name. */
+  command: string | undefined;
+  /** Where the command came from, for messages: `dump`, `-L`. */
+  commandText: string | undefined;
+  /** Values of the options given once. */
+  values: Map<string, string>;
+  /** Values of the repeated options, in order. */
+  lists: Map<string, string[]>;
+  /** The options without a value that were given. */
+  flags: Set<string>;
+  table: string | undefined;
+}
+
+/** A row the parser matches: an option, or a command flag (`-L`, `--dump`). */
+interface Row {
+  readonly option: OptionSpec | undefined;
+  readonly command: CommandSyntax | undefined;
+  readonly short: string | undefined;
+  readonly long: readonly string[];
+  readonly value: boolean;
+}
+
+/**
+ * The getopt-style parser over {@link OPTIONS} and the commands' words and
+ * flags: `-pVALUE`, `-p VALUE`, `-Lp tcp`, `--proto=VALUE`, `--proto VALUE`,
+ * and an unambiguous prefix of a long option.
+ */
+export class Parser {
+  readonly #rows: readonly Row[];
+  readonly #byShort: ReadonlyMap<string, Row>;
+  readonly #words: ReadonlyMap<string, CommandSyntax>;
+  readonly #byName: ReadonlyMap<string, CommandSyntax>;
+  readonly #list: string;
+
+  constructor(commands: readonly CommandSyntax[]) {
+    const rows: Row[] = OPTIONS.map((o) => ({
+      option: o,
+      command: undefined,
+      short: "short" in o ? o.short : undefined,
+      long: o.long,
+      value: o.value,
+    }));
+    for (const c of commands) {
+      rows.push({
+        option: undefined,
+        command: c,
+        short: c.flags.find((f) => /^-[^-]$/.test(f))?.slice(1),
+        long: c.flags.filter((f) => f.startsWith("--")).map((f) => f.slice(2)),
+        value: false,
+      });
+    }
+    this.#rows = rows;
+    this.#byShort = new Map(rows.filter((r) => r.short).map((r) => [r.short!, r]));
+    this.#words = new Map(commands.flatMap((c) => c.words.map((w) => [w, c])));
+    this.#byName = new Map(commands.map((c) => [c.name, c]));
+    this.#list = commandList(commands);
+  }
+
+  /** The command a word names (`dump`, `list`), if any. */
+  command(word: string): CommandSyntax | undefined {
+    return this.#words.get(word);
+  }
+
+  #long(name: string): Row {
+    for (const row of this.#rows) if (row.long.includes(name)) return row;
+    // Like getopt_long: an unambiguous prefix of a long option names it.
+    const hits = new Set<Row>();
+    const names: string[] = [];
+    for (const row of this.#rows) {
+      for (const long of row.long) {
+        if (long.startsWith(name) && name.length > 0) {
+          hits.add(row);
+          names.push(`--${long}`);
+        }
+      }
+    }
+    if (hits.size === 1) return [...hits][0]!;
+    if (hits.size > 1) {
+      throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
+    }
+    throw new UsageError(`unknown option --${name}`);
+  }
+
+  /** Parses `args`; bad syntax is a {@link UsageError}. */
+  parse(args: readonly string[]): Parsed {
+    const p: Parsed = {
+      command: undefined,
+      commandText: undefined,
+      values: new Map(),
+      lists: new Map(),
+      flags: new Set(),
+      table: undefined,
+    };
+    const positionals: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg === "--") {
+        positionals.push(...args.slice(i + 1));
+        break;
+      }
+      if (arg.startsWith("--")) {
+        const eq = arg.indexOf("=");
+        const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+        const row = this.#long(name);
+        if (!row.value) {
+          if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
+          record(p, row, `--${name}`, undefined);
+        } else {
+          const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+          record(p, row, `--${name}`, value);
+        }
+        continue;
+      }
+      if (arg.startsWith("-") && arg.length > 1) {
+        for (let j = 1; j < arg.length; j++) {
+          const letter = arg[j]!;
+          const row = this.#byShort.get(letter);
+          if (!row) throw new UsageError(`unknown option -${letter}`);
+          if (row.value) {
+            const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
+            record(p, row, `-${letter}`, value);
+            break;
+          }
+          record(p, row, `-${letter}`, undefined);
+        }
+        continue;
+      }
+      positionals.push(arg);
+    }
+    for (const word of positionals) {
+      if (p.command === undefined) {
+        const command = this.#words.get(word);
+        if (command === undefined) {
+          throw new UsageError(`unknown command "${word}" (try ${this.#list})`);
+        }
+        setCommand(p, command, word);
+      } else if (p.table === undefined && this.#byName.get(p.command)?.table !== false) {
+        p.table = word;
+      } else {
+        throw new UsageError(`unexpected argument "${word}"`);
+      }
+    }
+    return p;
+  }
+
+  /** Index of the first argument that is neither an option nor an option's value, or -1. */
+  firstPositional(args: readonly string[]): number {
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg.startsWith("--")) {
+        if (arg.includes("=")) continue;
+        try {
+          if (this.#long(arg.slice(2)).value) i++;
+        } catch {
+          return -1; // parse will report it
+        }
+      } else if (arg.startsWith("-") && arg.length > 1) {
+        for (let j = 1; j < arg.length; j++) {
+          const row = this.#byShort.get(arg[j]!);
+          if (row?.value) {
+            if (j + 1 === arg.length) i++;
+            break;
+          }
+        }
+      } else {
+        return i;
+      }
+    }
+    return -1;
+  }
+}
+
+function setCommand(p: Parsed, command: CommandSyntax, text: string): void {
+  if (p.command !== undefined) {
+    throw new UsageError(`only one command at a time: ${p.commandText} and ${text}`);
+  }
+  p.command = command.name;
+  p.commandText = text;
+}
+
+function record(p: Parsed, row: Row, text: string, value: string | undefined): void {
+  if (row.command !== undefined) {
+    setCommand(p, row.command, text);
+    return;
+  }
+  const option = row.option!;
+  if (!option.value) {
+    p.flags.add(option.key);
+    return;
+  }
+  if (value === undefined) throw new UsageError(`option ${text} needs a value`);
+  if (option.repeated) {
+    const list = p.lists.get(option.key);
+    if (list === undefined) p.lists.set(option.key, [value]);
+    else list.push(value);
+    return;
+  }
+  if (p.values.has(option.key)) {
+    throw new UsageError(`option ${optionName(option.key)} given twice`);
+  }
+  p.values.set(option.key, value);
+}
