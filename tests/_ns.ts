@@ -66,15 +66,10 @@ export class Netns {
   static async create(tag: string, options: { name?: string } = {}): Promise<Netns> {
     const name = options.name ?? `ctnl-test-${tag}-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
     await must(["ip", "netns", "add", name]);
-    const ns = new Netns(name);
-    try {
+    return await prepare(new Netns(name), async (ns) => {
       await ns.exec(["ip", "link", "set", "lo", "up"]);
       await ns.sysctl({ nf_conntrack_acct: 1, nf_conntrack_timestamp: 1 });
-    } catch (error) {
-      await ns.delete();
-      throw error;
-    }
-    return ns;
+    });
   }
 
   /** Runs a command inside the namespace; throws if it fails. */
@@ -143,6 +138,17 @@ export class Netns {
     this.#children = [];
     return (await run(["ip", "netns", "del", this.name])).code === 0;
   }
+}
+
+/** Runs `setUp` on `ns` and returns it; if `setUp` fails, deletes `ns` and rethrows. */
+export async function prepare(ns: Netns, setUp: (ns: Netns) => unknown): Promise<Netns> {
+  try {
+    await setUp(ns);
+  } catch (error) {
+    await ns.delete();
+    throw error;
+  }
+  return ns;
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time, keeping the order of results. */

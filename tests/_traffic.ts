@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Netns } from "./_ns.ts";
+import { Netns, prepare } from "./_ns.ts";
 
 /**
  * The one nftables ruleset of the tests and the demo: rules that use
@@ -87,12 +87,5 @@ export async function addTraffic(ns: Netns, options: { ping?: boolean } = {}): P
 
 /** Creates a namespace with traffic of every kind; the caller deletes it. */
 export async function trafficNamespace(tag: string): Promise<Netns> {
-  const ns = await Netns.create(tag);
-  try {
-    await addTraffic(ns);
-  } catch (error) {
-    await ns.delete();
-    throw error;
-  }
-  return ns;
+  return prepare(await Netns.create(tag), addTraffic);
 }

@@ -8,7 +8,7 @@
 import $ from "@david/dax";
 import assert from "node:assert/strict";
 import { Conntrack } from "../mod.ts";
-import { run } from "./_ns.ts";
+import { prepare, run } from "./_ns.ts";
 import type { Netns } from "./_ns.ts";
 import { tupleSpecOf } from "../src/tuple.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
@@ -41,7 +41,9 @@ function masked(line: string): string {
 
 /**
  * A process whose output is collected as it comes, so a test can wait for
- * a line on stderr while the process runs.
+ * a line on stderr while the process runs. (Deno.Command, not dax: the demo
+ * test needs the child's pid, and dax would give a `deno run` child without
+ * permission flags `-A`; see tests/_ns.ts.)
  */
 class Proc {
   readonly child: Deno.ChildProcess;
@@ -95,8 +97,7 @@ class Proc {
  * nothing expires while a slow or busy machine runs a test.
  */
 async function steadyNamespace(tag: string): Promise<Netns> {
-  const ns = await trafficNamespace(tag);
-  try {
+  return prepare(await trafficNamespace(tag), async (ns) => {
     using ct = Conntrack.open({ netns: ns.name });
     for (const flow of [...ct.dumpSync()]) {
       if ((flow.timeout ?? 0) > 600) continue;
@@ -106,11 +107,7 @@ async function steadyNamespace(tag: string): Promise<Netns> {
         flow.zone === undefined ? {} : { zone: flow.zone },
       );
     }
-  } catch (error) {
-    await ns.delete();
-    throw error;
-  }
-  return ns;
+  });
 }
 
 async function netnsNames(): Promise<Set<string>> {

@@ -8,7 +8,7 @@ import { Conntrack, type Flow, NetlinkError } from "../mod.ts";
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
 import { Encoder, NLM_F_DUMP, NLM_F_REQUEST } from "../src/netlink.ts";
 import * as C from "../src/constants.ts";
-import { Netns, run } from "./_ns.ts";
+import { Netns, prepare, run } from "./_ns.ts";
 
 const PROBE = new URL("./fixtures/probe.ts", import.meta.url).pathname;
 const CHURN = new URL("./fixtures/churn.ts", import.meta.url).pathname;
@@ -31,15 +31,10 @@ function udp(i: number, src = "10.1.0.1") {
 }
 
 async function filled(tag: string, n: number): Promise<Netns> {
-  const ns = await Netns.create(tag);
-  try {
+  return prepare(await Netns.create(tag), (ns) => {
     using ct = Conntrack.open({ netns: ns.name });
     assert.equal(ct.createManySync(Array.from({ length: n }, (_, i) => udp(i))), n);
-  } catch (error) {
-    await ns.delete();
-    throw error;
-  }
-  return ns;
+  });
 }
 
 Deno.test("replies not sent by the kernel are ignored, even with the right sequence", async () => {
