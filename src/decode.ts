@@ -10,7 +10,7 @@ import { formatIPv4, formatIPv6 } from "./address.ts";
 import * as C from "./constants.ts";
 import { DCCP_STATES, SCTP_STATES, stateName, TCP_STATES } from "./protocols.ts";
 import { decodeFlowFastAt } from "./decode_fast.ts";
-import { newFlow } from "./flow.ts";
+import { newFlow, newTcpInfo } from "./flow.ts";
 import { decodeTuple, emptyTuple } from "./tuple.ts";
 import { DecodeError } from "./errors.ts";
 import { AttrCursor, type MessageHeader, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
@@ -55,14 +55,7 @@ function familyName(af: number): Family {
 }
 
 function decodeTcp(c: AttrCursor): TcpInfo {
-  const info: TcpInfo = {
-    state: 0,
-    stateName: "",
-    wscaleOrig: undefined,
-    wscaleReply: undefined,
-    flagsOrig: undefined,
-    flagsReply: undefined,
-  };
+  const info = newTcpInfo();
   let seenState = false;
   c.enter(C.SETS.tcp);
   while (c.next()) {

@@ -20,7 +20,7 @@
 
 import { formatIPv4, formatIPv6 } from "./address.ts";
 import * as C from "./constants.ts";
-import { newFlow } from "./flow.ts";
+import { newFlow, newTcpInfo } from "./flow.ts";
 import { NLA_HDRLEN, NLA_TYPE_MASK, NLMSG_HDRLEN } from "./netlink.ts";
 import { stateName, TCP_STATES } from "./protocols.ts";
 import { emptyTuple } from "./tuple.ts";
@@ -187,14 +187,7 @@ function fastProtoinfo(b: Uint8Array, v: DataView, pos: number, end: number, flo
 }
 
 function fastTcp(b: Uint8Array, v: DataView, pos: number, end: number): TcpInfo | undefined {
-  const info: TcpInfo = {
-    state: 0,
-    stateName: "",
-    wscaleOrig: undefined,
-    wscaleReply: undefined,
-    flagsOrig: undefined,
-    flagsReply: undefined,
-  };
+  const info = newTcpInfo();
   let seenState = false;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return undefined;

@@ -5,7 +5,7 @@
  */
 
 import { EMPTY_TUPLE } from "./tuple.ts";
-import type { Family, Flow } from "./types.ts";
+import type { Family, Flow, TcpInfo } from "./types.ts";
 
 /**
  * A flow with every key present and nothing decoded yet. Both decoders build
@@ -43,5 +43,17 @@ export function newFlow(family: Family): Flow {
     labelsMask: undefined,
     synproxy: undefined,
     unknown: undefined,
+  };
+}
+
+/** A TCP protocol info with every key present, for both decoders to fill. */
+export function newTcpInfo(): TcpInfo {
+  return {
+    state: 0,
+    stateName: "",
+    wscaleOrig: undefined,
+    wscaleReply: undefined,
+    flagsOrig: undefined,
+    flagsReply: undefined,
   };
 }
