@@ -80,7 +80,11 @@ class Proc {
 
   /** Waits for the exit (killing it after `ms`); the exit code. */
   async finish(ms = 30_000): Promise<number> {
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), ms);
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* it exited; its output is still being read */ }
+    }, ms);
     try {
       const status = await this.child.status;
       await this.#done;
