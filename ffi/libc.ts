@@ -1,8 +1,10 @@
 /**
  * The libc symbols ctnl binds with `Deno.dlopen`, and the loader.
  *
- * Every call here is synchronous and runs on the calling JavaScript thread, so
- * `errno` read right after a failing call belongs to that call.
+ * Every call here but `poll_async` is synchronous and runs on the calling
+ * JavaScript thread, so `errno` read right after a failing call belongs to
+ * that call. `poll_async` only waits for readiness; the receive that follows
+ * runs here, with `MSG_DONTWAIT`.
  *
  * @module
  */
@@ -28,6 +30,17 @@ export const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
+  /**
+   * int poll(struct pollfd *fds, nfds_t nfds, int timeout); on Deno's
+   * blocking pool, returning a Promise: to wait for readiness without
+   * holding the event loop (its errno is another thread's: not read).
+   */
+  poll_async: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** int setns(int fd, int nstype); */
   setns: { parameters: ["i32", "i32"], result: "i32" },
   /** int open(const char *path, int flags, ...); (mode unused: O_RDONLY) */

@@ -206,12 +206,17 @@ export class PrefetchJob {
     Atomics.notify(this.#ctl, GO);
   }
 
-  /** Waits for the next datagram; `errno` (non-zero) when the receive failed. */
-  next(): Prefetched & { errno: number } {
+  /**
+   * Waits for the next datagram (blocking this thread); `errno` (non-zero)
+   * when the receive failed. With `nonBlocking`, undefined at once when the
+   * worker has not received it yet (wait with {@link ready} then).
+   */
+  next(nonBlocking = false): (Prefetched & { errno: number }) | undefined {
     this.release();
     const ctl = this.#ctl;
     const slot = this.#index % SLOTS;
     const base = SLOT_BASE + slot * 4;
+    if (nonBlocking && Atomics.load(ctl, base) === 0) return undefined;
     const deadline = performance.now() + this.#timeoutMs;
     while (Atomics.load(ctl, base) === 0) {
       const left = deadline - performance.now();
@@ -226,6 +231,18 @@ export class PrefetchJob {
       senderPort: Atomics.load(ctl, base + 2) >>> 0,
       errno: Atomics.load(ctl, base + 3),
     };
+  }
+
+  /**
+   * Resolves once the worker has received the next datagram (true), or
+   * after `timeoutMs` (false), without blocking the event loop.
+   */
+  async arrived(timeoutMs: number): Promise<boolean> {
+    const base = SLOT_BASE + (this.#index % SLOTS) * 4;
+    if (Atomics.load(this.#ctl, base) !== 0) return true;
+    const wait = Atomics.waitAsync(this.#ctl, base, 0, timeoutMs);
+    if (wait.async) await wait.value;
+    return Atomics.load(this.#ctl, base) !== 0;
   }
 
   /** Hands the slot of the last datagram back to the worker. */

@@ -93,6 +93,7 @@ export class NetlinkSocket {
   #iov = new Uint8Array(16);
   #iovView: DataView;
   #addr = new Uint8Array(SOCKADDR_NL_SIZE);
+  #pollfd = new Uint8Array(8);
   #addrView: DataView;
 
   private constructor(fd: number, portId: number, bufferSize: number) {
@@ -244,6 +245,21 @@ export class NetlinkSocket {
       throw new NetlinkError(operation, code);
     }
     return r > 0;
+  }
+
+  /**
+   * Resolves true once data is queued (or the socket has an error for the
+   * next receive to report), false after `timeoutMs` (−1: no limit): `poll`
+   * on Deno's blocking pool, so the event loop runs meanwhile.
+   */
+  async readable(timeoutMs: number): Promise<boolean> {
+    if (this.fd < 0) return true; // closed: the receive reports it
+    const view = new DataView(this.#pollfd.buffer);
+    view.setInt32(0, this.fd, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt16(6, 0, true);
+    const r = await libc().poll_async(this.#pollfd, 1n, timeoutMs);
+    return r !== 0; // r < 0: let the receive on this thread read errno
   }
 
   /** Sets the receive buffer size, forcing past `rmem_max` when permitted. */
