@@ -7,11 +7,16 @@
  *
  * - {@link Conntrack} — a handle on one namespace's table: `get`, streaming
  *   `dump` with kernel-side filters ({@link DumpFilter}), per-CPU `stats`,
- *   `count`.
+ *   `count`, `events`, and the changes (`create`, `update`, `delete`,
+ *   `flush`, and their bulk forms). Every method that returns a Promise or an
+ *   async iterable waits for the kernel without holding the event loop; its
+ *   `…Sync` twin blocks.
  * - {@link Flow} and {@link Tuple} — what an entry decodes to; every key is
- *   always present, absent values are `undefined`.
+ *   always present, absent values are `undefined`. A dumped flow goes back
+ *   into `get`, `update` and `delete` as it is.
  * - {@link NetlinkError} (the kernel refused), {@link DecodeError} (malformed
- *   bytes); bad arguments are `TypeError`/`RangeError` naming the argument.
+ *   bytes), {@link ArgumentError}/{@link ArgumentRangeError} (bad arguments,
+ *   with the argument's name and value as fields), {@link ClosedError}.
  *
  * Needs Linux, `--allow-ffi`, and CAP_NET_ADMIN (root) in the namespace.
  *
@@ -39,7 +44,7 @@
 
 export { Conntrack } from "./src/conntrack.ts";
 export type * from "./src/options.ts";
-export { type FlowChanges } from "./src/request.ts";
+export { type EntryRef, type FlowChanges } from "./src/request.ts";
 export { type TupleSpec, tupleSpecOf, validateTuple } from "./src/tuple.ts";
 export {
   type DumpFilter,
@@ -50,21 +55,28 @@ export {
   validateFilter,
 } from "./src/filter.ts";
 export { decodeFlow, type DecodeOptions } from "./src/decode.ts";
+export { newFlow } from "./src/flow.ts";
 export {
   ctime,
+  type FlowObject,
   flowToJson,
+  flowToObject,
   formatCpuStats,
   formatFlow,
   type FormatOptions,
   labelBits,
+  type Plain,
 } from "./src/format.ts";
 export { decodeMessages } from "./src/netlink.ts";
 export {
   ArgumentError,
   ArgumentRangeError,
+  BusyError,
+  ClosedError,
   DecodeError,
   DumpInterruptedError,
   ERRNO,
+  type ErrnoCode,
   errnoName,
   isArgumentError,
   NetlinkError,

@@ -148,7 +148,7 @@ export interface ParsedAddress {
  * Parses an IPv4 or IPv6 address; throws a `TypeError` naming `argument`
  * when the text is neither.
  */
-export function parseAddress(text: string, argument: string): ParsedAddress {
+export function parseAddress(text: string | undefined, argument: string): ParsedAddress {
   if (typeof text !== "string") {
     throw new ArgumentError(argument, text, `${String(text)} is not an address string`);
   }

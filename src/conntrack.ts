@@ -1,12 +1,15 @@
 /**
  * The {@link Conntrack} handle: the operations on the conntrack table, each a
  * short function over the {@link Transport} of src/transport.ts — build the
- * request, hand it over, decode what comes back.
+ * request, hand it over, decode what comes back. Every operation has two
+ * forms: the one that returns a Promise (or an async iterable) waits for
+ * the kernel without holding the event loop; the `…Sync` one blocks.
  *
  * @module
  */
 
 import { kernelRelease } from "../ffi/libc.ts";
+import { createBatches, deleteBatch, describeRef } from "./bulk.ts";
 import * as C from "./constants.ts";
 import {
   decodeCpuStatsAt,
@@ -15,15 +18,15 @@ import {
   type DecodeOptions,
 } from "./decode.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
+import { watchEvents } from "./events.ts";
 import {
-  checkUint,
+  type CompiledFilter,
   compileFilter,
   type DumpFilter,
   type FilterPlan,
   normalizeFilter,
 } from "./filter.ts";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./netlink.ts";
-import { watchEvents } from "./events.ts";
 import type {
   ConntrackEvent,
   CreateManyOptions,
@@ -36,16 +39,23 @@ import type {
   GetOptions,
   OpenOptions,
   UpdateOptions,
+  UpdateWhereOptions,
 } from "./options.ts";
-import { beginCreate, beginNamed, encodeChanges, type FlowChanges } from "./request.ts";
+import {
+  beginCreate,
+  beginNamed,
+  encodeChanges,
+  type EntryRef,
+  type FlowChanges,
+} from "./request.ts";
 import {
   type Decoder,
+  type ExchangeOptions,
   kernelSockets,
   type Socket,
   type SocketFactory,
   Transport,
 } from "./transport.ts";
-import { type TupleSpec, tupleSpecOf } from "./tuple.ts";
 import type { CpuStats, Flow, GlobalStats } from "./types.ts";
 
 /**
@@ -55,24 +65,27 @@ import type { CpuStats, Flow, GlobalStats } from "./types.ts";
  */
 const PREFETCH_AFTER = 4;
 
-/** Runs `fn` now; its result or error as a promise. */
-function settle<T>(fn: () => T): Promise<T> {
-  try {
-    return Promise.resolve(fn());
-  } catch (error) {
-    return Promise.reject(error);
-  }
-}
-
 /** The flow decoder of an exchange, with `options`. */
 function flowDecoder(options: DecodeOptions): Decoder<Flow> {
   const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
   return (c, bytes, view, h) => decodeFlowAt(c, bytes, view, h.offset, h.length, decodeOptions);
 }
 
-/** The zone a decoded flow is in (undefined: zone 0). */
-function zoneOf(flow: Flow): number | undefined {
-  return flow.zone ?? flow.orig.zone;
+/** A request prepared for a transport: its bytes, sequence number and what the reply holds. */
+interface Prepared<T> {
+  transport: Transport;
+  operation: "dump" | "get" | "stats" | "count";
+  request: Uint8Array<ArrayBuffer>;
+  seq: number;
+  replyType: number;
+  decode: Decoder<T>;
+  options: ExchangeOptions<T>;
+}
+
+/** The error of a request that named `ref`, saying which entry. */
+function named(error: unknown, ref: EntryRef): unknown {
+  if (!(error instanceof NetlinkError) || error.subject !== undefined) return error;
+  return error.about(describeRef(ref));
 }
 
 const registry = new FinalizationRegistry<Socket>((sock) => sock.close());
@@ -100,6 +113,8 @@ export let openWithSockets: (open: SocketFactory, options?: OpenOptions) => Conn
  */
 export class Conntrack implements Disposable {
   #transport: Transport;
+  /** Transports for operations started while the first is busy with a dump. */
+  #spare: Transport[] = [];
   #release: string;
   #releaseNetns: () => void;
   #bigBuffer = false;
@@ -170,12 +185,30 @@ export class Conntrack implements Disposable {
     if (this.#transport.closed) return;
     registry.unregister(this);
     this.#transport.close();
+    for (const t of this.#spare) t.close();
+    this.#spare = [];
     this.#releaseNetns();
   }
 
   /** Closes the handle (for `using`). */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * The transport for a new operation: the handle's own, or — while a dump
+   * streams on it (inside its `for await` loop, say) — a spare one with a
+   * socket of its own, so that one handle serves several operations at once.
+   */
+  #free(): Transport {
+    const main = this.#transport;
+    if (main.closed || !main.busy) return main;
+    let spare = this.#spare.find((t) => !t.busy);
+    if (spare === undefined) {
+      spare = main.sibling();
+      this.#spare.push(spare);
+    }
+    return spare;
   }
 
   /**
@@ -195,9 +228,40 @@ export class Conntrack implements Disposable {
     return compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter).plan;
   }
 
+  /** The dump request for `filter`, compiled for this kernel. */
+  #dumpRequest(filter: DumpFilter | undefined, options: DumpOptions): Prepared<Flow> & {
+    compiled: CompiledFilter;
+    interrupted: { value: boolean };
+  } {
+    const compiled = compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter);
+    const family = compiled.plan.family;
+    const af = family === "ipv4" ? C.AF_INET : family === "ipv6" ? C.AF_INET6 : C.AF_UNSPEC;
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const enc = transport.begin(C.IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
+    compiled.encode(enc);
+    const interrupted = { value: false };
+    return {
+      transport,
+      operation: "dump",
+      request: enc.finish(),
+      seq,
+      replyType: C.IPCTNL_MSG_CT_NEW,
+      decode: flowDecoder(options),
+      options: {
+        keep: compiled.match,
+        prefetchAfter: options.prefetch === false ? -1 : PREFETCH_AFTER,
+        interrupted,
+      },
+      compiled,
+      interrupted,
+    };
+  }
+
   /**
    * Streams every entry (or those `filter` selects) synchronously, in
-   * constant memory: one receive buffer, one flow at a time.
+   * constant memory: one receive buffer, one flow at a time. It blocks the
+   * thread while it waits for the kernel: {@link dump} does not.
    *
    * @example
    * ```ts ignore
@@ -208,28 +272,22 @@ export class Conntrack implements Disposable {
    * ```
    */
   *dumpSync(filter?: DumpFilter, options: DumpOptions = {}): Generator<Flow, void, undefined> {
-    const compiled = compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter);
-    const family = compiled.plan.family;
-    const af = family === "ipv4" ? C.AF_INET : family === "ipv6" ? C.AF_INET6 : C.AF_UNSPEC;
-    const t = this.#transport;
-    const seq = t.nextSeq();
-    const enc = t.begin(C.IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
-    compiled.encode(enc);
-    const interrupted = { value: false };
+    const p = this.#dumpRequest(filter, options);
     // Filtered inside the exchange and delegated: one generator step per flow.
-    yield* t.exchange("dump", enc.finish(), seq, C.IPCTNL_MSG_CT_NEW, flowDecoder(options), {
-      keep: compiled.match,
-      prefetchAfter: options.prefetch === false ? -1 : PREFETCH_AFTER,
-      interrupted,
-    });
-    if (interrupted.value && options.onInterrupted !== "ignore") {
+    yield* p.transport.exchange(p.operation, p.request, p.seq, p.replyType, p.decode, p.options);
+    if (p.interrupted.value && options.onInterrupted !== "ignore") {
       throw new DumpInterruptedError("dump");
     }
   }
 
   /**
-   * Streams every entry (or those `filter` selects) as an async iterable.
-   * Breaking out of the loop early is fine: the handle stays usable.
+   * Streams every entry (or those `filter` selects) as an async iterable,
+   * without holding the event loop: it waits for the kernel with `poll` on
+   * Deno's blocking pool (or the receive-ahead worker), and gives other
+   * tasks a turn every few milliseconds of decoding. Breaking out of the
+   * loop early is fine: the handle stays usable; other operations on the
+   * handle inside the loop run on a second socket. {@link dumpSync} is the
+   * blocking form.
    *
    * @example Established TCP flows to port 22
    * ```ts ignore
@@ -244,12 +302,67 @@ export class Conntrack implements Disposable {
     filter?: DumpFilter,
     options: DumpOptions = {},
   ): AsyncGenerator<Flow, void, undefined> {
-    yield* this.dumpSync(filter, options);
+    const p = this.#dumpRequest(filter, options);
+    const it = p.transport.exchangeAsync(
+      p.operation,
+      p.request,
+      p.seq,
+      p.replyType,
+      p.decode,
+      p.options,
+    );
+    for await (const batch of it) for (const flow of batch) yield flow;
+    if (p.interrupted.value && options.onInterrupted !== "ignore") {
+      throw new DumpInterruptedError("dump");
+    }
+  }
+
+  /** The last value an exchange yields (or throws the kernel's error), blocking. */
+  #oneSync<T>(p: Prepared<T>): T | undefined {
+    let last: T | undefined;
+    for (const v of p.transport.exchange(p.operation, p.request, p.seq, p.replyType, p.decode)) {
+      last = v;
+    }
+    return last;
+  }
+
+  /** {@link #oneSync} without blocking. */
+  async #one<T>(p: Prepared<T>): Promise<T | undefined> {
+    let last: T | undefined;
+    const it = p.transport.exchangeAsync(p.operation, p.request, p.seq, p.replyType, p.decode);
+    for await (const batch of it) last = batch.at(-1) ?? last;
+    return last;
+  }
+
+  /** The get request for `ref`. */
+  #getRequest(ref: EntryRef, options: GetOptions): Prepared<Flow> {
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_GET, seq, ref, options);
+    const decode = flowDecoder(options);
+    return {
+      transport,
+      operation: "get",
+      request: enc.finish(),
+      seq,
+      replyType: C.IPCTNL_MSG_CT_NEW,
+      decode,
+      options: {},
+    };
+  }
+
+  /** The flow a get found, or its ENOENT. */
+  #found(flow: Flow | undefined, ref: EntryRef, seq: number): Flow {
+    if (flow !== undefined) return flow;
+    throw new NetlinkError("get", ERRNO.ENOENT, { extAck: "no entry in the reply", seq })
+      .about(describeRef(ref));
   }
 
   /**
-   * Gets one entry by its tuple (original direction by default) in a zone.
-   * A missing entry is a {@link NetlinkError} with code `ENOENT`.
+   * Gets one entry — named by a tuple (original direction by default), or
+   * by a dumped `Flow` or its `orig` tuple, zone included — without
+   * blocking. A missing entry is a {@link NetlinkError} with code `ENOENT`
+   * whose message names the tuple. {@link getSync} blocks.
    *
    * @example
    * ```ts ignore
@@ -259,28 +372,26 @@ export class Conntrack implements Disposable {
    * const flow = await ct.get({
    *   src: "10.0.0.1", dst: "10.0.0.2", protocol: "tcp", srcPort: 40000, dstPort: 80,
    * });
-   * console.log(flow.tcp?.stateName);
+   * console.log(flow.tcp?.stateName, (await ct.get(flow)).timeout);
    * ```
    */
-  get(tuple: TupleSpec, options: GetOptions = {}): Promise<Flow> {
-    return settle(() => this.getSync(tuple, options));
+  async get(ref: EntryRef, options: GetOptions = {}): Promise<Flow> {
+    try {
+      const p = this.#getRequest(ref, options);
+      return this.#found(await this.#one(p), ref, p.seq);
+    } catch (error) {
+      throw named(error, ref);
+    }
   }
 
-  /** {@link get}, synchronously. */
-  getSync(tuple: TupleSpec, options: GetOptions = {}): Flow {
-    const t = this.#transport;
-    const seq = t.nextSeq();
-    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_GET, seq, tuple, options);
-    let found: Flow | undefined;
-    for (
-      const flow of t.exchange("get", enc.finish(), seq, C.IPCTNL_MSG_CT_NEW, flowDecoder(options))
-    ) {
-      found = flow;
+  /** {@link get}, blocking while it waits for the kernel. */
+  getSync(ref: EntryRef, options: GetOptions = {}): Flow {
+    try {
+      const p = this.#getRequest(ref, options);
+      return this.#found(this.#oneSync(p), ref, p.seq);
+    } catch (error) {
+      throw named(error, ref);
     }
-    if (found === undefined) {
-      throw new NetlinkError("get", ERRNO.ENOENT, { extAck: "no entry in the reply", seq });
-    }
-    return found;
   }
 
   /**
@@ -299,14 +410,27 @@ export class Conntrack implements Disposable {
    * });
    * ```
    */
-  create(spec: CreateSpec): Promise<void> {
-    return settle(() => this.createSync(spec));
+  async create(spec: CreateSpec): Promise<void> {
+    const t = this.#free();
+    const seq = t.nextSeq();
+    await t.ackAsync("create", beginCreate(t, spec, seq, "flow").finish(), seq);
   }
 
-  /** {@link create}, synchronously. */
+  /** {@link create}, blocking while it waits for the kernel. */
   createSync(spec: CreateSpec): void {
-    const seq = this.#transport.nextSeq();
-    this.#transport.ack("create", beginCreate(this.#transport, spec, seq, "flow").finish(), seq);
+    const t = this.#free();
+    const seq = t.nextSeq();
+    t.ack("create", beginCreate(t, spec, seq, "flow").finish(), seq);
+  }
+
+  /** The transport for a batch of creates, its receive buffer made room for the ACKs. */
+  #batchTransport(): Transport {
+    const t = this.#free();
+    if (t === this.#transport && !this.#bigBuffer) {
+      t.growReceiveBuffer(4 << 20); // a batch's ACKs arrive all at once
+      this.#bigBuffer = true;
+    } else if (t !== this.#transport) t.growReceiveBuffer(4 << 20);
+    return t;
   }
 
   /**
@@ -328,62 +452,43 @@ export class Conntrack implements Disposable {
    * console.log(await ct.createMany(specs)); // 1000
    * ```
    */
-  createMany(specs: Iterable<CreateSpec>, options: CreateManyOptions = {}): Promise<number> {
-    return settle(() => this.createManySync(specs, options));
+  async createMany(specs: Iterable<CreateSpec>, options: CreateManyOptions = {}): Promise<number> {
+    const t = this.#batchTransport();
+    let created = 0;
+    for (const batch of createBatches(t, specs, options)) {
+      const errors = await t.batchAsync("create", batch.bytes, batch.firstSeq, batch.count);
+      created += batch.settle(errors);
+    }
+    return created;
   }
 
-  /** {@link createMany}, synchronously. */
+  /** {@link createMany}, blocking while it waits for the kernel. */
   createManySync(specs: Iterable<CreateSpec>, options: CreateManyOptions = {}): number {
-    const batchSize = checkUint(options.batchSize ?? 256, 65535, "batchSize") || 1;
-    const t = this.#transport;
-    if (!this.#bigBuffer) {
-      t.growReceiveBuffer(4 << 20); // room for a batch's ACKs, which arrive all at once
-      this.#bigBuffer = true;
+    const t = this.#batchTransport();
+    let created = 0;
+    for (const batch of createBatches(t, specs, options)) {
+      created += batch.settle(t.batch("create", batch.bytes, batch.firstSeq, batch.count));
     }
-    let batch = new Uint8Array(64 * 1024);
-    let used = 0, index = 0, created = 0, firstSeq = 0, inBatch = 0;
-    let firstError: NetlinkError | undefined;
-    const flush = () => {
-      if (inBatch === 0) return;
-      const errors = t.batch("create", batch.slice(0, used), firstSeq, inBatch);
-      created += inBatch - errors.length;
-      const e = errors[0];
-      if (!firstError && e !== undefined) {
-        const which = `entry #${index - inBatch + (e.seq - firstSeq)}`;
-        firstError = new NetlinkError("create", e.errno, {
-          extAck: e.extAck ? `${which}: ${e.extAck}` : which,
-          seq: e.seq,
-        });
-      }
-      used = 0;
-      inBatch = 0;
-    };
-    for (const spec of specs) {
-      const seq = t.nextSeq();
-      if (inBatch === 0) firstSeq = seq;
-      const msg = beginCreate(this.#transport, spec, seq, `specs[${index}]`).finish();
-      if (used + msg.byteLength > batch.byteLength) {
-        const bigger = new Uint8Array(Math.max(batch.byteLength * 2, used + msg.byteLength));
-        bigger.set(batch.subarray(0, used));
-        batch = bigger;
-      }
-      batch.set(msg, used);
-      used += msg.byteLength;
-      inBatch++;
-      index++;
-      if (inBatch >= batchSize) {
-        flush();
-        if (firstError) throw firstError;
-      }
-    }
-    flush();
-    if (firstError) throw firstError;
     return created;
+  }
+
+  /** The update request for `ref`. */
+  #updateRequest(ref: EntryRef, changes: FlowChanges, options: UpdateOptions) {
+    if (changes === null || typeof changes !== "object") {
+      throw new ArgumentError("changes", changes, `${String(changes)} is not an object`);
+    }
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const zone: DeleteOptions = options.zone === undefined ? {} : { zone: options.zone };
+    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_NEW, seq, ref, zone);
+    encodeChanges(enc, changes, "changes");
+    return { transport, request: enc.finish(), seq };
   }
 
   /**
    * Changes an existing entry (conntrack `-U`): mark, timeout, status bits,
-   * labels, TCP state. A missing entry is `ENOENT`.
+   * labels, TCP state — named by a tuple or a dumped `Flow` (its zone
+   * kept). A missing entry is `ENOENT`. {@link updateSync} blocks.
    *
    * @example
    * ```ts ignore
@@ -396,43 +501,65 @@ export class Conntrack implements Disposable {
    * );
    * ```
    */
-  update(tuple: TupleSpec, changes: FlowChanges, options: UpdateOptions = {}): Promise<void> {
-    return settle(() => this.updateSync(tuple, changes, options));
+  async update(ref: EntryRef, changes: FlowChanges, options: UpdateOptions = {}): Promise<void> {
+    try {
+      const p = this.#updateRequest(ref, changes, options);
+      await p.transport.ackAsync("update", p.request, p.seq);
+    } catch (error) {
+      throw named(error, ref);
+    }
   }
 
-  /** {@link update}, synchronously. */
-  updateSync(tuple: TupleSpec, changes: FlowChanges, options: UpdateOptions = {}): void {
-    const seq = this.#transport.nextSeq();
-    const named: DeleteOptions = options.zone === undefined ? {} : { zone: options.zone };
-    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_NEW, seq, tuple, named);
-    if (changes === null || typeof changes !== "object") {
-      throw new ArgumentError("changes", changes, `${String(changes)} is not an object`);
+  /** {@link update}, blocking while it waits for the kernel. */
+  updateSync(ref: EntryRef, changes: FlowChanges, options: UpdateOptions = {}): void {
+    try {
+      const p = this.#updateRequest(ref, changes, options);
+      p.transport.ack("update", p.request, p.seq);
+    } catch (error) {
+      throw named(error, ref);
     }
-    encodeChanges(enc, changes, "changes");
-    this.#transport.ack("update", enc.finish(), seq);
+  }
+
+  /** The delete request for `ref`. */
+  #deleteRequest(ref: EntryRef, options: DeleteOptions) {
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_DELETE, seq, ref, options, true);
+    return { transport, request: enc.finish(), seq };
   }
 
   /**
-   * Deletes one entry by tuple (conntrack `-D` with a full tuple). A
-   * missing entry is a {@link NetlinkError} with code `ENOENT`.
+   * Deletes one entry (conntrack `-D` with a full tuple), named by a tuple,
+   * or by a dumped `Flow` (its original tuple, zone and id: only that very
+   * entry). A missing entry is a {@link NetlinkError} with code `ENOENT`.
+   * {@link deleteSync} blocks.
    *
-   * @example
+   * @example Delete what a dump found, zones and all
    * ```ts ignore
    * import { Conntrack } from "@ctnl/conntrack";
    *
    * using ct = Conntrack.open();
+   * for (const flow of ct.dumpSync({ zone: 7 })) await ct.delete(flow);
    * await ct.delete({ src: "10.0.0.1", dst: "10.0.0.2", protocol: "tcp", srcPort: 4000, dstPort: 80 });
    * ```
    */
-  delete(tuple: TupleSpec, options: DeleteOptions = {}): Promise<void> {
-    return settle(() => this.deleteSync(tuple, options));
+  async delete(ref: EntryRef, options: DeleteOptions = {}): Promise<void> {
+    try {
+      const p = this.#deleteRequest(ref, options);
+      await p.transport.ackAsync("delete", p.request, p.seq);
+    } catch (error) {
+      throw named(error, ref);
+    }
   }
 
-  /** {@link delete}, synchronously. */
-  deleteSync(tuple: TupleSpec, options: DeleteOptions = {}): void {
-    const seq = this.#transport.nextSeq();
-    const enc = beginNamed(this.#transport, C.IPCTNL_MSG_CT_DELETE, seq, tuple, options);
-    this.#transport.ack("delete", enc.finish(), seq);
+  /** {@link delete}, blocking while it waits for the kernel. */
+  deleteSync(ref: EntryRef, options: DeleteOptions = {}): void {
+    try {
+      const p = this.#deleteRequest(ref, options);
+      p.transport.ack("delete", p.request, p.seq);
+    } catch (error) {
+      throw named(error, ref);
+    }
   }
 
   /**
@@ -454,24 +581,109 @@ export class Conntrack implements Disposable {
     let deleted = 0;
     try {
       for await (const flow of this.dump(filter, options)) {
-        const seq = other.nextSeq();
-        const named: DeleteOptions = {};
-        const zone = zoneOf(flow);
-        if (zone !== undefined) named.zone = zone;
-        if (flow.id !== undefined) named.id = flow.id;
-        const enc = beginNamed(other, C.IPCTNL_MSG_CT_DELETE, seq, tupleSpecOf(flow.orig), named);
-        const e = other.batch("delete", enc.finish(), seq, 1)[0];
-        if (e === undefined) {
+        const batch = deleteBatch(other, flow);
+        if (batch.settle(await other.batchAsync("delete", batch.bytes, batch.firstSeq, 1))) {
           deleted++;
           options.onDelete?.(flow);
-        } else if (e.errno !== ERRNO.ENOENT) {
-          throw new NetlinkError("delete", e.errno, { extAck: e.extAck, seq });
         }
       }
     } finally {
       other.close();
     }
     return deleted;
+  }
+
+  /** {@link deleteWhere}, blocking while it waits for the kernel. */
+  deleteWhereSync(filter: DumpFilter, options: DeleteWhereOptions = {}): number {
+    const other = this.#transport.sibling();
+    let deleted = 0;
+    try {
+      for (const flow of this.dumpSync(filter, options)) {
+        const batch = deleteBatch(other, flow);
+        if (batch.settle(other.batch("delete", batch.bytes, batch.firstSeq, 1))) {
+          deleted++;
+          options.onDelete?.(flow);
+        }
+      }
+    } finally {
+      other.close();
+    }
+    return deleted;
+  }
+
+  /**
+   * Changes every entry `filter` selects (conntrack `-U` with a filter), in
+   * one streaming pass: a dump, and an update of each entry (by its tuple,
+   * zone and id) on a second socket. `changes` is the same for every entry,
+   * or a function of the entry (return `undefined` to leave it alone).
+   * Entries that vanish meanwhile are not counted; returns how many were
+   * changed. `onUpdate` sees each changed flow as it was listed.
+   *
+   * @example Mark every connection from 10.0.0.1
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * const n = await ct.updateWhere({ orig: { src: "10.0.0.1" } }, { mark: 7 });
+   * ```
+   */
+  async updateWhere(
+    filter: DumpFilter,
+    changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
+    options: UpdateWhereOptions = {},
+  ): Promise<number> {
+    let updated = 0;
+    for await (const flow of this.dump(filter, options)) {
+      const wanted = typeof changes === "function" ? changes(flow) : changes;
+      if (wanted === undefined) continue;
+      try {
+        await this.update(flow, wanted);
+      } catch (error) {
+        if (error instanceof NetlinkError && error.code === "ENOENT") continue; // gone meanwhile
+        throw error;
+      }
+      updated++;
+      options.onUpdate?.(flow);
+    }
+    return updated;
+  }
+
+  /** {@link updateWhere}, blocking while it waits for the kernel. */
+  updateWhereSync(
+    filter: DumpFilter,
+    changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
+    options: UpdateWhereOptions = {},
+  ): number {
+    let updated = 0;
+    for (const flow of this.dumpSync(filter, options)) {
+      const wanted = typeof changes === "function" ? changes(flow) : changes;
+      if (wanted === undefined) continue;
+      try {
+        this.updateSync(flow, wanted);
+      } catch (error) {
+        if (error instanceof NetlinkError && error.code === "ENOENT") continue; // gone meanwhile
+        throw error;
+      }
+      updated++;
+      options.onUpdate?.(flow);
+    }
+    return updated;
+  }
+
+  /** The flush request for `options`. */
+  #flushRequest(options: FlushOptions) {
+    const f = normalizeFilter({
+      ...(options.family ? { family: options.family } : {}),
+      ...(options.mark !== undefined ? { mark: options.mark } : {}),
+    });
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    // Version 1 makes the kernel honour nfgen_family (version 0 flushes all).
+    const version = f.af === C.AF_UNSPEC ? 0 : 1;
+    const flags = NLM_F_REQUEST | NLM_F_ACK;
+    const enc = transport.begin(C.IPCTNL_MSG_CT_DELETE, flags, seq, f.af, version);
+    if (f.mark) enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
+    return { transport, request: enc.finish(), seq };
   }
 
   /**
@@ -486,23 +698,15 @@ export class Conntrack implements Disposable {
    * await ct.flush({ family: "ipv6" });
    * ```
    */
-  flush(options: FlushOptions = {}): Promise<void> {
-    return settle(() => this.flushSync(options));
+  async flush(options: FlushOptions = {}): Promise<void> {
+    const p = this.#flushRequest(options);
+    await p.transport.ackAsync("flush", p.request, p.seq);
   }
 
-  /** {@link flush}, synchronously. */
+  /** {@link flush}, blocking while it waits for the kernel. */
   flushSync(options: FlushOptions = {}): void {
-    const f = normalizeFilter({
-      ...(options.family ? { family: options.family } : {}),
-      ...(options.mark !== undefined ? { mark: options.mark } : {}),
-    });
-    const t = this.#transport;
-    const seq = t.nextSeq();
-    // Version 1 makes the kernel honour nfgen_family (version 0 flushes all).
-    const version = f.af === C.AF_UNSPEC ? 0 : 1;
-    const enc = t.begin(C.IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, seq, f.af, version);
-    if (f.mark) enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
-    t.ack("flush", enc.finish(), seq);
+    const p = this.#flushRequest(options);
+    p.transport.ack("flush", p.request, p.seq);
   }
 
   /**
@@ -511,8 +715,9 @@ export class Conntrack implements Disposable {
    * subscribed to the conntrack multicast groups, so this handle stays free
    * for dumps and changes meanwhile.
    *
-   * It never blocks the event loop: it polls the socket without waiting and
-   * sleeps `pollIntervalMs` (default 10) while idle, then drains what came.
+   * It never blocks the event loop: while idle it waits for the socket to
+   * become readable with `poll` on Deno's blocking pool (no timer, no busy
+   * loop), then drains what came with non-blocking receives.
    * When the kernel had to drop events (the receive buffer overran:
    * `ENOBUFS`), a `{ type: "lost", lost }` event with the running count is
    * yielded as soon as the backlog queued before it has been read (the
@@ -536,6 +741,25 @@ export class Conntrack implements Disposable {
     yield* watchEvents(this.#transport, this.#release, options);
   }
 
+  /** The per-CPU stats request. */
+  #statsRequest(): Prepared<CpuStats> {
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const flags = NLM_F_REQUEST | NLM_F_DUMP;
+    const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS_CPU, flags, seq, C.AF_UNSPEC)
+      .finish();
+    const replyType = C.IPCTNL_MSG_CT_GET_STATS_CPU;
+    return {
+      transport,
+      operation: "stats",
+      request,
+      seq,
+      replyType,
+      decode: decodeCpuStatsAt,
+      options: {},
+    };
+  }
+
   /**
    * Per-CPU statistics (`IPCTNL_MSG_CT_GET_STATS_CPU`), one entry per CPU
    * with its number, as `conntrack -S` shows them.
@@ -548,22 +772,42 @@ export class Conntrack implements Disposable {
    * for (const s of await ct.stats()) console.log(s.cpu, s.found, s.insertFailed);
    * ```
    */
-  stats(): Promise<CpuStats[]> {
-    return settle(() => this.statsSync());
+  async stats(): Promise<CpuStats[]> {
+    const p = this.#statsRequest();
+    const out: CpuStats[] = [];
+    const it = p.transport.exchangeAsync(p.operation, p.request, p.seq, p.replyType, p.decode);
+    for await (const batch of it) out.push(...batch);
+    return out;
   }
 
-  /** {@link stats}, synchronously. */
+  /** {@link stats}, blocking while it waits for the kernel. */
   statsSync(): CpuStats[] {
-    const t = this.#transport;
-    const seq = t.nextSeq();
-    const request = t.begin(
-      C.IPCTNL_MSG_CT_GET_STATS_CPU,
-      NLM_F_REQUEST | NLM_F_DUMP,
+    const p = this.#statsRequest();
+    return [...p.transport.exchange(p.operation, p.request, p.seq, p.replyType, p.decode)];
+  }
+
+  /** The global stats request. */
+  #globalRequest(): Prepared<GlobalStats> {
+    const transport = this.#free();
+    const seq = transport.nextSeq();
+    const flags = NLM_F_REQUEST | NLM_F_ACK;
+    const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS, flags, seq, C.AF_UNSPEC).finish();
+    const replyType = C.IPCTNL_MSG_CT_GET_STATS;
+    return {
+      transport,
+      operation: "count",
+      request,
       seq,
-      C.AF_UNSPEC,
-    )
-      .finish();
-    return [...t.exchange("stats", request, seq, C.IPCTNL_MSG_CT_GET_STATS_CPU, decodeCpuStatsAt)];
+      replyType,
+      decode: decodeGlobalStatsAt,
+      options: {},
+    };
+  }
+
+  /** The stats a reply held, or the error that it held none. */
+  #stats(stats: GlobalStats | undefined): GlobalStats {
+    if (stats !== undefined) return stats;
+    throw new NetlinkError("count", ERRNO.ENODATA, { extAck: "no stats in the reply" });
   }
 
   /**
@@ -578,26 +822,13 @@ export class Conntrack implements Disposable {
    * const { entries, maxEntries } = await ct.globalStats();
    * ```
    */
-  globalStats(): Promise<GlobalStats> {
-    return settle(() => this.globalStatsSync());
+  async globalStats(): Promise<GlobalStats> {
+    return this.#stats(await this.#one(this.#globalRequest()));
   }
 
-  /** {@link globalStats}, synchronously. */
+  /** {@link globalStats}, blocking while it waits for the kernel. */
   globalStatsSync(): GlobalStats {
-    const t = this.#transport;
-    const seq = t.nextSeq();
-    const request = t.begin(C.IPCTNL_MSG_CT_GET_STATS, NLM_F_REQUEST | NLM_F_ACK, seq, C.AF_UNSPEC)
-      .finish();
-    let stats: GlobalStats | undefined;
-    for (
-      const s of t.exchange("count", request, seq, C.IPCTNL_MSG_CT_GET_STATS, decodeGlobalStatsAt)
-    ) {
-      stats = s;
-    }
-    if (stats === undefined) {
-      throw new NetlinkError("count", ERRNO.ENODATA, { extAck: "no stats in the reply" });
-    }
-    return stats;
+    return this.#stats(this.#oneSync(this.#globalRequest()));
   }
 
   /**
@@ -615,7 +846,7 @@ export class Conntrack implements Disposable {
     return (await this.globalStats()).entries;
   }
 
-  /** {@link count}, synchronously. */
+  /** {@link count}, blocking while it waits for the kernel. */
   countSync(): number {
     return this.globalStatsSync().entries;
   }

@@ -515,7 +515,7 @@ export function decodeGlobalStatsAt(
   header: MessageHeader,
 ): GlobalStats {
   let entries: number | undefined;
-  let maxEntries: number | undefined;
+  let maxEntries = 0;
   c.reset(bytes, view, header.offset + ATTRS, header.offset + header.length, C.SETS.statsGlobal);
   while (c.next()) {
     if (c.type === C.CTA_STATS_GLOBAL_ENTRIES) entries = c.u32be();

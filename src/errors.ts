@@ -20,6 +20,7 @@
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
+  EBADF: 9,
   EINTR: 4,
   EAGAIN: 11,
   ENOMEM: 12,
@@ -40,7 +41,7 @@ export const ERRNO = {
 } as const;
 
 /** Linux errno names by number (the ones netlink and ctnetlink produce). */
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
+const ERRNO_NAMES = {
   1: "EPERM",
   2: "ENOENT",
   3: "ESRCH",
@@ -75,7 +76,56 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = {
   524: "ENOTSUPP",
   88: "ENOTSOCK",
   98: "EADDRINUSE",
-};
+} as const satisfies Record<number, ErrnoCode>;
+
+/**
+ * The symbolic name of an errno value: one ctnl knows (`"ENOENT"`), or
+ * `E<number>` for the others.
+ *
+ * @example
+ * ```ts
+ * import type { ErrnoCode } from "@ctnl/conntrack";
+ *
+ * const missing: ErrnoCode = "ENOENT";
+ * void missing;
+ * ```
+ */
+export type ErrnoCode =
+  | "EPERM"
+  | "ENOENT"
+  | "ESRCH"
+  | "EINTR"
+  | "EIO"
+  | "EBADF"
+  | "EAGAIN"
+  | "ENOMEM"
+  | "EACCES"
+  | "EFAULT"
+  | "EBUSY"
+  | "EEXIST"
+  | "ENODEV"
+  | "EINVAL"
+  | "ENFILE"
+  | "EMFILE"
+  | "ENOSPC"
+  | "ERANGE"
+  | "EPROTO"
+  | "EOVERFLOW"
+  | "EMSGSIZE"
+  | "ENOPROTOOPT"
+  | "EPROTONOSUPPORT"
+  | "EOPNOTSUPP"
+  | "EAFNOSUPPORT"
+  | "ENOBUFS"
+  | "ETIMEDOUT"
+  | "ECONNREFUSED"
+  | "ENOSYS"
+  | "ENODATA"
+  | "ETIME"
+  | "ENOTSUPP"
+  | "ENOTSOCK"
+  | "EADDRINUSE"
+  | `E${number}`;
 
 /** Short descriptions, as `strerror` gives them, for the common errno values. */
 const ERRNO_TEXT: Readonly<Record<number, string>> = {
@@ -108,8 +158,8 @@ const ERRNO_TEXT: Readonly<Record<number, string>> = {
  * assertEquals(errnoName(9999), "E9999");
  * ```
  */
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] || `E${errno}`;
+export function errnoName(errno: number): ErrnoCode {
+  return (ERRNO_NAMES as Readonly<Record<number, ErrnoCode>>)[errno] ?? `E${errno}`;
 }
 
 /** Options for {@link NetlinkError}.
@@ -130,6 +180,8 @@ export interface NetlinkErrorOptions {
   seq?: number | undefined;
   /** The underlying cause. */
   cause?: unknown;
+  /** The entry the request named, as messages name it (`udp 10.0.0.1:5353 -> 10.0.0.2:53`). */
+  subject?: string | undefined;
 }
 
 /**
@@ -191,22 +243,38 @@ export class NetlinkError extends Error {
   /** The positive errno value. */
   readonly errno: number;
   /** The errno's symbolic name, e.g. `"ENOENT"`. */
-  readonly code: string;
+  readonly code: ErrnoCode;
   /** The operation that failed, e.g. `"dump"`. */
   readonly operation: Operation;
   /** The kernel's extended-ack message, if any. */
   readonly extAck: string | undefined;
   /** The request's sequence number, if the failure answered a request. */
   readonly seq: number | undefined;
+  /** The entry the request named, if it named one (`udp 10.0.0.1:5353 -> 10.0.0.2:53`). */
+  readonly subject: string | undefined;
+  #options: NetlinkErrorOptions;
 
   /** Builds the error for `operation` failing with `errno`. */
   constructor(operation: Operation, errno: number, options: NetlinkErrorOptions = {}) {
     const code = errnoName(errno);
     const text = ERRNO_TEXT[errno];
-    let message = `Cannot ${operation}: ${code}${text ? ` (${text})` : ""}`;
+    let message: string;
+    if (options.subject !== undefined) {
+      // Cannot delete udp 10.0.0.1:5353 -> 10.0.0.2:53: no such entry (ENOENT)
+      const why = errno === ERRNO.ENOENT
+        ? "no such entry"
+        : errno === ERRNO.EEXIST
+        ? "it exists already"
+        : (text ?? "failed").toLowerCase();
+      message = `Cannot ${operation} ${options.subject}: ${why} (${code})`;
+    } else {
+      message = `Cannot ${operation}: ${code}${text ? ` (${text})` : ""}`;
+    }
     if (options.extAck) message += `: ${options.extAck}`;
     if (errno === ERRNO.EPERM || errno === ERRNO.EACCES) {
-      message += "; conntrack over netlink needs CAP_NET_ADMIN (run as root)";
+      message += operation.endsWith("network namespace")
+        ? "; entering another network namespace needs CAP_SYS_ADMIN (run as root)"
+        : "; conntrack over netlink needs CAP_NET_ADMIN (run as root)";
     }
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "NetlinkError";
@@ -215,6 +283,24 @@ export class NetlinkError extends Error {
     this.operation = operation;
     this.extAck = options.extAck;
     this.seq = options.seq;
+    this.subject = options.subject;
+    this.#options = options;
+  }
+
+  /**
+   * The same error, naming the entry the request was about.
+   *
+   * @example
+   * ```ts
+   * import { NetlinkError } from "@ctnl/conntrack";
+   * import { equal } from "node:assert/strict";
+   *
+   * const e = new NetlinkError("delete", 2).about("udp 10.0.0.1:5353 -> 10.0.0.2:53");
+   * equal(e.message, "Cannot delete udp 10.0.0.1:5353 -> 10.0.0.2:53: no such entry (ENOENT)");
+   * ```
+   */
+  about(subject: string): NetlinkError {
+    return new NetlinkError(this.operation, this.errno, { ...this.#options, subject });
   }
 }
 
@@ -362,5 +448,70 @@ export class DumpInterruptedError extends NetlinkError {
       extAck: "dump interrupted by a table change (NLM_F_DUMP_INTR)",
     });
     this.name = "DumpInterruptedError";
+  }
+}
+
+/** The verb of an operation in messages (`"watch events"` for `"events"`). */
+function verb(operation: Operation): string {
+  return operation === "events" ? "watch events" : operation;
+}
+
+/**
+ * An operation on a handle that is closed — or that was closed while the
+ * operation waited for the kernel (`during`).
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(new ClosedError("count").message, "Cannot count: the Conntrack handle is closed");
+ * equal(
+ *   new ClosedError("dump", true).message,
+ *   "Cannot dump: the Conntrack handle was closed during the dump",
+ * );
+ * ```
+ */
+export class ClosedError extends Error {
+  /** The operation that was refused or cut short. */
+  readonly operation: Operation;
+
+  /** Builds the error for `operation` (cut short when `during`). */
+  constructor(operation: Operation, during = false) {
+    super(
+      during
+        ? `Cannot ${verb(operation)}: the Conntrack handle was closed during the ${operation}`
+        : `Cannot ${verb(operation)}: the Conntrack handle is closed`,
+    );
+    this.name = "ClosedError";
+    this.operation = operation;
+  }
+}
+
+/**
+ * An operation on a handle whose socket is still receiving a dump that was
+ * neither finished nor ended with `return()`.
+ *
+ * @example
+ * ```ts
+ * import { BusyError } from "@ctnl/conntrack";
+ * import { match } from "node:assert/strict";
+ *
+ * match(new BusyError("get").message, /^Cannot get: this handle is still busy with a dump/);
+ * ```
+ */
+export class BusyError extends Error {
+  /** The operation that was refused. */
+  readonly operation: Operation;
+
+  /** Builds the error for `operation`. */
+  constructor(operation: Operation) {
+    super(
+      `Cannot ${
+        verb(operation)
+      }: this handle is still busy with a dump; finish it or open another handle`,
+    );
+    this.name = "BusyError";
+    this.operation = operation;
   }
 }

@@ -8,8 +8,8 @@
 
 import * as C from "./constants.ts";
 import { decodeFlowAt, type DecodeOptions } from "./decode.ts";
-import { ArgumentError } from "./errors.ts";
-import { checkUint, compileFilter, normalizeFilter } from "./filter.ts";
+import { ArgumentError, ClosedError } from "./errors.ts";
+import { compileFilter, normalizeFilter } from "./filter.ts";
 import { AttrCursor, newHeader, NLM_F_CREATE, NLM_F_EXCL } from "./netlink.ts";
 import type { ConntrackEvent, EventOptions } from "./options.ts";
 import type { Transport } from "./transport.ts";
@@ -25,9 +25,7 @@ export async function* watchEvents(
   release: string,
   options: EventOptions,
 ): AsyncGenerator<ConntrackEvent, void, undefined> {
-  if (transport.closed) {
-    throw new Error("Cannot watch events: the Conntrack handle is closed");
-  }
+  if (transport.closed) throw new ClosedError("events");
   const types = options.types ?? ["new", "update", "destroy"];
   const groups: number[] = [];
   for (const type of types) {
@@ -44,7 +42,6 @@ export async function* watchEvents(
   const compiled = compileFilter(normalizeFilter(options.filter), release, true);
   const family = compiled.plan.family === "all" ? undefined : compiled.plan.family;
   const match = compiled.match;
-  const interval = checkUint(options.pollIntervalMs ?? 10, 60_000, "pollIntervalMs");
   const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
   const want = new Set(types);
   const cursor = new AttrCursor();
@@ -52,8 +49,16 @@ export async function* watchEvents(
   let lost = 0;
   let lossPending = false;
   const subscription = transport.subscribe(groups, options, h);
+  const signal = options.signal;
+  let onAbort = () => {};
+  const aborted = signal === undefined ? undefined : new Promise<boolean>((resolve) => {
+    onAbort = () => resolve(true);
+    if (signal.aborted) resolve(true);
+    // Removed again when the stream ends: a listener keeps a timeout signal's timer alive.
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    for (const m of subscription) {
+    for (const m of subscription.messages) {
       if (options.signal?.aborted) return;
       if (m === "overrun") {
         // Report the loss once the backlog is read: the kernel drops
@@ -68,7 +73,9 @@ export async function* watchEvents(
           lossPending = false;
           yield { type: "lost", lost };
         } else {
-          await new Promise((resolve) => setTimeout(resolve, interval));
+          // Wait for readiness: poll on Deno's blocking pool, no timer loop.
+          const wait = subscription.wait();
+          await (aborted === undefined ? wait : Promise.race([wait, aborted]));
         }
         continue;
       }
@@ -85,6 +92,7 @@ export async function* watchEvents(
       yield { type, flow, portId: h.pid };
     }
   } finally {
-    subscription.return();
+    signal?.removeEventListener("abort", onAbort);
+    subscription.messages.return();
   }
 }

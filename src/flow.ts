@@ -11,6 +11,16 @@ import type { Family, Flow, TcpInfo } from "./types.ts";
  * A flow with every key present and nothing decoded yet. Both decoders build
  * flows here, so every flow has the same keys in the same order (one shape
  * for V8, and `deepStrictEqual`-comparable); tests build their flows here too.
+ *
+ * @example A flow to test code that takes flows
+ * ```ts
+ * import { newFlow } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flow = { ...newFlow("ipv6"), mark: 7 };
+ * equal(flow.orig.src, undefined);
+ * equal(flow.mark, 7);
+ * ```
  */
 export function newFlow(family: Family): Flow {
   return {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CT_STATUS } from "./constants.ts";
+import { CT_STATUS, type StatusFlag } from "./constants.ts";
 import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
 
@@ -380,4 +380,53 @@ export function labelBits(bytes: Uint8Array): number[] {
     for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) out.push(i * 8 + bit);
   }
   return out;
+}
+
+/**
+ * What a value becomes in {@link flowToObject}: bigints decimal strings,
+ * byte arrays arrays of numbers (labels: their bit numbers), absent keys
+ * left out.
+ */
+export type Plain<T> = T extends bigint ? string
+  : T extends Uint8Array ? number[]
+  : T extends readonly (infer E)[] ? Plain<E>[]
+  : T extends object ? { [K in keyof T]?: Plain<Exclude<T[K], undefined>> }
+  : T;
+
+/** A flow as plain JSON-safe data ({@link flowToObject}), with its status flags by name. */
+export type FlowObject = Plain<Flow> & { statusFlags: StatusFlag[] };
+
+/** The keys of {@link Flow} (and its parts) whose values are 64-bit: kept exact as strings. */
+const BIG_KEYS = new Set([
+  "packets",
+  "bytes",
+  "timestampStart",
+  "timestampStop",
+  "timestampEvent",
+  "handshakeSeq",
+]);
+
+/**
+ * A flow as plain data for `JSON.stringify`, `structuredClone` or a web
+ * response: the same keys and values as {@link flowToJson}'s line, but an
+ * object, with the 64-bit values (counters, timestamps) as exact decimal
+ * strings. `console.log(flow)` shows the flow itself readably already.
+ *
+ * @example
+ * ```ts
+ * import { flowToObject, newFlow } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flow = { ...newFlow("ipv4"), status: 2, countersOrig: { packets: 3n, bytes: 2n ** 60n } };
+ * const plain = flowToObject(flow);
+ * equal(plain.countersOrig?.bytes, "1152921504606846976");
+ * equal(JSON.stringify(plain.statusFlags), '["SEEN_REPLY"]');
+ * ```
+ */
+export function flowToObject(flow: Flow): FlowObject {
+  return JSON.parse(
+    flowToJson(flow),
+    (key: string, value: unknown, context?: { source?: string }) =>
+      BIG_KEYS.has(key) && typeof value === "number" ? context?.source ?? String(value) : value,
+  );
 }

@@ -28,12 +28,12 @@ export interface OpenOptions {
    */
   netns?: string | number | undefined;
   /** How long a receive may wait for the kernel, in ms (default 10000). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Kernel release to plan filters for (default: the running kernel's,
    * from `uname`). Useful to see what an older kernel would do.
    */
-  kernelRelease?: string;
+  kernelRelease?: string | undefined;
 }
 
 /** Options for {@link Conntrack.dump}.
@@ -49,21 +49,21 @@ export interface OpenOptions {
  */
 export interface DumpOptions extends DecodeOptions {
   /** Apply every filter part in userspace (the kernel only selects the family). */
-  userspaceFilter?: boolean;
+  userspaceFilter?: boolean | undefined;
   /**
    * What to do when the kernel marks the dump interrupted
    * (`NLM_F_DUMP_INTR`: the table changed, the result may be inconsistent):
    * `"throw"` (default) a {@link DumpInterruptedError} after the last flow
    * (catch it and dump again for a consistent view), or `"ignore"`.
    */
-  onInterrupted?: "throw" | "ignore";
+  onInterrupted?: "throw" | "ignore" | undefined;
   /**
    * Receive ahead on a worker thread once a dump has proved not small
    * (after about 550 entries), so the kernel's work of producing the dump
    * overlaps with decoding (default true; false keeps every call on this
    * thread).
    */
-  prefetch?: boolean;
+  prefetch?: boolean | undefined;
 }
 
 /** Options for {@link Conntrack.get}.
@@ -79,9 +79,9 @@ export interface DumpOptions extends DecodeOptions {
  */
 export interface GetOptions extends DecodeOptions {
   /** Zone to look in (default 0). */
-  zone?: number;
+  zone?: number | undefined;
   /** Whether the tuple is the original (default) or reply direction. */
-  direction?: "orig" | "reply";
+  direction?: "orig" | "reply" | undefined;
 }
 
 /** Options for {@link Conntrack.flush}.
@@ -96,9 +96,9 @@ export interface GetOptions extends DecodeOptions {
  */
 export interface FlushOptions {
   /** Only this family's entries (default: all). */
-  family?: "ipv4" | "ipv6" | "all";
+  family?: "ipv4" | "ipv6" | "all" | undefined;
   /** Only entries whose mark matches (`{ value, mask }` or a value). */
-  mark?: number | Masked<number>;
+  mark?: number | Masked<number> | undefined;
 }
 
 /** What {@link Conntrack.create} makes: tuples plus the fields to set.
@@ -121,11 +121,11 @@ export interface CreateSpec extends FlowChanges {
   /** The original-direction tuple. */
   orig: TupleSpec;
   /** The reply-direction tuple (default: the inverse of `orig`). */
-  reply?: TupleSpec;
+  reply?: TupleSpec | undefined;
   /** Timeout in seconds (required by the kernel). */
   timeout: number;
   /** Zone (default 0). */
-  zone?: number;
+  zone?: number | undefined;
 }
 
 /** Options for {@link Conntrack.events}.
@@ -145,17 +145,15 @@ export interface CreateSpec extends FlowChanges {
  */
 export interface EventOptions extends DecodeOptions {
   /** Which events to watch (default all three). */
-  types?: readonly ("new" | "update" | "destroy")[];
+  types?: readonly ("new" | "update" | "destroy")[] | undefined;
   /** Only events whose flow matches (applied in userspace). */
-  filter?: DumpFilter;
+  filter?: DumpFilter | undefined;
   /** Socket receive buffer in bytes (default 8 MiB; forced past rmem_max as root). */
-  bufferSize?: number;
+  bufferSize?: number | undefined;
   /** Ask the kernel not to report overruns (`NETLINK_NO_ENOBUFS`): loss goes unnoticed. */
-  noEnobufs?: boolean;
-  /** How long to sleep while idle, in ms (default 10). */
-  pollIntervalMs?: number;
+  noEnobufs?: boolean | undefined;
   /** Ends the stream when aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -196,7 +194,7 @@ export type ConntrackEvent =
  */
 export interface DeleteOptions extends GetOptions {
   /** Delete only the entry with this id (`CTA_ID`), as a dump reported it. */
-  id?: number;
+  id?: number | undefined;
 }
 
 /** Options for {@link Conntrack.update}.
@@ -211,7 +209,7 @@ export interface DeleteOptions extends GetOptions {
  */
 export interface UpdateOptions {
   /** Zone of the entry (default 0). */
-  zone?: number;
+  zone?: number | undefined;
 }
 
 /** Options for {@link Conntrack.createMany}.
@@ -226,7 +224,7 @@ export interface UpdateOptions {
  */
 export interface CreateManyOptions {
   /** Requests packed into each `sendmsg` (default 256). */
-  batchSize?: number;
+  batchSize?: number | undefined;
 }
 
 /** Options for {@link Conntrack.deleteWhere}: {@link DumpOptions} plus a callback.
@@ -241,5 +239,20 @@ export interface CreateManyOptions {
  */
 export interface DeleteWhereOptions extends DumpOptions {
   /** Sees each flow once it has been deleted. */
-  onDelete?: (flow: Flow) => void;
+  onDelete?: ((flow: Flow) => void) | undefined;
+}
+
+/** Options for {@link Conntrack.updateWhere}: {@link DumpOptions} plus a callback.
+ *
+ * @example
+ * ```ts
+ * import type { UpdateWhereOptions } from "@ctnl/conntrack";
+ *
+ * const options: UpdateWhereOptions = { onUpdate: (flow) => console.log("marked", flow.id) };
+ * void options; // ct.updateWhere(filter, { mark: 1 }, options)
+ * ```
+ */
+export interface UpdateWhereOptions extends DumpOptions {
+  /** Sees each flow (as it was listed) once it has been changed. */
+  onUpdate?: ((flow: Flow) => void) | undefined;
 }

@@ -21,7 +21,9 @@ import {
   type ParsedTuple,
   parseTuple,
   type TupleSpec,
+  tupleSpecOf,
 } from "./tuple.ts";
+import type { Flow, Tuple } from "./types.ts";
 
 /** What {@link encodeChanges} can set on a new or existing entry.
  *
@@ -90,16 +92,46 @@ export function encodeChanges(
   }
 }
 
-/** Starts a request that names one entry by `tuple` (direction, zone, id from `options`). */
+/**
+ * What names one entry for `get`, `update` and `delete`: a tuple (a
+ * `TupleSpec`, or a dumped flow's `Tuple`), or a dumped `Flow` (its original
+ * tuple and zone, and for `delete` its id).
+ *
+ * @example
+ * ```ts
+ * import type { EntryRef } from "@ctnl/conntrack";
+ *
+ * const byTuple: EntryRef = { src: "10.0.0.1", dst: "10.0.0.2", protocol: "udp", srcPort: 1, dstPort: 53 };
+ * void byTuple; // ct.delete(byTuple), or ct.delete(flow) for a dumped flow
+ * ```
+ */
+export type EntryRef = TupleSpec | Tuple | Flow;
+
+/** Whether `ref` is a whole flow rather than a tuple. */
+function isFlow(ref: EntryRef): ref is Flow {
+  return ref !== null && typeof ref === "object" && "orig" in ref && "reply" in ref;
+}
+
+/**
+ * Starts a request that names one entry: by `ref`'s tuple (a flow's
+ * original tuple), in the zone `options` give, else the one `ref` carries
+ * (never dropped), and, for a flow whose id is known, only that entry
+ * (`CTA_ID`) when `withId`.
+ */
 export function beginNamed(
   transport: Transport,
   msg: number,
   seq: number,
-  tuple: TupleSpec,
+  ref: EntryRef,
   options: DeleteOptions,
+  withId = false,
 ): Encoder {
+  const flow = isFlow(ref) ? ref : undefined;
+  const tuple: TupleSpec | Tuple = flow === undefined
+    ? ref as TupleSpec | Tuple
+    : tupleSpecOf(flow.orig);
   const t = parseTuple(tuple);
-  const direction = options.direction ?? "orig";
+  const direction = flow === undefined ? options.direction ?? "orig" : "orig";
   if (direction !== "orig" && direction !== "reply") {
     throw new ArgumentError(
       "direction",
@@ -107,15 +139,13 @@ export function beginNamed(
       `"${String(direction)}" is not "orig" or "reply"`,
     );
   }
-  const zone = options.zone === undefined ? undefined : checkUint(options.zone, 65535, "zone");
-  const id = options.id === undefined ? undefined : checkUint(options.id, 0xffffffff, "id");
+  const zoneGiven = options.zone ?? (flow === undefined ? tuple.zone : flow.zone ?? flow.orig.zone);
+  const zone = zoneGiven === undefined ? undefined : checkUint(zoneGiven, 65535, "zone");
+  const idGiven = options.id ?? (withId ? flow?.id : undefined);
+  const id = idGiven === undefined ? undefined : checkUint(idGiven, 0xffffffff, "id");
   const enc = transport.begin(msg, NLM_F_REQUEST | NLM_F_ACK, seq, familyNumber(t));
-  encodeTuple(
-    enc,
-    direction === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY,
-    t,
-    t.family === "ipv6",
-  );
+  const type = direction === "orig" ? C.CTA_TUPLE_ORIG : C.CTA_TUPLE_REPLY;
+  encodeTuple(enc, type, t, t.family === "ipv6");
   if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
   if (id !== undefined) enc.u32be(C.CTA_ID, id);
   return enc;

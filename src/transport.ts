@@ -17,7 +17,15 @@
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
 import { PrefetchJob } from "../ffi/prefetch.ts";
 import * as C from "./constants.ts";
-import { ArgumentError, DecodeError, ERRNO, NetlinkError, type Operation } from "./errors.ts";
+import {
+  ArgumentError,
+  BusyError,
+  ClosedError,
+  DecodeError,
+  ERRNO,
+  NetlinkError,
+  type Operation,
+} from "./errors.ts";
 import { checkUint } from "./filter.ts";
 import {
   AttrCursor,
@@ -59,6 +67,12 @@ export interface Socket {
    * and nothing is queued. `ENOBUFS` and other failures throw.
    */
   recv(operation: Operation, nonBlocking?: boolean): Received | undefined;
+  /**
+   * Resolves true once a datagram is queued (or the next receive has an
+   * error to report), false after `timeoutMs` (0: at once, but after a turn
+   * of the event loop), without holding the event loop meanwhile.
+   */
+  readable(timeoutMs: number): Promise<boolean>;
   /** Sets the kernel's receive buffer size. */
   setReceiveBuffer(bytes: number): void;
   /** Subscribes to a multicast group. */
@@ -110,11 +124,26 @@ export function kernelSockets(
   } else if (netns !== undefined) {
     throw new ArgumentError("netns", netns, `${String(netns)} is not a name, path or fd`);
   }
+  const given = typeof netns === "number";
   return {
-    open: (kind) =>
-      kind === "events"
-        ? NetlinkSocket.open({ netnsFd }, 1 << 17)
-        : NetlinkSocket.open({ netnsFd, recvTimeoutMs: timeoutMs }),
+    open: (kind) => {
+      try {
+        return kind === "events"
+          ? NetlinkSocket.open({ netnsFd }, 1 << 17)
+          : NetlinkSocket.open({ netnsFd, recvTimeoutMs: timeoutMs });
+      } catch (error) {
+        // setns refuses a descriptor that is not open (EBADF) or not a namespace (EINVAL).
+        const bad = error instanceof NetlinkError &&
+          error.operation === "enter network namespace" &&
+          (error.code === "EBADF" || error.code === "EINVAL");
+        if (!given || !bad) throw error;
+        throw new ArgumentError(
+          "netns",
+          netns,
+          `${netns} is not an open network namespace file descriptor (${error.code})`,
+        );
+      }
+    },
     release: () => {
       if (owned && netnsFd !== undefined) closeFd(netnsFd);
       netnsFd = undefined;
@@ -145,14 +174,55 @@ export interface BatchError {
   extAck: string | undefined;
 }
 
+/** How long an async exchange decodes before it gives the event loop a turn, in ms. */
+export const SLICE_MS = 4;
+
+/** How long an idle subscription waits before it looks at its stop signal again, in ms. */
+const IDLE_WAIT_MS = 100;
+
+const SKIP = Symbol("skip");
+const DONE = Symbol("done");
+
+/** The state of one exchange: its request, socket, source of datagrams and reply handling. */
+interface Exchange<T> {
+  operation: Operation;
+  seq: number;
+  sock: Socket;
+  source: Source;
+  replyType: number;
+  decode: Decoder<T>;
+  keep: ((value: T) => boolean) | undefined;
+  interrupted: { value: boolean } | undefined;
+  finished: boolean;
+}
+
+/** The state of one batch: its socket, source, and the ACKs counted so far. */
+interface Batch {
+  sock: Socket;
+  source: Source;
+  firstSeq: number;
+  count: number;
+  acked: number;
+  errors: BatchError[];
+  finished: boolean;
+}
+
+/** A subscription to multicast groups: see {@link Transport.subscribe}. */
+export interface Subscription {
+  /** The messages; `"idle"`: await {@link wait} before going on. */
+  messages: Generator<Message | Idle, void, undefined>;
+  /** Resolves when a message has arrived, or after a while. */
+  wait(): Promise<boolean>;
+}
+
 /** One message the receive loop found, read in place. */
-interface Message {
+export interface Message {
   bytes: Uint8Array;
   view: DataView;
 }
 
 /** What a non-blocking receive found instead of a message. */
-type Idle = "idle" | "overrun";
+export type Idle = "idle" | "overrun";
 
 /**
  * Where one exchange's datagrams come from: the socket, or (once a dump has
@@ -160,7 +230,8 @@ type Idle = "idle" | "overrun";
  */
 class Source {
   #sock: Socket;
-  #operation: Operation;
+  /** The operation receiving. */
+  readonly operation: Operation;
   #received = 0;
   #prefetchAfter: number;
   #seq: number;
@@ -170,7 +241,7 @@ class Source {
 
   constructor(sock: Socket, operation: Operation, seq: number, timeoutMs: number, after = -1) {
     this.#sock = sock;
-    this.#operation = operation;
+    this.operation = operation;
     this.#seq = seq;
     this.#timeoutMs = timeoutMs;
     this.#prefetchAfter = sock.fd >= 0 ? after : -1;
@@ -187,16 +258,30 @@ class Source {
       this.#booting = undefined;
     }
     if (this.#job === undefined) {
-      const got = sock.recv(this.#operation, nonBlocking);
+      const got = sock.recv(this.operation, nonBlocking);
       return got === undefined ? undefined : { bytes: sock.buffer, got };
     }
-    const got = this.#job.next();
+    const got = this.#job.next(nonBlocking);
+    if (got === undefined) return undefined;
     if (got.errno !== 0) {
-      throw new NetlinkError(this.#operation, got.errno, {
+      throw new NetlinkError(this.operation, got.errno, {
         extAck: got.errno === ERRNO.ETIMEDOUT ? "no reply from the kernel in time" : undefined,
       });
     }
     return { bytes: got.bytes, got };
+  }
+
+  /**
+   * Resolves true once the next datagram can be had without blocking (the
+   * worker has it, or the socket is readable), false after `timeoutMs`.
+   */
+  arrived(timeoutMs: number): Promise<boolean> {
+    return this.#job !== undefined ? this.#job.arrived(timeoutMs) : this.#sock.readable(timeoutMs);
+  }
+
+  /** Gives the event loop a turn (a `poll` of the socket on Deno's blocking pool). */
+  async turn(): Promise<void> {
+    await this.#sock.readable(0);
   }
 
   /**
@@ -292,12 +377,8 @@ export class Transport {
 
   /** The socket for `operation`: refused while closed or busy; reopened after an abandoned dump. */
   socket(operation: Operation): Socket {
-    if (this.#closed) throw new Error(`Cannot ${operation}: the Conntrack handle is closed`);
-    if (this.#busy) {
-      throw new Error(
-        `Cannot ${operation}: this handle is still busy with a dump; finish it or open another handle`,
-      );
-    }
+    if (this.#closed) throw new ClosedError(operation);
+    if (this.#busy) throw new BusyError(operation);
     if (this.#sock === undefined) {
       this.#sock = this.#open("request");
       this.#onSocket?.(this.#sock);
@@ -308,13 +389,15 @@ export class Transport {
   /**
    * The one receive loop: each message of each datagram from the kernel
    * (datagrams from other senders are dropped), its header in `h`. With
-   * `nonBlocking`, `"idle"` when nothing is queued and `"overrun"` when the
-   * kernel dropped messages (`ENOBUFS`).
+   * `nonBlocking`, `"idle"` when nothing is queued (wait with
+   * `source.arrived()`, then go on) and, when `overruns` is set,
+   * `"overrun"` when the kernel dropped messages (`ENOBUFS`).
    */
   *#messages(
     source: Source,
     h: MessageHeader,
     nonBlocking = false,
+    overruns = false,
   ): Generator<Message | Idle, void, undefined> {
     const message: Message = { bytes: new Uint8Array(0), view: new DataView(new ArrayBuffer(0)) };
     for (;;) {
@@ -322,9 +405,9 @@ export class Transport {
       try {
         next = source.next(nonBlocking);
       } catch (error) {
-        if (!nonBlocking || !(error instanceof NetlinkError && error.code === "ENOBUFS")) {
-          throw error;
-        }
+        // The handle was closed under the receive: say so, not EBADF.
+        if (this.#closed) throw new ClosedError(source.operation, true);
+        if (!overruns || !(error instanceof NetlinkError && error.code === "ENOBUFS")) throw error;
         yield "overrun";
         continue;
       }
@@ -344,12 +427,90 @@ export class Transport {
     }
   }
 
+  /** Sends `request` and sets up the receiving of its reply. */
+  #start<T>(
+    operation: Operation,
+    request: Uint8Array<ArrayBuffer>,
+    seq: number,
+    replyType: number,
+    decode: Decoder<T>,
+    options: ExchangeOptions<T>,
+  ): Exchange<T> {
+    const sock = this.socket(operation);
+    sock.send(request, operation);
+    this.#busy = true;
+    return {
+      operation,
+      seq,
+      sock,
+      source: new Source(sock, operation, seq, this.#timeoutMs, options.prefetchAfter),
+      replyType,
+      decode,
+      keep: options.keep,
+      interrupted: options.interrupted,
+      finished: false,
+    };
+  }
+
+  /**
+   * What one reply message means to exchange `ex`: a decoded value, `SKIP`
+   * (not ours, or not kept), or `DONE`; the kernel's error is thrown.
+   */
+  #reply<T>(ex: Exchange<T>, m: Message): T | typeof SKIP | typeof DONE {
+    const h = this.#header;
+    if (h.seq !== ex.seq || h.pid !== ex.sock.portId) return SKIP;
+    if ((h.flags & NLM_F_DUMP_INTR) !== 0 && ex.interrupted) ex.interrupted.value = true;
+    const type = h.type;
+    if (type === NLMSG_DONE || type === NLMSG_ERROR) {
+      ex.finished = true;
+      const e = type === NLMSG_ERROR
+        ? readError(m.bytes, m.view, h, this.#cursor)
+        : doneError(m.view, h);
+      if (e.errno !== 0) {
+        throw new NetlinkError(ex.operation, e.errno, { extAck: e.extAck, seq: ex.seq });
+      }
+      return DONE;
+    }
+    if (type === NLMSG_NOOP) return SKIP;
+    if (type !== ((C.NFNL_SUBSYS_CTNETLINK << 8) | ex.replyType)) {
+      throw new DecodeError(
+        "nlmsghdr",
+        h.offset,
+        `unexpected message type 0x${type.toString(16)} in ${ex.operation} reply`,
+      );
+    }
+    const value = ex.decode(this.#cursor, m.bytes, m.view, h);
+    return ex.keep === undefined || ex.keep(value) ? value : SKIP;
+  }
+
+  /** Ends exchange `ex`; unfinished, its socket is dropped (the next call opens another). */
+  #end(ex: { sock: Socket; source: Source; finished: boolean }, busy = true): void {
+    if (busy) this.#busy = false;
+    ex.source.end(ex.finished);
+    if (!ex.finished && this.#sock === ex.sock) {
+      this.#sock = undefined;
+      this.#onSocket?.(undefined);
+    }
+  }
+
+  /** Waits without blocking until `source` has a datagram; the timeout is an error. */
+  async #arrival(source: Source, operation: Operation): Promise<void> {
+    if (this.#closed) throw new ClosedError(operation, true);
+    if (!(await source.arrived(this.#timeoutMs))) {
+      throw new NetlinkError(operation, ERRNO.ETIMEDOUT, {
+        extAck: "no reply from the kernel in time",
+      });
+    }
+    if (this.#closed) throw new ClosedError(operation, true);
+  }
+
   /**
    * Sends `request` (sequence `seq`) and yields what `decode` makes of each
    * reply message of type `replyType`, until `NLMSG_DONE` (dumps) or the
    * ACK (requests); the kernel's error is thrown as a {@link NetlinkError}.
    * Messages with another sequence or port id are skipped. Abandoned midway,
-   * the socket is dropped and the next call opens another.
+   * the socket is dropped and the next call opens another. Blocks while it
+   * waits for the kernel.
    */
   *exchange<T>(
     operation: Operation,
@@ -359,61 +520,120 @@ export class Transport {
     decode: Decoder<T>,
     options: ExchangeOptions<T> = {},
   ): Generator<T, void, undefined> {
-    const sock = this.socket(operation);
-    sock.send(request, operation);
-    this.#busy = true;
-    const source = new Source(sock, operation, seq, this.#timeoutMs, options.prefetchAfter);
-    const h = this.#header;
-    const keep = options.keep;
-    let finished = false;
+    const ex = this.#start(operation, request, seq, replyType, decode, options);
     try {
-      for (const m of this.#messages(source, h)) {
-        if (typeof m === "string" || h.seq !== seq || h.pid !== sock.portId) continue;
-        if ((h.flags & NLM_F_DUMP_INTR) !== 0 && options.interrupted) {
-          options.interrupted.value = true;
-        }
-        const type = h.type;
-        if (type === NLMSG_DONE || type === NLMSG_ERROR) {
-          finished = true;
-          const errno = type === NLMSG_ERROR
-            ? readError(m.bytes, m.view, h, this.#cursor)
-            : doneError(m.view, h);
-          if (errno.errno !== 0) {
-            throw new NetlinkError(operation, errno.errno, { extAck: errno.extAck, seq });
-          }
-          return;
-        }
-        if (type === NLMSG_NOOP) continue;
-        if (type !== ((C.NFNL_SUBSYS_CTNETLINK << 8) | replyType)) {
-          throw new DecodeError(
-            "nlmsghdr",
-            h.offset,
-            `unexpected message type 0x${type.toString(16)} in ${operation} reply`,
-          );
-        }
-        const value = decode(this.#cursor, m.bytes, m.view, h);
-        if (keep === undefined || keep(value)) yield value;
+      for (const m of this.#messages(ex.source, this.#header)) {
+        const r = this.#reply(ex, m as Message);
+        if (r === DONE) return;
+        if (r !== SKIP) yield r;
       }
     } finally {
-      this.#busy = false;
-      source.end(finished);
-      if (!finished && this.#sock === sock) {
-        this.#sock = undefined;
-        this.#onSocket?.(undefined);
-      }
+      this.#end(ex);
     }
   }
 
-  /** Sends an ACKed `request` and waits for its ACK (or throws the kernel's error). */
+  /**
+   * {@link exchange} without blocking: it waits for the kernel with `poll`
+   * on Deno's blocking pool (or the receive-ahead worker with
+   * `Atomics.waitAsync`), receives with `MSG_DONTWAIT` on this thread, and
+   * gives the event loop a turn every {@link SLICE_MS} ms of decoding. It
+   * yields the values in batches (whatever was decoded before each wait or
+   * turn, so one promise per batch, not per value); the array is reused:
+   * take its values before asking for the next batch.
+   */
+  async *exchangeAsync<T>(
+    operation: Operation,
+    request: Uint8Array<ArrayBuffer>,
+    seq: number,
+    replyType: number,
+    decode: Decoder<T>,
+    options: ExchangeOptions<T> = {},
+  ): AsyncGenerator<T[], void, undefined> {
+    const ex = this.#start(operation, request, seq, replyType, decode, options);
+    const batch: T[] = [];
+    try {
+      let since = performance.now();
+      for (const m of this.#messages(ex.source, this.#header, true)) {
+        if (m === "idle") {
+          if (batch.length > 0) {
+            yield batch;
+            batch.length = 0;
+          }
+          await this.#arrival(ex.source, operation);
+          since = performance.now();
+          continue;
+        }
+        const r = this.#reply(ex, m as Message);
+        if (r === DONE) break;
+        if (r === SKIP) continue;
+        // Look at the clock every 64 values: it is cheap, but not free.
+        if (batch.push(r) % 64 === 0 && performance.now() - since > SLICE_MS) {
+          yield batch;
+          batch.length = 0;
+          await ex.source.turn();
+          if (this.#closed) throw new ClosedError(operation, true);
+          since = performance.now();
+        }
+      }
+      if (batch.length > 0) yield batch;
+    } finally {
+      this.#end(ex);
+    }
+  }
+
+  /** Sends an ACKed `request` and waits for its ACK (or throws the kernel's error). Blocks. */
   ack(operation: Operation, request: Uint8Array<ArrayBuffer>, seq: number): void {
     for (const _ of this.exchange(operation, request, seq, -1, noReply)) {
       // An ACKed request has no reply messages.
     }
   }
 
+  /** {@link ack} without blocking. */
+  async ackAsync(
+    operation: Operation,
+    request: Uint8Array<ArrayBuffer>,
+    seq: number,
+  ): Promise<void> {
+    for await (const _ of this.exchangeAsync(operation, request, seq, -1, noReply)) {
+      // An ACKed request has no reply messages.
+    }
+  }
+
+  /** Sends a batch; the state of receiving its ACKs. */
+  #startBatch(
+    operation: Operation,
+    bytes: Uint8Array<ArrayBuffer>,
+    firstSeq: number,
+    count: number,
+  ): Batch {
+    const sock = this.socket(operation);
+    sock.send(bytes, operation);
+    const source = new Source(sock, operation, firstSeq, this.#timeoutMs);
+    return {
+      sock,
+      source,
+      firstSeq,
+      count,
+      acked: 0,
+      errors: [] as BatchError[],
+      finished: count === 0,
+    };
+  }
+
+  /** Counts `m` if it is an ACK of the batch; true once every ACK is in. */
+  #batchReply(b: Batch, m: Message): boolean {
+    const h = this.#header;
+    const rel = (h.seq - b.firstSeq) >>> 0;
+    if (h.pid !== b.sock.portId || rel >= b.count || h.type !== NLMSG_ERROR) return false;
+    const e = readError(m.bytes, m.view, h, this.#cursor);
+    if (e.errno !== 0) b.errors.push({ seq: h.seq, errno: e.errno, extAck: e.extAck });
+    b.finished = ++b.acked === b.count;
+    return b.finished;
+  }
+
   /**
    * Sends `count` ACKed requests in one datagram (sequence numbers from
-   * `firstSeq`) and waits for every ACK; returns the failures.
+   * `firstSeq`) and waits for every ACK; returns the failures. Blocks.
    */
   batch(
     operation: Operation,
@@ -421,32 +641,43 @@ export class Transport {
     firstSeq: number,
     count: number,
   ): BatchError[] {
-    const sock = this.socket(operation);
-    sock.send(bytes, operation);
-    const source = new Source(sock, operation, firstSeq, this.#timeoutMs);
-    const h = this.#header;
-    const errors: BatchError[] = [];
-    let acked = 0;
-    let finished = false;
+    const b = this.#startBatch(operation, bytes, firstSeq, count);
     try {
-      if (count === 0) return errors;
-      for (const m of this.#messages(source, h)) {
-        if (typeof m === "string") continue;
-        const rel = (h.seq - firstSeq) >>> 0;
-        if (h.pid !== sock.portId || rel >= count || h.type !== NLMSG_ERROR) continue;
-        const e = readError(m.bytes, m.view, h, this.#cursor);
-        if (e.errno !== 0) errors.push({ seq: h.seq, errno: e.errno, extAck: e.extAck });
-        if (++acked === count) break;
+      if (!b.finished) {
+        for (const m of this.#messages(b.source, this.#header)) {
+          if (this.#batchReply(b, m as Message)) break;
+        }
       }
-      finished = true;
-      return errors;
+      return b.errors;
     } finally {
-      source.end(finished);
-      if (!finished && this.#sock === sock) {
-        this.#sock = undefined;
-        this.#onSocket?.(undefined);
-      }
+      this.#end(b, false);
     }
+  }
+
+  /** {@link batch} without blocking. */
+  async batchAsync(
+    operation: Operation,
+    bytes: Uint8Array<ArrayBuffer>,
+    firstSeq: number,
+    count: number,
+  ): Promise<BatchError[]> {
+    const b = this.#startBatch(operation, bytes, firstSeq, count);
+    try {
+      if (!b.finished) {
+        for (const m of this.#messages(b.source, this.#header, true)) {
+          if (m === "idle") await this.#arrival(b.source, operation);
+          else if (this.#batchReply(b, m as Message)) break;
+        }
+      }
+      return b.errors;
+    } finally {
+      this.#end(b, false);
+    }
+  }
+
+  /** True while a dump or request is receiving on this transport's socket. */
+  get busy(): boolean {
+    return this.#busy;
   }
 
   /** Makes the socket's receive buffer at least `bytes` (room for a batch's ACKs). */
@@ -455,36 +686,52 @@ export class Transport {
   }
 
   /**
-   * Subscribes a socket of its own to the multicast `groups` and yields each
-   * ctnetlink message sent to them (its header in `h`), never blocking:
-   * `"idle"` when nothing is queued, `"overrun"` when the kernel dropped
-   * messages. Ends when the transport is closed.
+   * Subscribes a socket of its own to the multicast `groups`. Its
+   * `messages` are each ctnetlink message sent to them (header in `h`),
+   * `"overrun"` when the kernel dropped messages, and `"idle"` when nothing
+   * is queued — then `await wait()` before going on: it resolves, without
+   * blocking, when a message arrives or after a while (to look at a stop
+   * signal again). The messages end when the transport is closed.
    */
-  *subscribe(
+  subscribe(
     groups: readonly number[],
     options: { bufferSize?: number | undefined; noEnobufs?: boolean | undefined },
     h: MessageHeader,
-  ): Generator<Message | Idle, void, undefined> {
-    if (this.#closed) throw new Error("Cannot watch events: the Conntrack handle is closed");
+  ): Subscription {
+    if (this.#closed) throw new ClosedError("events");
     const sock = this.#open("events");
     this.#subscriptions.add(sock);
     try {
       sock.setReceiveBuffer(options.bufferSize ?? 8 << 20);
       if (options.noEnobufs) sock.disableEnobufs();
       for (const group of groups) sock.joinGroup(group);
-      const source = new Source(sock, "events", 0, this.#timeoutMs);
-      for (const m of this.#messages(source, h, true)) {
-        if (!this.#subscriptions.has(sock)) return; // closed with the handle
-        if (typeof m !== "string" && h.type >> 8 !== C.NFNL_SUBSYS_CTNETLINK) continue;
-        yield m;
-      }
     } catch (error) {
-      if (!this.#subscriptions.has(sock)) return; // the socket was closed under the receive
-      throw error;
-    } finally {
       this.#subscriptions.delete(sock);
       sock.close();
+      throw error;
     }
+    const source = new Source(sock, "events", 0, this.#timeoutMs);
+    const subscriptions = this.#subscriptions;
+    const all = this.#messages(source, h, true, true);
+    function* messages(): Generator<Message | Idle, void, undefined> {
+      try {
+        for (const m of all) {
+          if (!subscriptions.has(sock)) return; // closed with the handle
+          if (typeof m !== "string" && h.type >> 8 !== C.NFNL_SUBSYS_CTNETLINK) continue;
+          yield m;
+        }
+      } catch (error) {
+        if (!subscriptions.has(sock)) return; // the socket was closed under the receive
+        throw error;
+      } finally {
+        subscriptions.delete(sock);
+        sock.close();
+      }
+    }
+    return {
+      messages: messages(),
+      wait: () => subscriptions.has(sock) ? source.arrived(IDLE_WAIT_MS) : Promise.resolve(true),
+    };
   }
 }
 

@@ -35,16 +35,18 @@ export interface TupleSpec {
   dst: string;
   /** Protocol by name or number. */
   protocol: number | string;
-  /** Source port (TCP, UDP, SCTP, DCCP, UDP-Lite). */
-  srcPort?: number;
-  /** Destination port. */
-  dstPort?: number;
+  /** Source port (TCP, UDP, SCTP, DCCP, UDP-Lite) or GRE key. */
+  srcPort?: number | undefined;
+  /** Destination port or GRE key. */
+  dstPort?: number | undefined;
   /** ICMP type (ICMP, ICMPv6). */
-  icmpType?: number;
+  icmpType?: number | undefined;
   /** ICMP code. */
-  icmpCode?: number;
+  icmpCode?: number | undefined;
   /** ICMP id. */
-  icmpId?: number;
+  icmpId?: number | undefined;
+  /** The zone of the entry, as a dumped tuple carries it; an option's `zone` wins. */
+  zone?: number | undefined;
 }
 
 /** A validated {@link TupleSpec}. */
@@ -70,7 +72,7 @@ export interface ParsedTuple {
 }
 
 /** Validates a tuple; throws `TypeError`/`RangeError` naming `argument`. */
-export function parseTuple(tuple: TupleSpec, argument = "tuple"): ParsedTuple {
+export function parseTuple(tuple: TupleSpec | Tuple, argument = "tuple"): ParsedTuple {
   if (tuple === null || typeof tuple !== "object") {
     throw new ArgumentError(argument, tuple, `${String(tuple)} is not an object`);
   }

@@ -391,6 +391,6 @@ export interface CpuStats {
 export interface GlobalStats {
   /** Entries in the table. */
   entries: number;
-  /** `nf_conntrack_max`. */
-  maxEntries: number | undefined;
+  /** `nf_conntrack_max` (0 if the kernel did not say: before Linux 4.x). */
+  maxEntries: number;
 }

@@ -1,0 +1,121 @@
+/**
+ * Requests in bulk: creates packed into batches for {@link createBatches},
+ * the delete of a dumped flow for `deleteWhere`, and how an entry is named
+ * in messages.
+ *
+ * @module
+ */
+
+import * as C from "./constants.ts";
+import { ERRNO, NetlinkError } from "./errors.ts";
+import { checkUint } from "./filter.ts";
+import type { CreateManyOptions, CreateSpec } from "./options.ts";
+import { protocolInfo } from "./protocols.ts";
+import { beginCreate, beginNamed, type EntryRef } from "./request.ts";
+import type { BatchError, Transport } from "./transport.ts";
+import type { Flow } from "./types.ts";
+
+/** Requests to send in one datagram, and what to make of their ACKs. */
+export interface Batch<R> {
+  /** The requests, back to back. */
+  bytes: Uint8Array<ArrayBuffer>;
+  /** The sequence number of the first (the others follow). */
+  firstSeq: number;
+  /** How many requests. */
+  count: number;
+  /** Takes the batch's failures; returns what it achieved, or throws the failure to report. */
+  settle(errors: BatchError[]): R;
+}
+
+/**
+ * The create requests of `specs`, packed up to `batchSize` (default 256) a
+ * batch. When some fail, the rest of their batch is still created, and
+ * settling the batch throws a {@link NetlinkError} for the first failure
+ * (naming its index in `specs`); no later batch is made.
+ */
+export function* createBatches(
+  transport: Transport,
+  specs: Iterable<CreateSpec>,
+  options: CreateManyOptions,
+): Generator<Batch<number>, void, undefined> {
+  const batchSize = checkUint(options.batchSize ?? 256, 65535, "batchSize") || 1;
+  let buffer = new Uint8Array(64 * 1024);
+  let used = 0, index = 0, firstSeq = 0, count = 0;
+  const take = (): Batch<number> => {
+    const first = index - count, from = firstSeq, n = count;
+    const batch: Batch<number> = {
+      bytes: buffer.slice(0, used),
+      firstSeq: from,
+      count: n,
+      settle(errors) {
+        const e = errors[0];
+        if (e === undefined) return n;
+        const which = `entry #${first + ((e.seq - from) >>> 0)}`;
+        throw new NetlinkError("create", e.errno, {
+          extAck: e.extAck ? `${which}: ${e.extAck}` : which,
+          seq: e.seq,
+        });
+      },
+    };
+    used = 0;
+    count = 0;
+    return batch;
+  };
+  for (const spec of specs) {
+    const seq = transport.nextSeq();
+    if (count === 0) firstSeq = seq;
+    const msg = beginCreate(transport, spec, seq, `specs[${index}]`).finish();
+    if (used + msg.byteLength > buffer.byteLength) {
+      const bigger = new Uint8Array(Math.max(buffer.byteLength * 2, used + msg.byteLength));
+      bigger.set(buffer.subarray(0, used));
+      buffer = bigger;
+    }
+    buffer.set(msg, used);
+    used += msg.byteLength;
+    count++;
+    index++;
+    if (count >= batchSize) yield take();
+  }
+  if (count > 0) yield take();
+}
+
+/**
+ * The delete of a dumped `flow` (its original tuple, zone and id); settling
+ * says whether it was deleted (false: it was gone already), or throws the
+ * kernel's other refusals.
+ */
+export function deleteBatch(transport: Transport, flow: Flow): Batch<boolean> {
+  const seq = transport.nextSeq();
+  const bytes = beginNamed(transport, C.IPCTNL_MSG_CT_DELETE, seq, flow, {}, true).finish();
+  return {
+    bytes,
+    firstSeq: seq,
+    count: 1,
+    settle(errors) {
+      const e = errors[0];
+      if (e === undefined) return true;
+      if (e.errno === ERRNO.ENOENT) return false;
+      throw new NetlinkError("delete", e.errno, { extAck: e.extAck, seq }).about(
+        describeRef(flow),
+      );
+    },
+  };
+}
+
+/** An entry as messages name it: `udp 10.0.0.1:5353 -> 10.0.0.2:53 zone 7`. */
+export function describeRef(ref: EntryRef): string {
+  const flow = "orig" in ref && "reply" in ref ? ref : undefined;
+  const t = flow === undefined ? ref as Exclude<EntryRef, Flow> : flow.orig;
+  const zone = flow?.zone ?? flow?.orig.zone ?? (flow === undefined ? t.zone : undefined);
+  const number = typeof t.protocol === "number" ? t.protocol : undefined;
+  const proto = number === undefined ? String(t.protocol) : protocolInfo(number).name;
+  const port = (p: number | undefined) => (p === undefined ? "" : `:${p}`);
+  const v6 = (a: string | undefined) => (a?.includes(":") ? `[${a}]` : String(a));
+  const icmp = t.icmpType === undefined
+    ? ""
+    : ` type ${t.icmpType} code ${t.icmpCode} id ${t.icmpId}`;
+  const where = zone === undefined || zone === 0 ? "" : ` zone ${zone}`;
+  const src = t.srcPort === undefined ? String(t.src) : v6(t.src) + port(t.srcPort);
+  const dst = t.dstPort === undefined ? String(t.dst) : v6(t.dst) + port(t.dstPort);
+  return `${proto} ${src} -> ${dst}${icmp}${where}`;
+}
