@@ -71,7 +71,7 @@ try {
   let events = 0, lost = 0, last = 0;
   const listening = (async () => {
     for await (
-      const e of ct.events({ types: ["new", "destroy"], signal: ac.signal, pollIntervalMs: 1 })
+      const e of ct.events({ types: ["new", "destroy"], signal: ac.signal })
     ) {
       if (e.type === "lost") lost = e.lost;
       else events++;

@@ -63,6 +63,10 @@ const CTNL_FLAGS = ["--allow-ffi", "--v8-flags=--max-semi-space-size=1"];
 const DUMP_ROWS: Row[] = [
   { name: "baseline (receive only)", cmd: [DENO, "run", "--allow-ffi", "bench/recv_count.ts"] },
   { name: "library (full decode)", cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts"] },
+  {
+    name: "library, for await dump()",
+    cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--async"],
+  },
   { name: "ctnl dump", cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "dump"], linesPerEntry: 1 },
   {
     name: "ctnl dump --json",

@@ -123,7 +123,10 @@ export class FakeSocket implements Socket {
   /** The next receive fails with ENOBUFS (the kernel dropped messages). */
   overrun = false;
   receiveBuffer = 0;
+  /** How many times the transport waited for readiness (`readable`). */
+  waits = 0;
   #kernel: FakeKernel;
+  #waiters: (() => void)[] = [];
 
   constructor(kernel: FakeKernel, kind: "request" | "events", portId: number) {
     this.#kernel = kernel;
@@ -146,7 +149,7 @@ export class FakeSocket implements Socket {
         socket: this,
       };
       this.#kernel.requests.push(request);
-      this.queue.push(...this.#kernel.answer(request));
+      this.deliver(...this.#kernel.answer(request));
     });
   }
 
@@ -166,6 +169,31 @@ export class FakeSocket implements Socket {
     return { length: next.bytes.length, senderPort: next.sender ?? 0 };
   }
 
+  /** Queues `datagrams` and wakes a waiting `readable`. */
+  deliver(...datagrams: Datagram[]): void {
+    this.queue.push(...datagrams);
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  readable(timeoutMs: number): Promise<boolean> {
+    this.waits++;
+    if (this.closed || this.overrun || this.queue.length > 0) {
+      // As poll on the blocking pool: the answer comes after a turn of the event loop.
+      return new Promise((resolve) => setTimeout(() => resolve(true), 0));
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve(false);
+      }, timeoutMs);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#waiters.push(wake);
+    });
+  }
+
   setReceiveBuffer(bytes: number): void {
     this.receiveBuffer = bytes;
   }
@@ -182,6 +210,7 @@ export class FakeSocket implements Socket {
 
   close(): void {
     this.closed = true;
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 }
 
@@ -212,7 +241,7 @@ export class FakeKernel {
   multicast(group: number, datagrams: Uint8Array[]): void {
     for (const sock of this.sockets) {
       if (sock.kind === "events" && !sock.closed && sock.groups.includes(group)) {
-        for (const bytes of datagrams) sock.queue.push({ bytes: bytes.slice() });
+        sock.deliver(...datagrams.map((bytes) => ({ bytes: bytes.slice() })));
       }
     }
   }

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { openWithSockets } from "../../src/conntrack.ts";
 import * as C from "../../src/constants.ts";
 import { decodeFlow } from "../../src/decode.ts";
-import { DumpInterruptedError, NetlinkError } from "../../src/errors.ts";
+import { ClosedError, DumpInterruptedError, NetlinkError } from "../../src/errors.ts";
 import { formatCpuStats } from "../../src/format.ts";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST } from "../../src/netlink.ts";
 import type { Flow } from "../../src/types.ts";
@@ -136,13 +136,35 @@ Deno.test("dump: abandoned midway, the socket is dropped and the next call opens
   assert.ok(!kernel.sockets[1]!.closed);
 });
 
-Deno.test("dump: another operation during a dump is refused clearly", () => {
+Deno.test("dump: operations inside a dump loop run on a second socket of the handle", async () => {
   const kernel = dumpingKernel();
+  const answerDump = kernel.answer;
+  kernel.answer = (request) =>
+    request.type === (CT | C.IPCTNL_MSG_CT_GET_STATS)
+      ? replay("count.bin", request)
+      : answerDump(request);
   using ct = openWithSockets(kernel.open, RELEASE);
-  const dump = ct.dumpSync();
-  dump.next();
-  assert.throws(() => ct.countSync(), /still busy with a dump/);
-  dump.return();
+  const count = Number(Deno.readTextFileSync(new URL("count.conntrack.txt", FIXTURES)).trim());
+  let n = 0;
+  for await (const flow of ct.dump()) {
+    if (n++ === 0) {
+      assert.equal(await ct.count(), count);
+      assert.equal(ct.countSync(), count);
+      await ct.delete(flow);
+    }
+  }
+  assert.equal(n, capturedFlows().length);
+  assert.equal(kernel.sockets.length, 2, "one spare socket, reused");
+  const [, second] = kernel.sockets;
+  assert.ok(
+    kernel.requests.filter((r) => r.type !== (CT | C.IPCTNL_MSG_CT_GET)).every((r) =>
+      r.socket === second
+    ),
+  );
+  // A dump left unfinished without return() keeps only its own socket busy.
+  const dropped = ct.dumpSync();
+  dropped.next();
+  assert.equal(ct.countSync(), count);
 });
 
 Deno.test("dump: the kernel's error (captured EINVAL) is a NetlinkError of the dump", () => {
@@ -318,7 +340,7 @@ Deno.test("deleteWhere: deletes what the dump selects on a second socket; ENOENT
 Deno.test("events: multicast messages become events; an overrun is reported after the backlog", async () => {
   const kernel = new FakeKernel();
   using ct = openWithSockets(kernel.open, RELEASE);
-  const stream = ct.events({ types: ["new", "destroy"], pollIntervalMs: 1 });
+  const stream = ct.events({ types: ["new", "destroy"] });
   const first = stream.next(); // subscribes
   await new Promise((resolve) => setTimeout(resolve, 5));
   const events = kernel.sockets.find((s) => s.kind === "events")!;
@@ -360,4 +382,105 @@ Deno.test("a closed handle says so", () => {
   ct.close();
   assert.ok(kernel.sockets[0]!.closed);
   assert.throws(() => ct.countSync(), /Cannot count: the Conntrack handle is closed/);
+});
+
+Deno.test("dump(): waits for late datagrams without blocking, and lets timers run", async () => {
+  // The kernel's answer comes in pieces: the first datagram at once, the
+  // rest 20 ms later, while a timer ticks.
+  let later: (() => void) | undefined;
+  const kernel = new FakeKernel((request) => {
+    const [first, ...rest] = replay("dump.bin", request);
+    later = () => request.socket.deliver(...rest);
+    return [first!];
+  });
+  using ct = openWithSockets(kernel.open, RELEASE);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  setTimeout(() => later!(), 20);
+  try {
+    const flows = [];
+    for await (const flow of ct.dump()) flows.push(flow);
+    assert.deepStrictEqual(flows, capturedFlows());
+  } finally {
+    clearInterval(timer);
+  }
+  assert.ok(ticks >= 5, `the timer ran while the dump waited (${ticks} ticks)`);
+  assert.ok(kernel.sockets[0]!.waits >= 1, "it waited for readiness");
+});
+
+Deno.test("dump(): a long dump gives the event loop a turn every few milliseconds", async () => {
+  // 400 copies of the captured dump's datagrams: a dump long enough to decode for a while.
+  const kernel = new FakeKernel((request) => {
+    const datagrams = replay("dump.bin", request);
+    const body = datagrams.slice(0, -1), end = datagrams.at(-1)!;
+    return [...Array.from({ length: 400 }, () => body).flat(), end];
+  });
+  using ct = openWithSockets(kernel.open, RELEASE);
+  let longest = 0, last = performance.now(), n = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  const started = performance.now();
+  try {
+    for await (const _ of ct.dump()) n++;
+  } finally {
+    clearInterval(timer);
+  }
+  const took = performance.now() - started;
+  assert.ok(n > 0);
+  assert.equal(n % capturedFlows().length, 0);
+  // Report rather than time: the gap is bounded by the slice, not by the dump's length.
+  console.log(
+    `${n} flows in ${took.toFixed(0)} ms; the timer's longest gap ${longest.toFixed(1)} ms`,
+  );
+  if (took > 50) assert.ok(longest < took / 2, "the timer ran during the dump");
+});
+
+Deno.test("a Flow goes back in: get, update and delete use its tuple and zone", () => {
+  const kernel = new FakeKernel((request) =>
+    request.type === (CT | C.IPCTNL_MSG_CT_GET) ? replay("enoent.bin", request) : [ack(request)]
+  );
+  using ct = openWithSockets(kernel.open, RELEASE);
+  const zoned = capturedFlows().find((f) => (f.zone ?? f.orig.zone) !== undefined);
+  assert.ok(zoned, "the capture has a zoned flow");
+  const zone = zoned.zone ?? zoned.orig.zone;
+  ct.deleteSync(zoned);
+  ct.updateSync(zoned, { mark: 1 });
+  ct.updateSync(zoned.orig, { mark: 2 }, { zone }); // a dumped Tuple is a TupleSpec
+  assert.throws(() => ct.getSync(zoned), (e) => {
+    assert.ok(e instanceof NetlinkError && e.code === "ENOENT");
+    assert.match(e.message, /^Cannot get \w+ \S+ -> \S+ zone \d+: no such entry \(ENOENT\)/);
+    return true;
+  });
+  const [del, upd, upd2, get] = kernel.requests.map((r) => decodeFlow(r.bytes));
+  assert.deepStrictEqual([del!.zone, del!.id, del!.orig.src], [zone, zoned.id, zoned.orig.src]);
+  assert.deepStrictEqual([upd!.zone, upd!.mark, upd!.id], [zone, 1, undefined]);
+  assert.deepStrictEqual([upd2!.zone, upd2!.mark], [zone, 2]);
+  assert.equal(get!.zone, zone);
+});
+
+Deno.test("closing the handle mid-dump ends the dump with a ClosedError, not EBADF", async () => {
+  const kernel = dumpingKernel();
+  const ct = openWithSockets(kernel.open, RELEASE);
+  assert.throws(
+    () => {
+      for (const _ of ct.dumpSync()) ct.close();
+    },
+    (e) =>
+      e instanceof ClosedError &&
+      e.message === "Cannot dump: the Conntrack handle was closed during the dump",
+  );
+  // dump(): closed while it waits for the rest of the reply.
+  const lazy = new FakeKernel((request) => {
+    const [first, ...rest] = replay("dump.bin", request);
+    setTimeout(() => request.socket.deliver(...rest), 20);
+    return [first!];
+  });
+  const again = openWithSockets(lazy.open, RELEASE);
+  await assert.rejects(async () => {
+    for await (const _ of again.dump()) again.close();
+  }, (e) => e instanceof ClosedError && /closed during the dump/.test(e.message));
+  assert.throws(() => again.countSync(), (e) => e instanceof ClosedError);
 });
