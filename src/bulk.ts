@@ -9,9 +9,14 @@
 import * as C from "./constants.ts";
 import { ERRNO, NetlinkError } from "./errors.ts";
 import { checkUint } from "./filter.ts";
-import type { CreateManyOptions, CreateSpec } from "./options.ts";
+import type {
+  CreateManyOptions,
+  CreateSpec,
+  DeleteWhereOptions,
+  UpdateWhereOptions,
+} from "./options.ts";
 import { protocolInfo } from "./protocols.ts";
-import { beginCreate, beginNamed, type EntryRef } from "./request.ts";
+import { beginCreate, beginNamed, type EntryRef, type FlowChanges } from "./request.ts";
 import type { BatchError, Transport } from "./transport.ts";
 import type { Flow } from "./types.ts";
 
@@ -118,4 +123,105 @@ export function describeRef(ref: EntryRef): string {
   const src = t.srcPort === undefined ? String(t.src) : v6(t.src) + port(t.srcPort);
   const dst = t.dstPort === undefined ? String(t.dst) : v6(t.dst) + port(t.dstPort);
   return `${proto} ${src} -> ${dst}${icmp}${where}`;
+}
+
+/** Deletes each flow of `flows` on `other` (closed afterwards); how many were deleted. */
+export async function deleteWhere(
+  flows: AsyncIterable<Flow>,
+  other: Transport,
+  options: DeleteWhereOptions,
+): Promise<number> {
+  let deleted = 0;
+  try {
+    for await (const flow of flows) {
+      const batch = deleteBatch(other, flow);
+      if (batch.settle(await other.batchAsync("delete", batch.bytes, batch.firstSeq, 1))) {
+        deleted++;
+        options.onDelete?.(flow);
+      }
+    }
+  } finally {
+    other.close();
+  }
+  return deleted;
+}
+
+/** {@link deleteWhere}, blocking. */
+export function deleteWhereSync(
+  flows: Iterable<Flow>,
+  other: Transport,
+  options: DeleteWhereOptions,
+): number {
+  let deleted = 0;
+  try {
+    for (const flow of flows) {
+      const batch = deleteBatch(other, flow);
+      if (batch.settle(other.batch("delete", batch.bytes, batch.firstSeq, 1))) {
+        deleted++;
+        options.onDelete?.(flow);
+      }
+    }
+  } finally {
+    other.close();
+  }
+  return deleted;
+}
+
+/** The changes for `flow`: the same for all, or what the function says (undefined: none). */
+function changesFor(
+  changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
+  flow: Flow,
+): FlowChanges | undefined {
+  return typeof changes === "function" ? changes(flow) : changes;
+}
+
+/** Whether `error` says the entry was gone (deleted meanwhile): skipped, not counted. */
+function gone(error: unknown): boolean {
+  return error instanceof NetlinkError && error.code === "ENOENT";
+}
+
+/** Updates each flow of `flows` with `update`; how many were changed. */
+export async function updateWhere(
+  flows: AsyncIterable<Flow>,
+  changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
+  update: (flow: Flow, changes: FlowChanges) => Promise<void>,
+  options: UpdateWhereOptions,
+): Promise<number> {
+  let updated = 0;
+  for await (const flow of flows) {
+    const wanted = changesFor(changes, flow);
+    if (wanted === undefined) continue;
+    try {
+      await update(flow, wanted);
+    } catch (error) {
+      if (gone(error)) continue;
+      throw error;
+    }
+    updated++;
+    options.onUpdate?.(flow);
+  }
+  return updated;
+}
+
+/** {@link updateWhere}, blocking. */
+export function updateWhereSync(
+  flows: Iterable<Flow>,
+  changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
+  update: (flow: Flow, changes: FlowChanges) => void,
+  options: UpdateWhereOptions,
+): number {
+  let updated = 0;
+  for (const flow of flows) {
+    const wanted = changesFor(changes, flow);
+    if (wanted === undefined) continue;
+    try {
+      update(flow, wanted);
+    } catch (error) {
+      if (gone(error)) continue;
+      throw error;
+    }
+    updated++;
+    options.onUpdate?.(flow);
+  }
+  return updated;
 }

@@ -9,24 +9,27 @@
  */
 
 import { kernelRelease } from "../ffi/libc.ts";
-import { createBatches, deleteBatch, describeRef } from "./bulk.ts";
-import * as C from "./constants.ts";
 import {
-  decodeCpuStatsAt,
-  decodeFlowAt,
-  decodeGlobalStatsAt,
-  type DecodeOptions,
-} from "./decode.ts";
+  createBatches,
+  deleteWhere,
+  deleteWhereSync,
+  describeRef,
+  updateWhere,
+  updateWhereSync,
+} from "./bulk.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
 import { watchEvents } from "./events.ts";
 import {
-  type CompiledFilter,
-  compileFilter,
-  type DumpFilter,
-  type FilterPlan,
-  normalizeFilter,
-} from "./filter.ts";
-import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./netlink.ts";
+  deleteRequest,
+  dumpRequest,
+  flushRequest,
+  getRequest,
+  globalRequest,
+  type Prepared,
+  statsRequest,
+  updateRequest,
+} from "./prepare.ts";
+import { compileFilter, type DumpFilter, type FilterPlan, normalizeFilter } from "./filter.ts";
 import type {
   ConntrackEvent,
   CreateManyOptions,
@@ -41,46 +44,10 @@ import type {
   UpdateOptions,
   UpdateWhereOptions,
 } from "./options.ts";
-import {
-  beginCreate,
-  beginNamed,
-  encodeChanges,
-  type EntryRef,
-  type FlowChanges,
-} from "./request.ts";
-import {
-  type Decoder,
-  type ExchangeOptions,
-  kernelSockets,
-  type Socket,
-  type SocketFactory,
-  Transport,
-} from "./transport.ts";
+import { beginCreate, type EntryRef, type FlowChanges } from "./request.ts";
+import { kernelSockets, type Socket, type SocketFactory } from "./sockets.ts";
+import { Transport } from "./transport.ts";
 import type { CpuStats, Flow, GlobalStats } from "./types.ts";
-
-/**
- * Datagrams a dump receives before it spawns a worker to receive ahead
- * (about 550 entries): smaller dumps never start one. The worker boots while
- * the dump goes on, and takes over when it is ready.
- */
-const PREFETCH_AFTER = 4;
-
-/** The flow decoder of an exchange, with `options`. */
-function flowDecoder(options: DecodeOptions): Decoder<Flow> {
-  const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
-  return (c, bytes, view, h) => decodeFlowAt(c, bytes, view, h.offset, h.length, decodeOptions);
-}
-
-/** A request prepared for a transport: its bytes, sequence number and what the reply holds. */
-interface Prepared<T> {
-  transport: Transport;
-  operation: "dump" | "get" | "stats" | "count";
-  request: Uint8Array<ArrayBuffer>;
-  seq: number;
-  replyType: number;
-  decode: Decoder<T>;
-  options: ExchangeOptions<T>;
-}
 
 /** The error of a request that named `ref`, saying which entry. */
 function named(error: unknown, ref: EntryRef): unknown {
@@ -228,36 +195,6 @@ export class Conntrack implements Disposable {
     return compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter).plan;
   }
 
-  /** The dump request for `filter`, compiled for this kernel. */
-  #dumpRequest(filter: DumpFilter | undefined, options: DumpOptions): Prepared<Flow> & {
-    compiled: CompiledFilter;
-    interrupted: { value: boolean };
-  } {
-    const compiled = compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter);
-    const family = compiled.plan.family;
-    const af = family === "ipv4" ? C.AF_INET : family === "ipv6" ? C.AF_INET6 : C.AF_UNSPEC;
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const enc = transport.begin(C.IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
-    compiled.encode(enc);
-    const interrupted = { value: false };
-    return {
-      transport,
-      operation: "dump",
-      request: enc.finish(),
-      seq,
-      replyType: C.IPCTNL_MSG_CT_NEW,
-      decode: flowDecoder(options),
-      options: {
-        keep: compiled.match,
-        prefetchAfter: options.prefetch === false ? -1 : PREFETCH_AFTER,
-        interrupted,
-      },
-      compiled,
-      interrupted,
-    };
-  }
-
   /**
    * Streams every entry (or those `filter` selects) synchronously, in
    * constant memory: one receive buffer, one flow at a time. It blocks the
@@ -272,7 +209,7 @@ export class Conntrack implements Disposable {
    * ```
    */
   *dumpSync(filter?: DumpFilter, options: DumpOptions = {}): Generator<Flow, void, undefined> {
-    const p = this.#dumpRequest(filter, options);
+    const p = dumpRequest(this.#free(), this.#release, filter, options);
     // Filtered inside the exchange and delegated: one generator step per flow.
     yield* p.transport.exchange(p.operation, p.request, p.seq, p.replyType, p.decode, p.options);
     if (p.interrupted.value && options.onInterrupted !== "ignore") {
@@ -302,7 +239,7 @@ export class Conntrack implements Disposable {
     filter?: DumpFilter,
     options: DumpOptions = {},
   ): AsyncGenerator<Flow, void, undefined> {
-    const p = this.#dumpRequest(filter, options);
+    const p = dumpRequest(this.#free(), this.#release, filter, options);
     const it = p.transport.exchangeAsync(
       p.operation,
       p.request,
@@ -334,23 +271,6 @@ export class Conntrack implements Disposable {
     return last;
   }
 
-  /** The get request for `ref`. */
-  #getRequest(ref: EntryRef, options: GetOptions): Prepared<Flow> {
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_GET, seq, ref, options);
-    const decode = flowDecoder(options);
-    return {
-      transport,
-      operation: "get",
-      request: enc.finish(),
-      seq,
-      replyType: C.IPCTNL_MSG_CT_NEW,
-      decode,
-      options: {},
-    };
-  }
-
   /** The flow a get found, or its ENOENT. */
   #found(flow: Flow | undefined, ref: EntryRef, seq: number): Flow {
     if (flow !== undefined) return flow;
@@ -377,7 +297,7 @@ export class Conntrack implements Disposable {
    */
   async get(ref: EntryRef, options: GetOptions = {}): Promise<Flow> {
     try {
-      const p = this.#getRequest(ref, options);
+      const p = getRequest(this.#free(), ref, options);
       return this.#found(await this.#one(p), ref, p.seq);
     } catch (error) {
       throw named(error, ref);
@@ -387,7 +307,7 @@ export class Conntrack implements Disposable {
   /** {@link get}, blocking while it waits for the kernel. */
   getSync(ref: EntryRef, options: GetOptions = {}): Flow {
     try {
-      const p = this.#getRequest(ref, options);
+      const p = getRequest(this.#free(), ref, options);
       return this.#found(this.#oneSync(p), ref, p.seq);
     } catch (error) {
       throw named(error, ref);
@@ -472,19 +392,6 @@ export class Conntrack implements Disposable {
     return created;
   }
 
-  /** The update request for `ref`. */
-  #updateRequest(ref: EntryRef, changes: FlowChanges, options: UpdateOptions) {
-    if (changes === null || typeof changes !== "object") {
-      throw new ArgumentError("changes", changes, `${String(changes)} is not an object`);
-    }
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const zone: DeleteOptions = options.zone === undefined ? {} : { zone: options.zone };
-    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_NEW, seq, ref, zone);
-    encodeChanges(enc, changes, "changes");
-    return { transport, request: enc.finish(), seq };
-  }
-
   /**
    * Changes an existing entry (conntrack `-U`): mark, timeout, status bits,
    * labels, TCP state — named by a tuple or a dumped `Flow` (its zone
@@ -503,7 +410,7 @@ export class Conntrack implements Disposable {
    */
   async update(ref: EntryRef, changes: FlowChanges, options: UpdateOptions = {}): Promise<void> {
     try {
-      const p = this.#updateRequest(ref, changes, options);
+      const p = updateRequest(this.#free(), ref, changes, options);
       await p.transport.ackAsync("update", p.request, p.seq);
     } catch (error) {
       throw named(error, ref);
@@ -513,19 +420,11 @@ export class Conntrack implements Disposable {
   /** {@link update}, blocking while it waits for the kernel. */
   updateSync(ref: EntryRef, changes: FlowChanges, options: UpdateOptions = {}): void {
     try {
-      const p = this.#updateRequest(ref, changes, options);
+      const p = updateRequest(this.#free(), ref, changes, options);
       p.transport.ack("update", p.request, p.seq);
     } catch (error) {
       throw named(error, ref);
     }
-  }
-
-  /** The delete request for `ref`. */
-  #deleteRequest(ref: EntryRef, options: DeleteOptions) {
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const enc = beginNamed(transport, C.IPCTNL_MSG_CT_DELETE, seq, ref, options, true);
-    return { transport, request: enc.finish(), seq };
   }
 
   /**
@@ -545,7 +444,7 @@ export class Conntrack implements Disposable {
    */
   async delete(ref: EntryRef, options: DeleteOptions = {}): Promise<void> {
     try {
-      const p = this.#deleteRequest(ref, options);
+      const p = deleteRequest(this.#free(), ref, options);
       await p.transport.ackAsync("delete", p.request, p.seq);
     } catch (error) {
       throw named(error, ref);
@@ -555,7 +454,7 @@ export class Conntrack implements Disposable {
   /** {@link delete}, blocking while it waits for the kernel. */
   deleteSync(ref: EntryRef, options: DeleteOptions = {}): void {
     try {
-      const p = this.#deleteRequest(ref, options);
+      const p = deleteRequest(this.#free(), ref, options);
       p.transport.ack("delete", p.request, p.seq);
     } catch (error) {
       throw named(error, ref);
@@ -576,39 +475,13 @@ export class Conntrack implements Disposable {
    * const n = await ct.deleteWhere({ orig: { protocol: "tcp", dstPort: 22 } });
    * ```
    */
-  async deleteWhere(filter: DumpFilter, options: DeleteWhereOptions = {}): Promise<number> {
-    const other = this.#transport.sibling();
-    let deleted = 0;
-    try {
-      for await (const flow of this.dump(filter, options)) {
-        const batch = deleteBatch(other, flow);
-        if (batch.settle(await other.batchAsync("delete", batch.bytes, batch.firstSeq, 1))) {
-          deleted++;
-          options.onDelete?.(flow);
-        }
-      }
-    } finally {
-      other.close();
-    }
-    return deleted;
+  deleteWhere(filter: DumpFilter, options: DeleteWhereOptions = {}): Promise<number> {
+    return deleteWhere(this.dump(filter, options), this.#transport.sibling(), options);
   }
 
   /** {@link deleteWhere}, blocking while it waits for the kernel. */
   deleteWhereSync(filter: DumpFilter, options: DeleteWhereOptions = {}): number {
-    const other = this.#transport.sibling();
-    let deleted = 0;
-    try {
-      for (const flow of this.dumpSync(filter, options)) {
-        const batch = deleteBatch(other, flow);
-        if (batch.settle(other.batch("delete", batch.bytes, batch.firstSeq, 1))) {
-          deleted++;
-          options.onDelete?.(flow);
-        }
-      }
-    } finally {
-      other.close();
-    }
-    return deleted;
+    return deleteWhereSync(this.dumpSync(filter, options), this.#transport.sibling(), options);
   }
 
   /**
@@ -627,25 +500,12 @@ export class Conntrack implements Disposable {
    * const n = await ct.updateWhere({ orig: { src: "10.0.0.1" } }, { mark: 7 });
    * ```
    */
-  async updateWhere(
+  updateWhere(
     filter: DumpFilter,
     changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
     options: UpdateWhereOptions = {},
   ): Promise<number> {
-    let updated = 0;
-    for await (const flow of this.dump(filter, options)) {
-      const wanted = typeof changes === "function" ? changes(flow) : changes;
-      if (wanted === undefined) continue;
-      try {
-        await this.update(flow, wanted);
-      } catch (error) {
-        if (error instanceof NetlinkError && error.code === "ENOENT") continue; // gone meanwhile
-        throw error;
-      }
-      updated++;
-      options.onUpdate?.(flow);
-    }
-    return updated;
+    return updateWhere(this.dump(filter, options), changes, (f, c) => this.update(f, c), options);
   }
 
   /** {@link updateWhere}, blocking while it waits for the kernel. */
@@ -654,36 +514,8 @@ export class Conntrack implements Disposable {
     changes: FlowChanges | ((flow: Flow) => FlowChanges | undefined),
     options: UpdateWhereOptions = {},
   ): number {
-    let updated = 0;
-    for (const flow of this.dumpSync(filter, options)) {
-      const wanted = typeof changes === "function" ? changes(flow) : changes;
-      if (wanted === undefined) continue;
-      try {
-        this.updateSync(flow, wanted);
-      } catch (error) {
-        if (error instanceof NetlinkError && error.code === "ENOENT") continue; // gone meanwhile
-        throw error;
-      }
-      updated++;
-      options.onUpdate?.(flow);
-    }
-    return updated;
-  }
-
-  /** The flush request for `options`. */
-  #flushRequest(options: FlushOptions) {
-    const f = normalizeFilter({
-      ...(options.family ? { family: options.family } : {}),
-      ...(options.mark !== undefined ? { mark: options.mark } : {}),
-    });
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    // Version 1 makes the kernel honour nfgen_family (version 0 flushes all).
-    const version = f.af === C.AF_UNSPEC ? 0 : 1;
-    const flags = NLM_F_REQUEST | NLM_F_ACK;
-    const enc = transport.begin(C.IPCTNL_MSG_CT_DELETE, flags, seq, f.af, version);
-    if (f.mark) enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
-    return { transport, request: enc.finish(), seq };
+    const update = (f: Flow, c: FlowChanges) => this.updateSync(f, c);
+    return updateWhereSync(this.dumpSync(filter, options), changes, update, options);
   }
 
   /**
@@ -699,13 +531,13 @@ export class Conntrack implements Disposable {
    * ```
    */
   async flush(options: FlushOptions = {}): Promise<void> {
-    const p = this.#flushRequest(options);
+    const p = flushRequest(this.#free(), options);
     await p.transport.ackAsync("flush", p.request, p.seq);
   }
 
   /** {@link flush}, blocking while it waits for the kernel. */
   flushSync(options: FlushOptions = {}): void {
-    const p = this.#flushRequest(options);
+    const p = flushRequest(this.#free(), options);
     p.transport.ack("flush", p.request, p.seq);
   }
 
@@ -741,25 +573,6 @@ export class Conntrack implements Disposable {
     yield* watchEvents(this.#transport, this.#release, options);
   }
 
-  /** The per-CPU stats request. */
-  #statsRequest(): Prepared<CpuStats> {
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const flags = NLM_F_REQUEST | NLM_F_DUMP;
-    const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS_CPU, flags, seq, C.AF_UNSPEC)
-      .finish();
-    const replyType = C.IPCTNL_MSG_CT_GET_STATS_CPU;
-    return {
-      transport,
-      operation: "stats",
-      request,
-      seq,
-      replyType,
-      decode: decodeCpuStatsAt,
-      options: {},
-    };
-  }
-
   /**
    * Per-CPU statistics (`IPCTNL_MSG_CT_GET_STATS_CPU`), one entry per CPU
    * with its number, as `conntrack -S` shows them.
@@ -773,7 +586,7 @@ export class Conntrack implements Disposable {
    * ```
    */
   async stats(): Promise<CpuStats[]> {
-    const p = this.#statsRequest();
+    const p = statsRequest(this.#free());
     const out: CpuStats[] = [];
     const it = p.transport.exchangeAsync(p.operation, p.request, p.seq, p.replyType, p.decode);
     for await (const batch of it) out.push(...batch);
@@ -782,26 +595,8 @@ export class Conntrack implements Disposable {
 
   /** {@link stats}, blocking while it waits for the kernel. */
   statsSync(): CpuStats[] {
-    const p = this.#statsRequest();
+    const p = statsRequest(this.#free());
     return [...p.transport.exchange(p.operation, p.request, p.seq, p.replyType, p.decode)];
-  }
-
-  /** The global stats request. */
-  #globalRequest(): Prepared<GlobalStats> {
-    const transport = this.#free();
-    const seq = transport.nextSeq();
-    const flags = NLM_F_REQUEST | NLM_F_ACK;
-    const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS, flags, seq, C.AF_UNSPEC).finish();
-    const replyType = C.IPCTNL_MSG_CT_GET_STATS;
-    return {
-      transport,
-      operation: "count",
-      request,
-      seq,
-      replyType,
-      decode: decodeGlobalStatsAt,
-      options: {},
-    };
   }
 
   /** The stats a reply held, or the error that it held none. */
@@ -823,12 +618,12 @@ export class Conntrack implements Disposable {
    * ```
    */
   async globalStats(): Promise<GlobalStats> {
-    return this.#stats(await this.#one(this.#globalRequest()));
+    return this.#stats(await this.#one(globalRequest(this.#free())));
   }
 
   /** {@link globalStats}, blocking while it waits for the kernel. */
   globalStatsSync(): GlobalStats {
-    return this.#stats(this.#oneSync(this.#globalRequest()));
+    return this.#stats(this.#oneSync(globalRequest(this.#free())));
   }
 
   /**

@@ -12,7 +12,7 @@
  * src/decode.ts (NAT, helpers, sequence adjustment, security context, master
  * tuple, SCTP, DCCP, 32-bit counters, `keepUnknown`). The checked decoder is
  * the reference: it decodes those, or throws the DecodeError with the path.
- * tests/decode_paths_test.ts checks that the two agree, on captured dumps and
+ * tests/unit/decode_paths_test.ts checks that the two agree, on captured dumps and
  * on mutations of them.
  *
  * @module

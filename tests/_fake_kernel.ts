@@ -8,9 +8,10 @@
  * @module
  */
 
+import { readCapture } from "./_capture.ts";
 import { ERRNO, NetlinkError, type Operation } from "../src/errors.ts";
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN } from "../src/netlink.ts";
-import type { Received, Socket, SocketFactory } from "../src/transport.ts";
+import type { Received, Socket, SocketFactory } from "../src/sockets.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -41,17 +42,9 @@ export interface Datagram {
 /** What the fake kernel answers a request with (datagrams, in order). */
 export type Answer = (request: FakeRequest) => Datagram[];
 
-/** The datagrams of a capture file (u32 LE length + bytes, repeated). */
-export function fixture(name: string): Uint8Array[] {
-  const bytes = Deno.readFileSync(new URL(name, FIXTURES));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: Uint8Array[] = [];
-  for (let at = 0; at < bytes.length;) {
-    const len = view.getUint32(at, true);
-    out.push(bytes.slice(at + 4, at + 4 + len));
-    at += 4 + len;
-  }
-  return out;
+/** The datagrams of the capture file `name` in tests/fixtures/. */
+export function fixture(name: string): Uint8Array<ArrayBuffer>[] {
+  return readCapture(new URL(name, FIXTURES));
 }
 
 /** Calls `fn` with the offset of each message of `datagram`. */

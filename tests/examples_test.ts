@@ -259,7 +259,8 @@ Deno.test("watch prints the NEW and DESTROY of entries made while it runs, and r
           await p.finish();
         }
         assert.equal(ports.size, 2000, `${ports.size} of 2000 entries shown:\n${p.stderr}`);
-        assert.match(p.stderr, /the kernel dropped events \(overrun 1\); resynchronising/);
+        // The first report counts every overrun before the backlog drained: 1 or more.
+        assert.match(p.stderr, /the kernel dropped events \(overrun \d+\); resynchronising/);
         assert.match(p.stdout, /\(resync\)$/m);
         // …and only once.
         assert.equal(p.stdout.split("\n").filter((l) => l.includes(" 10.8.0.1:")).length, 2000);
