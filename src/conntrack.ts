@@ -19,6 +19,7 @@ import {
 } from "./bulk.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
 import { watchEvents } from "./events.ts";
+import { BatchStream } from "./stream.ts";
 import {
   deleteRequest,
   dumpRequest,
@@ -235,23 +236,25 @@ export class Conntrack implements Disposable {
    * for await (const flow of ct.dump(filter)) console.log(flow.orig.src);
    * ```
    */
-  async *dump(
-    filter?: DumpFilter,
-    options: DumpOptions = {},
-  ): AsyncGenerator<Flow, void, undefined> {
-    const p = dumpRequest(this.#free(), this.#release, filter, options);
-    const it = p.transport.exchangeAsync(
-      p.operation,
-      p.request,
-      p.seq,
-      p.replyType,
-      p.decode,
-      p.options,
-    );
-    for await (const batch of it) for (const flow of batch) yield flow;
-    if (p.interrupted.value && options.onInterrupted !== "ignore") {
-      throw new DumpInterruptedError("dump");
-    }
+  dump(filter?: DumpFilter, options: DumpOptions = {}): AsyncIterableIterator<Flow> {
+    let interrupted = false;
+    return new BatchStream(() => {
+      const p = dumpRequest(this.#free(), this.#release, filter, options);
+      const it = p.transport.exchangeAsync(
+        p.operation,
+        p.request,
+        p.seq,
+        p.replyType,
+        p.decode,
+        p.options,
+      );
+      return (async function* () {
+        yield* it;
+        interrupted = p.interrupted.value;
+      })();
+    }, () => {
+      if (interrupted && options.onInterrupted !== "ignore") throw new DumpInterruptedError("dump");
+    });
   }
 
   /** The last value an exchange yields (or throws the kernel's error), blocking. */
