@@ -41,6 +41,12 @@ export const LIBC_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  /** int eventfd(unsigned int initval, int flags); */
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t count); */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t count); */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** int setns(int fd, int nstype); */
   setns: { parameters: ["i32", "i32"], result: "i32" },
   /** int open(const char *path, int flags, ...); (mode unused: O_RDONLY) */

@@ -32,20 +32,31 @@ const START = 0, CANCEL = 1, FINISHED = 2, GO = 3;
 const SLOT_BASE = 16;
 const CTL_INTS = SLOT_BASE + SLOTS * 4;
 const DATA = CTL_INTS * 4;
+/** How long a worker with no dump to receive waits for the next before it leaves, in ms. */
+const IDLE_MS = 10_000;
 
 /** The Worker's source: self-contained JavaScript, binding libc itself. */
 const WORKER_SOURCE = `
 const SLOTS = ${SLOTS}, SLOT_SIZE = ${SLOT_SIZE}, SLOT_BASE = ${SLOT_BASE}, DATA = ${DATA};
 const START = ${START}, CANCEL = ${CANCEL}, FINISHED = ${FINISHED}, GO = ${GO};
+let lib, errnoView, idle;
+// One worker serves the dumps of one handle in turn: after a job it waits
+// for the next (and leaves when told to, or after a while with none).
 self.onmessage = (event) => {
-  const { sab, fd, seq, portId } = event.data;
+  clearTimeout(idle);
+  if (event.data === "quit") return self.close();
+  job(event.data);
+  if (!event.data.keep) return self.close(); // a one-off worker
+  idle = setTimeout(() => self.close(), ${IDLE_MS});
+};
+function job({ sab, fd, seq, portId }) {
   const ctl = new Int32Array(sab, 0, ${CTL_INTS});
-  const lib = Deno.dlopen("libc.so.6", {
+  lib ??= Deno.dlopen("libc.so.6", {
     recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
     close: { parameters: ["i32"], result: "i32" },
     __errno_location: { parameters: [], result: "pointer" },
   }).symbols;
-  const errnoView = new Deno.UnsafePointerView(lib.__errno_location());
+  errnoView ??= new Deno.UnsafePointerView(lib.__errno_location());
   const scratch = new Uint8Array(SLOT_SIZE);
   const addr = new Uint8Array(12);
   const addrView = new DataView(addr.buffer);
@@ -86,7 +97,6 @@ self.onmessage = (event) => {
   }
   if (Atomics.compareExchange(ctl, GO, 0, 2) !== 1 && Atomics.load(ctl, GO) !== 1) {
     Atomics.store(ctl, FINISHED, 1);
-    self.close();
     return;
   }
   for (let i = 0;;) {
@@ -125,8 +135,7 @@ self.onmessage = (event) => {
   if (Atomics.compareExchange(ctl, CANCEL, 0, 2) === 1) lib.close(fd);
   Atomics.store(ctl, FINISHED, 1);
   Atomics.notify(ctl, FINISHED);
-  self.close();
-};
+}
 `;
 
 let workerUrl: string | undefined;
@@ -169,19 +178,15 @@ export class PrefetchJob {
     seq: number,
     portId: number,
     timeoutMs: number,
+    receiver?: Receiver,
   ): PrefetchJob | undefined {
-    let worker: Worker;
-    try {
-      workerUrl ??= URL.createObjectURL(
-        new Blob([WORKER_SOURCE], { type: "application/javascript" }),
-      );
-      worker = new Worker(workerUrl, { type: "module" });
-    } catch {
-      return undefined;
-    }
+    const taken = receiver !== undefined ? receiver.take() : { worker: newWorker(), keep: false };
+    if (taken.worker === undefined) return undefined;
     const sab = new SharedArrayBuffer(DATA + SLOTS * SLOT_SIZE);
-    worker.postMessage({ sab, fd, seq, portId });
-    return new PrefetchJob(sab, timeoutMs);
+    taken.worker.postMessage({ sab, fd, seq, portId, keep: taken.keep });
+    const job = new PrefetchJob(sab, timeoutMs);
+    receiver?.busyWith(job, taken.keep);
+    return job;
   }
 
   /** True once the worker has booted and waits for the socket. */
@@ -271,5 +276,55 @@ export class PrefetchJob {
   /** True once the worker has stopped. */
   get finished(): boolean {
     return Atomics.load(this.#ctl, FINISHED) === 1;
+  }
+}
+
+/** A new receive-ahead worker; undefined when none can be made here. */
+function newWorker(): Worker | undefined {
+  try {
+    workerUrl ??= URL.createObjectURL(
+      new Blob([WORKER_SOURCE], { type: "application/javascript" }),
+    );
+    return new Worker(workerUrl, { type: "module" });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The receive-ahead worker of one handle, made on its first big dump and
+ * kept for the next ones: Deno's `new Worker` holds the calling thread for
+ * ~10–40 ms, which a server that dumps again and again pays only once. A
+ * worker left without a dump for 10 s leaves by itself; {@link close} lets
+ * it go at once (after the dump it is receiving, if any).
+ */
+export class Receiver {
+  #worker: Worker | undefined;
+  #job: PrefetchJob | undefined;
+
+  /**
+   * The worker for a new job: the kept one when it is free, else a new one
+   * (kept, or — while the kept one is busy — a one-off that leaves after
+   * its dump).
+   */
+  take(): { worker: Worker | undefined; keep: boolean } {
+    if (this.#worker !== undefined && (this.#job === undefined || this.#job.finished)) {
+      return { worker: this.#worker, keep: true };
+    }
+    if (this.#worker !== undefined) return { worker: newWorker(), keep: false };
+    this.#worker = newWorker();
+    return { worker: this.#worker, keep: true };
+  }
+
+  /** Notes the job the kept worker took. */
+  busyWith(job: PrefetchJob, keep: boolean): void {
+    if (keep) this.#job = job;
+  }
+
+  /** Lets the worker go: now if idle, else once its dump is received. */
+  close(): void {
+    this.#worker?.postMessage("quit");
+    this.#worker = undefined;
+    this.#job = undefined;
   }
 }

@@ -30,6 +30,8 @@ const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
 const POLLIN = 0x1;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
 
 /** Size of `struct sockaddr_nl`. */
 const SOCKADDR_NL_SIZE = 12;
@@ -93,7 +95,8 @@ export class NetlinkSocket {
   #iov = new Uint8Array(16);
   #iovView: DataView;
   #addr = new Uint8Array(SOCKADDR_NL_SIZE);
-  #pollfd = new Uint8Array(8);
+  #pollfd = new Uint8Array(16);
+  #wakeFd = -1;
   #addrView: DataView;
 
   private constructor(fd: number, portId: number, bufferSize: number) {
@@ -254,12 +257,29 @@ export class NetlinkSocket {
    */
   async readable(timeoutMs: number): Promise<boolean> {
     if (this.fd < 0) return true; // closed: the receive reports it
+    if (this.#wakeFd < 0) {
+      // An eventfd beside the socket, so that wake() (or close()) ends a wait at once.
+      this.#wakeFd = libc().eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
     const view = new DataView(this.#pollfd.buffer);
     view.setInt32(0, this.fd, true);
     view.setInt16(4, POLLIN, true);
     view.setInt16(6, 0, true);
-    const r = await libc().poll_async(this.#pollfd, 1n, timeoutMs);
+    view.setInt32(8, this.#wakeFd, true);
+    view.setInt16(12, POLLIN, true);
+    view.setInt16(14, 0, true);
+    const fds = this.#wakeFd < 0 ? 1n : 2n;
+    const r = await libc().poll_async(this.#pollfd, fds, timeoutMs);
+    if (r > 0 && (view.getInt16(14, true) & POLLIN) !== 0 && this.#wakeFd >= 0) {
+      // Woken: take the counter back to 0 for the next wait.
+      drain(this.#wakeFd);
+    }
     return r !== 0; // r < 0: let the receive on this thread read errno
+  }
+
+  /** Ends a {@link readable} wait in progress (it resolves true) without closing anything. */
+  wake(): void {
+    if (this.#wakeFd >= 0) libc().write(this.#wakeFd, ONE, 8n);
   }
 
   /** Sets the receive buffer size, forcing past `rmem_max` when permitted. */
@@ -283,15 +303,34 @@ export class NetlinkSocket {
 
   /** Forgets the descriptor without closing it (someone else now owns it). */
   detach(): void {
+    if (this.#wakeFd >= 0) {
+      this.wake();
+      libc().close(this.#wakeFd);
+      this.#wakeFd = -1;
+    }
     this.fd = -1;
   }
 
   /** Closes the descriptor; a second call does nothing. */
   close(): void {
+    if (this.#wakeFd >= 0) {
+      this.wake();
+      libc().close(this.#wakeFd);
+      this.#wakeFd = -1;
+    }
     if (this.fd < 0) return;
     libc().close(this.fd);
     this.fd = -1;
   }
+}
+
+/** An eventfd increment of 1. */
+const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
+const DRAIN = new Uint8Array(8);
+
+/** Reads an eventfd's counter back to 0 (it is non-blocking: nothing to read is fine). */
+function drain(fd: number): void {
+  libc().read(fd, DRAIN, 8n);
 }
 
 function setIntOption(

@@ -97,7 +97,7 @@ export class Conntrack implements Disposable {
       this.#transport = new Transport(sockets.open, timeoutMs, (sock) => {
         registry.unregister(this);
         if (sock !== undefined) registry.register(this, sock, this);
-      });
+      }, options.keepWorker === true);
       this.#release = options.kernelRelease ?? kernelRelease();
     } catch (error) {
       sockets.release();

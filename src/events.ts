@@ -52,7 +52,10 @@ export async function* watchEvents(
   const signal = options.signal;
   let onAbort = () => {};
   const aborted = signal === undefined ? undefined : new Promise<boolean>((resolve) => {
-    onAbort = () => resolve(true);
+    onAbort = () => {
+      resolve(true);
+      subscription.wake(); // the poll waiting on the blocking pool ends at once
+    };
     if (signal.aborted) resolve(true);
     // Removed again when the stream ends: a listener keeps a timeout signal's timer alive.
     else signal.addEventListener("abort", onAbort, { once: true });

@@ -34,6 +34,15 @@ export interface OpenOptions {
    * from `uname`). Useful to see what an older kernel would do.
    */
   kernelRelease?: string | undefined;
+  /**
+   * Keep the receive-ahead worker from one big dump to the next (default
+   * false: each big dump starts its own, which leaves at its end). Deno's
+   * `new Worker` holds the calling thread ~10–40 ms; a server that dumps
+   * again and again pays that once with this. The worker leaves when the
+   * handle is closed, or 10 s after its last dump — so close the handle
+   * (`using`), or a script ends up to 10 s late.
+   */
+  keepWorker?: boolean | undefined;
 }
 
 /** Options for {@link Conntrack.dump}.

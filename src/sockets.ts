@@ -9,7 +9,7 @@
  */
 
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
-import { PrefetchJob } from "../ffi/prefetch.ts";
+import { PrefetchJob, type Receiver } from "../ffi/prefetch.ts";
 import { ArgumentError, ERRNO, NetlinkError, type Operation } from "./errors.ts";
 import { checkUint } from "./filter.ts";
 
@@ -45,6 +45,8 @@ export interface Socket {
    * of the event loop), without holding the event loop meanwhile.
    */
   readable(timeoutMs: number): Promise<boolean>;
+  /** Ends a `readable` wait in progress (it resolves true). */
+  wake(): void;
   /** Sets the kernel's receive buffer size. */
   setReceiveBuffer(bytes: number): void;
   /** Subscribes to a multicast group. */
@@ -138,7 +140,17 @@ export class Source {
   #booting: PrefetchJob | undefined;
   #job: PrefetchJob | undefined;
 
-  constructor(sock: Socket, operation: Operation, seq: number, timeoutMs: number, after = -1) {
+  #receiver: Receiver | undefined;
+
+  constructor(
+    sock: Socket,
+    operation: Operation,
+    seq: number,
+    timeoutMs: number,
+    after = -1,
+    receiver?: Receiver,
+  ) {
+    this.#receiver = receiver;
     this.#sock = sock;
     this.operation = operation;
     this.#seq = seq;
@@ -151,7 +163,13 @@ export class Source {
     const sock = this.#sock;
     if (this.#received++ === this.#prefetchAfter) {
       // Not a small dump: a worker boots to receive ahead while we decode.
-      this.#booting = PrefetchJob.spawn(sock.fd, this.#seq, sock.portId, this.#timeoutMs);
+      this.#booting = PrefetchJob.spawn(
+        sock.fd,
+        this.#seq,
+        sock.portId,
+        this.#timeoutMs,
+        this.#receiver,
+      );
     } else if (this.#booting?.ready) {
       if (this.#booting.handOver()) this.#job = this.#booting;
       this.#booting = undefined;
@@ -176,6 +194,11 @@ export class Source {
    */
   arrived(timeoutMs: number): Promise<boolean> {
     return this.#job !== undefined ? this.#job.arrived(timeoutMs) : this.#sock.readable(timeoutMs);
+  }
+
+  /** Ends a wait of {@link arrived} on the socket in progress. */
+  wake(): void {
+    this.#sock.wake();
   }
 
   /** Gives the event loop a turn (a `poll` of the socket on Deno's blocking pool). */

@@ -24,6 +24,7 @@ import {
   NetlinkError,
   type Operation,
 } from "./errors.ts";
+import { Receiver } from "../ffi/prefetch.ts";
 import { type Socket, type SocketFactory, Source } from "./sockets.ts";
 import {
   AttrCursor,
@@ -65,9 +66,6 @@ export interface BatchError {
 /** How long an async exchange decodes before it gives the event loop a turn, in ms. */
 export const SLICE_MS = 4;
 
-/** How long an idle subscription waits before it looks at its stop signal again, in ms. */
-const IDLE_WAIT_MS = 100;
-
 const SKIP = Symbol("skip");
 const DONE = Symbol("done");
 
@@ -99,8 +97,10 @@ interface Batch {
 export interface Subscription {
   /** The messages; `"idle"`: await {@link wait} before going on. */
   messages: Generator<Message | Idle, void, undefined>;
-  /** Resolves when a message has arrived, or after a while. */
+  /** Resolves when a message has arrived (or the wait is woken, or the socket closed). */
   wait(): Promise<boolean>;
+  /** Ends a {@link wait} in progress. */
+  wake(): void;
 }
 
 /** One message the receive loop found, read in place. */
@@ -125,6 +125,9 @@ export class Transport {
   #closed = false;
   #onSocket: ((sock: Socket | undefined) => void) | undefined;
   #subscriptions = new Set<Socket>();
+  /** The receive-ahead worker, kept from one big dump to the next (with `keepWorker`). */
+  #receiver: Receiver | undefined;
+  #keepWorker: boolean;
   #cursor = new AttrCursor();
   #header = newHeader();
   /** The encoder requests are built in (reused: one request at a time). */
@@ -132,15 +135,19 @@ export class Transport {
 
   /**
    * A transport whose sockets come from `open`; `onSocket` hears of each
-   * socket it opens and drops (the handle's finaliser tracks them).
+   * socket it opens and drops (the handle's finaliser tracks them). With
+   * `keepWorker`, the receive-ahead worker of one big dump serves the next.
    */
   constructor(
     open: SocketFactory,
     timeoutMs: number,
     onSocket?: (sock: Socket | undefined) => void,
+    keepWorker = false,
   ) {
     this.#open = open;
     this.#timeoutMs = timeoutMs;
+    this.#keepWorker = keepWorker;
+    this.#receiver = keepWorker ? new Receiver() : undefined;
     this.#onSocket = onSocket;
     this.#seq = (Date.now() & 0x3fffffff) >>> 0;
     this.#sock = open("request");
@@ -170,11 +177,12 @@ export class Transport {
     this.#sock = undefined;
     for (const sock of this.#subscriptions) sock.close();
     this.#subscriptions.clear();
+    this.#receiver?.close();
   }
 
   /** A transport of its own (another socket from the same factory). */
   sibling(): Transport {
-    return new Transport(this.#open, this.#timeoutMs);
+    return new Transport(this.#open, this.#timeoutMs, undefined, this.#keepWorker);
   }
 
   /** The next sequence number (never 0). */
@@ -257,7 +265,14 @@ export class Transport {
       operation,
       seq,
       sock,
-      source: new Source(sock, operation, seq, this.#timeoutMs, options.prefetchAfter),
+      source: new Source(
+        sock,
+        operation,
+        seq,
+        this.#timeoutMs,
+        options.prefetchAfter,
+        this.#receiver,
+      ),
       replyType,
       decode,
       keep: options.keep,
@@ -504,8 +519,8 @@ export class Transport {
    * `messages` are each ctnetlink message sent to them (header in `h`),
    * `"overrun"` when the kernel dropped messages, and `"idle"` when nothing
    * is queued — then `await wait()` before going on: it resolves, without
-   * blocking, when a message arrives or after a while (to look at a stop
-   * signal again). The messages end when the transport is closed.
+   * blocking, when a message arrives, or `wake()` is called (a stop signal),
+   * or the socket is closed. The messages end when the transport is closed.
    */
   subscribe(
     groups: readonly number[],
@@ -544,7 +559,8 @@ export class Transport {
     }
     return {
       messages: messages(),
-      wait: () => subscriptions.has(sock) ? source.arrived(IDLE_WAIT_MS) : Promise.resolve(true),
+      wait: () => subscriptions.has(sock) ? source.arrived(-1) : Promise.resolve(true),
+      wake: () => source.wake(),
     };
   }
 }

@@ -187,6 +187,10 @@ export class FakeSocket implements Socket {
     });
   }
 
+  wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
   setReceiveBuffer(bytes: number): void {
     this.receiveBuffer = bytes;
   }
