@@ -54,14 +54,19 @@ export class Context {
     Object.assign(this, fields);
   }
 
-  /** A handle on the table in the namespace `--netns` names (or ctnl's own). */
-  open(): Conntrack {
+  /** Fails (exit 1, one line) unless ctnl may use FFI, which netlink needs. */
+  needFfi(): void {
     const state = Deno.permissions.querySync({ name: "ffi" }).state;
     if (state !== "granted") {
       throw new FailError(
         "needs FFI access to reach netlink: run it as `deno run --allow-ffi …` (or `deno task ctnl …`)",
       );
     }
+  }
+
+  /** A handle on the table in the namespace `--netns` names (or ctnl's own). */
+  open(): Conntrack {
+    this.needFfi();
     const netns = this.parsed.values.get("netns");
     return Conntrack.open(netns === undefined ? {} : { netns });
   }

@@ -201,6 +201,41 @@ export const OPTIONS = [
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
   },
+  // exp: exporter, --all-netns, --resync
+  {
+    key: "listen",
+    long: ["listen"],
+    value: true,
+    placeholder: "HOST:PORT",
+    help: "Where to serve HTTP (default 127.0.0.1:9883)",
+  },
+  {
+    key: "allNetns",
+    long: ["all-netns"],
+    value: false,
+    help: "Every network namespace (/run/netns and those of processes)",
+  },
+  { key: "byMark", long: ["by-mark"], value: false, help: "Also count entries by mark" },
+  {
+    key: "top",
+    long: ["top"],
+    value: true,
+    placeholder: "N",
+    help: "Also the N sources and destinations with most entries (≤ 1000)",
+  },
+  {
+    key: "countEvents",
+    long: ["count-events"],
+    value: false,
+    help: "Count events (new, update, destroy, overruns)",
+  },
+  {
+    key: "resync",
+    long: ["resync"],
+    value: false,
+    help: "Dump first, and dump again after lost events, printing the\n" +
+      "difference as events: the output then tracks the table exactly",
+  },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];
