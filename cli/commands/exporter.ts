@@ -83,9 +83,9 @@ async function run(ctx: Context): Promise<number> {
   const values = ctx.parsed.values;
   const { hostname, port } = parseListen(values.get("listen") ?? DEFAULT_LISTEN);
   const options: ExporterOptions = {
-    byMark: values.has("byMark"),
-    countEvents: values.has("countEvents"),
-    allNetns: values.has("allNetns"),
+    byMark: ctx.parsed.flags.has("byMark"),
+    countEvents: ctx.parsed.flags.has("countEvents"),
+    allNetns: ctx.parsed.flags.has("allNetns"),
   };
   const top = values.get("top");
   if (top !== undefined) options.topN = decimal("top", top, 1000, "count");
@@ -100,6 +100,10 @@ async function run(ctx: Context): Promise<number> {
   }
   ctx.needFfi();
   using exporter = MetricsExporter.open(options);
+  // One scrape before serving: a table that cannot be read fails here (exit
+  // 1), and a big one starts its receive-ahead worker now (Deno's new
+  // Worker holds the thread 10-100 ms), not during a request.
+  await exporter.scrape();
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
