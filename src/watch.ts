@@ -65,12 +65,8 @@ export type WatchEvent =
  * import { flowKey, newFlow } from "@ctnl/conntrack";
  * import { equal } from "node:assert/strict";
  *
- * const f = newFlow();
- * f.orig.src = "10.0.0.1";
- * f.orig.dst = "10.0.0.2";
- * f.orig.protocol = 17;
- * f.orig.srcPort = 5000;
- * f.orig.dstPort = 53;
+ * const f = newFlow("ipv4");
+ * f.orig = { ...f.orig, src: "10.0.0.1", dst: "10.0.0.2", protocol: 17, srcPort: 5000, dstPort: 53 };
  * equal(flowKey(f), "ipv4 17 10.0.0.1 10.0.0.2 5000 53 0");
  * ```
  */

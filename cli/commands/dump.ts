@@ -14,6 +14,7 @@ import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter)); // bad parameters are exit 2 before anything is opened
+  if (ctx.allNetns()) return ctx.dumpAllNetns(filter, stateMatcher(ctx.filters.state));
   using ct = ctx.open();
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
@@ -51,7 +52,7 @@ export const dump: Command = {
   words: ["dump", "list"],
   flags: ["-L", "--dump"],
   summary: "List entries, optionally filtered (conntrack -L)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS),
+  options: [...optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS), "allNetns"],
   help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
 Lists the entries of the conntrack table, as conntrack -L. Filters run in the

@@ -74,7 +74,7 @@ async function run(ctx: Context): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   let shown = 0;
   try {
-    for await (const event of ct.events(options)) {
+    for await (const event of ctx.eventStream(ct, options)) {
       if (event.type === "lost") {
         ctx.stderrLine(
           `ctnl: warning: We have hit ENOBUFS! We are losing events (${event.lost} overruns so far); the socket buffer is too small, see -b/--buffer-size`,
@@ -85,10 +85,11 @@ async function run(ctx: Context): Promise<number> {
       const flow = event.flow;
       if (keep !== undefined && !keep(flow)) continue;
       if (ctx.json) {
-        out.line(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`);
+        out.line(ctx.tagged(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`));
       } else {
         format.eventType = EVENT_PREFIX[event.type];
-        out.line(timestamp ? eventTime(flow) + formatFlow(flow, format) : formatFlow(flow, format));
+        const text = formatFlow(flow, format);
+        out.line(ctx.tagged(timestamp ? eventTime(flow) + text : text));
       }
       shown++;
     }
@@ -109,7 +110,7 @@ export const events: Command = {
   words: ["events"],
   flags: ["-E", "--event"],
   summary: "Watch entries being created, updated, destroyed (conntrack -E)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, EVENTS, OUTPUT),
+  options: [...optionKeys(DUMP_FILTER_OPTIONS, EVENTS, OUTPUT), "allNetns", "resync"],
   help:
     `Usage: ctnl events [FILTERS] [-e EVENTS] [-b BYTES] [OUTPUT OPTIONS]   (also: ctnl -E, --event)
 
