@@ -201,6 +201,22 @@ export const OPTIONS = [
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
   },
+  // summary (issue 14)
+  {
+    key: "by",
+    long: ["by"],
+    value: true,
+    placeholder: "KEY[,KEY…]",
+    help: "Group by these keys",
+  },
+  {
+    key: "sort",
+    long: ["sort"],
+    value: true,
+    placeholder: "KEY",
+    help: "Sort by",
+  },
+  { key: "top", long: ["top"], value: true, placeholder: "N", help: "Only the first N" },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];
