@@ -123,6 +123,20 @@ Deno.test("summary groups real traffic as conntrack -L | awk would", async () =>
     assert.deepEqual(marked.groups.map((g) => g.key.mark), ["42"]);
     const listed = (await conntrackList(ns)).filter((e) => e.mark === 42).length;
     assert.equal(marked.total.count, listed);
+    // --bytes-gt: counters only grow, so ctnl's count lies between two listings'.
+    const big = (entries: TextEntry[]) =>
+      entries.filter((e) => BigInt(e.orig.bytes ?? 0) + BigInt(e.reply.bytes ?? 0) > 500n).length;
+    const low = big(await conntrackList(ns));
+    const gt = JSON.parse(
+      (await ctnl(ns, ["summary", "--by", "proto", "--bytes-gt", "500", "--json"]))
+        .stdout,
+    ) as JsonSummary;
+    const high = big(await conntrackList(ns));
+    assert.ok(low > 0, "some flows moved more than 500 bytes");
+    assert.ok(
+      gt.total.count >= low && gt.total.count <= high,
+      `${low} <= ${gt.total.count} <= ${high}`,
+    );
   } finally {
     await ns.delete();
   }
@@ -193,6 +207,22 @@ Deno.test("summary prints an aligned table of entries made with conntrack -I", a
         "",
       ].join("\n"),
     );
+    // Ages: three more entries now; the seventeen above are older than 2 s.
+    await new Promise((r) => setTimeout(r, 2500));
+    for (let i = 1; i <= 3; i++) await add(`10.1.3.${i}`, "udp", 53);
+    const ages = async (args: string[]) =>
+      (JSON.parse(
+        (await ctnl(ns, ["summary", "--by", "family", "--json", ...args])).stdout,
+      ) as JsonSummary)
+        .total.count;
+    assert.equal(await ages(["--older-than", "2s"]), 17);
+    assert.equal(await ages(["--younger-than", "2"]), 3);
+    assert.equal(await ages(["--older-than", "1h"]), 0);
+    await ns.sysctl({ nf_conntrack_timestamp: 0 });
+    await add("10.1.4.1", "udp", 53);
+    const r = await ctnl(ns, ["summary", "--older-than", "1s"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /^ctnl: warning: 1 entries have no start timestamp and were left out/m);
     const v6 = JSON.parse(
       (await ctnl(ns, ["summary", "--by", "src/8/64", "--json", "-f", "ipv6"]))
         .stdout,
@@ -214,6 +244,8 @@ Deno.test("summary refuses bad parameters with exit 2 and one line", async () =>
         [["--sort", "size"], /^ctnl: invalid --sort "size" \(count, packets or bytes\)$/],
         [["--top", "0"], /^ctnl: invalid --top "0" \(a positive integer\)$/],
         [["--by", ""], /needs at least one key/],
+        [["--older-than", "5x"], /^ctnl: invalid duration "5x" for --older-than/],
+        [["--bytes-gt", "lots"], /^ctnl: invalid size "lots" for --bytes-gt/],
       ] as const
     ) {
       const r = await ctnl(ns, ["summary", ...args]);

@@ -17,6 +17,7 @@ import {
 } from "../../mod.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
+import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
 import { optionHelp } from "../options.ts";
 import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
@@ -101,15 +102,17 @@ function run(ctx: Context): number {
   checked(() => validateFilter(filter));
   const s = summarizer(ctx);
   const keep: ((flow: Flow) => boolean) | undefined = stateMatcher(ctx.filters.state);
+  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
   using ct = ctx.open();
   for (const flow of ct.dumpSync(filter)) {
-    if (keep === undefined || keep(flow)) s.add(flow);
+    if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }
   const result = s.result();
   const out = ctx.stdout();
   if (ctx.json) out.line(json(result));
   else printTable(out, result);
   out.flush();
+  for (const warning of extras.warnings()) ctx.stderrLine(warning);
   if (!ctx.json && !result.accounting && result.total.count > 0) {
     ctx.stderrLine(
       "ctnl: no packet or byte counters: accounting is off " +
@@ -140,7 +143,7 @@ export const summary: Command = {
   words: ["summary"],
   flags: [],
   summary: "Entries grouped by source, port, state, … with counts",
-  options: optionKeys(DUMP_FILTER_OPTIONS, SUMMARY_OPTIONS),
+  options: optionKeys(DUMP_FILTER_OPTIONS, EXTRA_OPTIONS, SUMMARY_OPTIONS),
   help: `Usage: ctnl summary [--by KEY[,KEY…]] [--sort count|packets|bytes] [--top N] [FILTERS]
 
 Groups the entries of the table (or those the filters select) and prints,
@@ -153,12 +156,14 @@ ${optionHelp(SUMMARY_OPTIONS)}
 
 Filters (as ctnl dump):
 ${optionHelp(DUMP_FILTER_OPTIONS)}
+${optionHelp(EXTRA_OPTIONS)}
 
 Examples:
   ctnl summary
   ctnl summary --by src --top 10
   ctnl summary --by src/24,dport -p tcp --sort bytes
   ctnl summary --by zone,proto --json
+  ctnl summary --by dst --older-than 1h --bytes-gt 10Mi
 `,
   run,
 };
