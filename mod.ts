@@ -96,6 +96,18 @@ export {
 } from "./src/protocols.ts";
 export type * from "./src/types.ts";
 export {
+  summarize,
+  summarizeAsync,
+  Summarizer,
+  type Summary,
+  SUMMARY_KEYS,
+  type SummaryGroup,
+  type SummaryKeyName,
+  type SummaryOptions,
+  type SummarySort,
+} from "./src/summary.ts";
+export { humanBytes, humanCount } from "./src/units.ts";
+export {
   collectMetrics,
   type ConntrackMetrics,
   type ExporterOptions,

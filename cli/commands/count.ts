@@ -45,7 +45,7 @@ export const count: Command = {
   flags: ["-C", "--count", "--counter"],
   summary: "Number of entries in the table (conntrack -C)",
   options: ["netns", "json", "allNetns"],
-  help: `Usage: ctnl count [--json] [--netns NAME|PATH | --all-netns]     (also: ctnl -C)
+  help: `Usage: ctnl count [--json] [--netns NAME|PATH] [--all-netns]     (also: ctnl -C)
 
 The number of entries in the table, as conntrack -C prints it.
 With --json: {"entries":N,"maxEntries":M} (M is nf_conntrack_max).

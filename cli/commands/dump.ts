@@ -64,6 +64,12 @@ ${optionHelp(DUMP_FILTER_OPTIONS)}
 
 Output:
 ${optionHelp(LISTING_OUTPUT_OPTIONS)}
+${
+    optionHelp([{
+      key: "allNetns",
+      help: "Every namespace's entries, each line starting\nnetns=NAME (docs/exporter.md)",
+    }])
+  }
 
 The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
 

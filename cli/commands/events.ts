@@ -129,6 +129,12 @@ ${optionHelp(DUMP_FILTER_OPTIONS)}
 
 Events:
 ${optionHelp(EVENTS)}
+${
+      optionHelp(["resync", {
+        key: "allNetns",
+        help: "Every namespace's events, each line starting\nnetns=NAME (docs/exporter.md)",
+      }])
+    }
 
 Output:
 ${optionHelp(OUTPUT)}

@@ -155,7 +155,7 @@ const OPTIONS: readonly OptionHelp[] = [
   "netns",
   "allNetns",
   "byMark",
-  "top",
+  { key: "top", help: "Also the N sources and destinations with most entries (≤ 1000)" },
   "countEvents",
   "bufferSize",
 ];
