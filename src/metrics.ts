@@ -146,6 +146,22 @@ function sortedCounts(map: Map<number, number>): KeyCount<number>[] {
 }
 
 /**
+ * The expectation table's size, from `ct.expectations.count()` where the
+ * handle has that (the expectation table's API, issue 13); undefined
+ * without it or when the count fails.
+ */
+async function countExpectations(ct: Conntrack): Promise<number | undefined> {
+  const table = (ct as unknown as { expectations?: { count?: () => Promise<number> } })
+    .expectations;
+  if (typeof table?.count !== "function") return undefined;
+  try {
+    return await table.count();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Collects one table's metrics: the counters (entries, limit, per-CPU
  * statistics) and, unless `countersOnly`, a streaming dump (`ct.dump()`,
  * which waits for the kernel without holding the event loop) counted by
@@ -201,6 +217,7 @@ export async function collectMetrics(
     }
   }
   const [global, cpus] = await Promise.all([ct.globalStats(), ct.stats()]);
+  const expectations = await countExpectations(ct);
   const flows: FlowCount[] = [...states].sort((a, b) => a[0] - b[0]).map(([k, count]) => {
     const number = (k >> 8) & 0xff;
     return {
@@ -214,7 +231,7 @@ export async function collectMetrics(
     entries: global.entries,
     maxEntries: global.maxEntries,
     cpus,
-    expectations: undefined,
+    expectations,
     flows,
     zones: zones === undefined ? undefined : sortedCounts(zones),
     marks: marks === undefined ? undefined : sortedCounts(marks),

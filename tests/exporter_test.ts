@@ -122,7 +122,21 @@ Deno.test("ctnl exporter scraped by a real Prometheus equals conntrack -C, -S an
       "--listen",
       EXPORTER,
       "--by-mark",
+      "--count-events",
     ], `serving http://${EXPORTER}/metrics`);
+    // Events the exporter counts: 7 new, 2 destroyed (the traffic is quiet by now).
+    {
+      using ct = Conntrack.open({ netns: ns.name });
+      const udp = (i: number) => ({
+        src: "10.54.0.1",
+        dst: "10.54.0.2",
+        protocol: "udp",
+        srcPort: 100 + i,
+        dstPort: 7,
+      });
+      for (let i = 0; i < 7; i++) await ct.create({ orig: udp(i), timeout: 600 });
+      for (let i = 0; i < 2; i++) await ct.delete(udp(i));
+    }
     await Deno.writeTextFile(
       `${dir}/prometheus.yml`,
       `global:
@@ -201,6 +215,13 @@ scrape_configs:
         const sum = await query(ns, `conntrack_stat_${name}_total{job="${job}"}`);
         assert.equal(sum.get("{}"), want, `conntrack_stat_${name}_total of job ${job}`);
       }
+      const events = await query(ns, `conntrack_events_total{job="${job}"}`);
+      assert.deepEqual(
+        events,
+        new Map([['{"type":"new"}', 7], ['{"type":"update"}', 0], ['{"type":"destroy"}', 2]]),
+      );
+      const overruns = await query(ns, `conntrack_events_overruns_total{job="${job}"}`);
+      assert.equal(overruns.get("{}"), 0);
       const cpus = await query(ns, `conntrack_cpu_stat_found_total{job="${job}"}`);
       assert.equal(cpus.size, stats.trim().split("\n").length, "one series per CPU");
     }
