@@ -124,6 +124,9 @@ export interface ConntrackMetrics {
   durationSeconds: number;
 }
 
+/** How long counting may hold the event loop before it gives other tasks a turn, in ms. */
+const TURN_MS = 4;
+
 /** How a flow's state is counted: family, protocol, state number packed in one number. */
 function flowKey(flow: Flow): number {
   const state = (flow.tcp ?? flow.sctp ?? flow.dccp)?.state ?? 255;
@@ -197,8 +200,14 @@ export async function collectMetrics(
   let interrupted = false;
   if (options.countersOnly !== true) {
     try {
+      let turn = performance.now();
       for await (const flow of ct.dump()) {
-        dumped++;
+        // Counting a batch the dump hands over at once must not hold the
+        // event loop either: a turn every few milliseconds.
+        if ((++dumped & 255) === 0 && performance.now() - turn > TURN_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          turn = performance.now();
+        }
         const k = flowKey(flow);
         const n = states.get(k);
         if (n === undefined) {

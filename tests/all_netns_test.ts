@@ -18,6 +18,7 @@ import {
   MetricsExporter,
   type NetnsChange,
 } from "../mod.ts";
+import { killChild, readJsonLines } from "./_child.ts";
 import { must, Netns } from "./_ns.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -129,18 +130,9 @@ Deno.test("ctnl events --all-netns: a namespace created while it runs is followe
       stderr: "inherit",
     }).spawn();
     const events: { netns: string; src: string; port: number }[] = [];
-    const reading = (async () => {
-      let rest = "";
-      for await (const chunk of proc!.stdout.pipeThrough(new TextDecoderStream())) {
-        rest += chunk;
-        const lines = rest.split("\n");
-        rest = lines.pop()!;
-        for (const l of lines) {
-          const o = JSON.parse(l);
-          events.push({ netns: o.netns, src: o.orig.src, port: o.orig.srcPort });
-        }
-      }
-    })();
+    const reading = readJsonLines(proc.stdout, (o) => {
+      events.push({ netns: o.netns ?? "", src: o.orig.src, port: o.orig.srcPort ?? 0 });
+    });
     /** Makes entries in `ns` until one shows up in the stream (it is being followed). */
     let port = 2000;
     const followed = async (ns: Netns, tag: number) => {
@@ -185,12 +177,7 @@ Deno.test("ctnl events --all-netns: a namespace created while it runs is followe
       [made[0]!.name, made[0]!.name, made[0]!.name, late.name, late.name].sort(),
     );
   } finally {
-    if (proc !== undefined) {
-      try {
-        proc.kill("SIGKILL");
-      } catch { /* gone */ }
-      await proc.status;
-    }
+    await killChild(proc);
     for (const ns of made) await ns.delete();
   }
 });

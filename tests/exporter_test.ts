@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import { Conntrack, type CreateSpec } from "../mod.ts";
+import { killChild } from "./_child.ts";
 import { parseConntrackOutput } from "./_conntrack_text.ts";
 import { Netns, run } from "./_ns.ts";
 import { trafficNamespace } from "./_traffic.ts";
@@ -90,6 +91,12 @@ async function query(ns: Netns, promql: string): Promise<Map<string, number>> {
   return out;
 }
 
+/** Starts `ctnl exporter --listen EXPORTER ARGS` in `ns` (killed by `ns.delete()`). */
+async function startExporter(ns: Netns, args: string[]): Promise<void> {
+  const cmd = [Deno.execPath(), "run", "-A", CLI, "exporter", "--listen", EXPORTER, ...args];
+  await ns.spawn(cmd, `serving http://${EXPORTER}/metrics`);
+}
+
 async function waitFor(what: string, ms: number, ok: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -113,17 +120,7 @@ Deno.test("ctnl exporter scraped by a real Prometheus equals conntrack -C, -S an
       using ct = Conntrack.open({ netns: ns.name });
       assert.equal(await ct.createMany(extraEntries()), 60);
     }
-    await ns.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      CLI,
-      "exporter",
-      "--listen",
-      EXPORTER,
-      "--by-mark",
-      "--count-events",
-    ], `serving http://${EXPORTER}/metrics`);
+    await startExporter(ns, ["--by-mark", "--count-events"]);
     // Events the exporter counts: 7 new, 2 destroyed (the traffic is quiet by now).
     {
       using ct = Conntrack.open({ netns: ns.name });
@@ -246,12 +243,7 @@ scrape_configs:
     assert.equal((await get(ns, `http://${EXPORTER}/healthz`)).trim(), "ok");
     assert.ok((await get(ns, `http://${EXPORTER}/`)).includes('href="/metrics"'));
   } finally {
-    if (prometheus !== undefined) {
-      try {
-        prometheus.kill("SIGKILL");
-      } catch { /* gone */ }
-      await prometheus.status;
-    }
+    await killChild(prometheus);
     await ns.delete();
     await Deno.remove(dir, { recursive: true });
   }
@@ -280,17 +272,7 @@ Deno.test("ctnl exporter: /healthz answers during a scrape of 200,000 entries; c
       };
       assert.equal(await ct.createMany(specs()), n);
     }
-    await ns.spawn([
-      Deno.execPath(),
-      "run",
-      "-A",
-      CLI,
-      "exporter",
-      "--listen",
-      EXPORTER,
-      "--top",
-      "3",
-    ], `serving http://${EXPORTER}/metrics`);
+    await startExporter(ns, ["--top", "3"]);
     const probeOnce = async (concurrent: number) => {
       const out = await ns.exec([
         Deno.execPath(),

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { Conntrack, type CreateSpec, flowKey, newFlow, watch, type WatchEvent } from "../mod.ts";
 import { parseConntrackOutput, type TextEntry } from "./_conntrack_text.ts";
+import { killChild, readJsonLines } from "./_child.ts";
 import { Netns } from "./_ns.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -153,26 +154,17 @@ Deno.test("ctnl events --resync --json: applying its lines gives the table after
     let last = Date.now();
     let ready: (() => void) | undefined;
     const started = new Promise<void>((resolve) => ready = resolve);
-    const reading = (async () => {
-      let rest = "";
-      for await (const chunk of proc!.stdout.pipeThrough(new TextDecoderStream())) {
-        rest += chunk;
-        const lines = rest.split("\n");
-        rest = lines.pop()!;
-        for (const line of lines) {
-          last = Date.now();
-          const e = JSON.parse(line);
-          if (e.resync === true) resynced++;
-          const o = e.orig;
-          const k = `${e.family} ${o.protocol} ${o.src} ${o.dst} ${o.srcPort ?? o.icmpId ?? ""} ${
-            o.dstPort ?? (o.icmpType === undefined ? "" : `${o.icmpType}/${o.icmpCode}`)
-          } ${e.zone ?? 0}`;
-          if (e.event === "destroy") mirror.delete(k);
-          else mirror.set(k, `${e.id} ${e.mark ?? 0} ${e.tcp?.stateName ?? ""}`);
-          ready?.();
-        }
-      }
-    })();
+    const reading = readJsonLines(proc.stdout, (e) => {
+      last = Date.now();
+      if (e.resync === true) resynced++;
+      const o = e.orig;
+      const k = `${e.family} ${o.protocol} ${o.src} ${o.dst} ${o.srcPort ?? o.icmpId ?? ""} ${
+        o.dstPort ?? (o.icmpType === undefined ? "" : `${o.icmpType}/${o.icmpCode}`)
+      } ${e.zone ?? 0}`;
+      if (e.event === "destroy") mirror.delete(k);
+      else mirror.set(k, `${e.id} ${e.mark ?? 0} ${e.tcp?.stateName ?? ""}`);
+      ready?.();
+    });
     const stderr = new Response(proc.stderr).text();
     await started; // the first dump's line for the entry made before
     const changes = await churn(load, 10, 2000);
@@ -189,12 +181,7 @@ Deno.test("ctnl events --resync --json: applying its lines gives the table after
     assert.equal((await proc.status).code, 0);
     proc = undefined;
   } finally {
-    if (proc !== undefined) {
-      try {
-        proc.kill("SIGKILL");
-      } catch { /* gone */ }
-      await proc.status;
-    }
+    await killChild(proc);
     await ns.delete();
   }
 });
