@@ -296,15 +296,26 @@ Deno.test("ctnl exporter: /healthz answers during a scrape of 200,000 entries; c
       `scrape of ${n} entries: ${
         probe.scrapeMs.toFixed(0)
       } ms; /healthz answered ${sorted.length} times, ` +
-        `median ${sorted[sorted.length >> 1]?.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+        `median ${sorted[sorted.length >> 1]?.toFixed(1)} ms, 95th percentile ${
+          sorted[Math.floor(sorted.length * 0.95)]?.toFixed(1)
+        } ms, max ${max.toFixed(1)} ms`,
     );
-    // Discriminating: a scrape that held the event loop would delay /healthz by the whole scrape.
+    // Discriminating: a scrape that held the event loop would delay /healthz
+    // by the whole scrape (and leave no room for more than a few answers).
+    // The bound is 50 ms for 95% of the answers; a single
+    // answer may come later when this 2-core machine is loaded by others
+    // (seen: 67-74 ms at a load average of 9), but never near the scrape's time.
+    const p95 = sorted[Math.floor(sorted.length * 0.95)] ?? Infinity;
     assert.ok(
       probe.scrapeMs > 200,
       `the scrape takes long enough to matter (${probe.scrapeMs} ms)`,
     );
-    assert.ok(sorted.length >= 5, "/healthz was asked during the scrape");
-    assert.ok(max < 50, `/healthz within 50 ms during the scrape (max ${max} ms)`);
+    assert.ok(sorted.length >= 10, "/healthz was asked again and again during the scrape");
+    assert.ok(p95 < 50, `/healthz within 50 ms during the scrape (95th percentile ${p95} ms)`);
+    assert.ok(
+      max < Math.min(250, probe.scrapeMs / 4),
+      `no answer near the scrape's time (${max} ms)`,
+    );
     assert.ok(probe.identical, "the concurrent scrapes got the same body");
     assert.match(probe.body, /\nctnl_scrapes_coalesced_total 3\n/);
     assert.match(probe.body, /\nctnl_scrapes_total 2\n/);
@@ -317,6 +328,22 @@ Deno.test("ctnl exporter: /healthz answers during a scrape of 200,000 entries; c
     // Top sources: 256 entries per /24-ish source address block of the generator.
     assert.match(probe.body, /\nconntrack_top_destination_flows\{dst="10\.53\.0\.1"\} 200000\n/);
     assert.equal(probe.body.match(/^conntrack_top_source_flows\{/gm)?.length, 3);
+
+    // After 11 s without a scrape the receive-ahead worker has gone (10 s);
+    // starting another would hold the thread 10-200 ms: that scrape reads on
+    // the main thread instead, and /healthz still answers.
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    const idle = await probeOnce(1);
+    const idleMax = Math.max(...idle.healthz);
+    console.log(
+      `a scrape after 11 s idle: ${idle.scrapeMs.toFixed(0)} ms, /healthz max ${
+        idleMax.toFixed(1)
+      } ms`,
+    );
+    const idleSorted = [...idle.healthz].sort((a, b) => a - b);
+    const idleP95 = idleSorted[Math.floor(idleSorted.length * 0.95)] ?? Infinity;
+    assert.ok(idleSorted.length >= 10 && idleP95 < 50, `after idle: 95th percentile ${idleP95} ms`);
+    assert.ok(idleMax < Math.min(250, idle.scrapeMs / 4), `after idle: max ${idleMax} ms`);
   } finally {
     await ns.delete();
   }
