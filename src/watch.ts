@@ -104,6 +104,8 @@ function differs(a: Flow, b: Flow): boolean {
 export class TableWatch implements AsyncIterableIterator<WatchEvent> {
   readonly #table = new Map<string, Flow>();
   readonly #gen: AsyncGenerator<WatchEvent, undefined, undefined>;
+  /** Aborted by {@link return}: ends an event wait that a pending `next()` is in. */
+  readonly #stop = new AbortController();
   #losses = 0;
   #resyncs = 0;
 
@@ -137,8 +139,9 @@ export class TableWatch implements AsyncIterableIterator<WatchEvent> {
     return this.#gen.next();
   }
 
-  /** Stops watching (the event socket is closed). */
+  /** Stops watching (the event socket is closed), also while a `next()` waits for an event. */
   async return(): Promise<IteratorResult<WatchEvent, undefined>> {
+    this.#stop.abort();
     await this.#gen.return(undefined);
     return { value: undefined, done: true };
   }
@@ -213,7 +216,10 @@ export class TableWatch implements AsyncIterableIterator<WatchEvent> {
     if ("noEnobufs" in options && (options as EventOptions).noEnobufs === true) {
       throw new ArgumentError("noEnobufs", true, "a mirror cannot tell its losses without ENOBUFS");
     }
-    const events = ct.events({ ...options, types: ["new", "update", "destroy"] });
+    const signal = options.signal === undefined
+      ? this.#stop.signal
+      : AbortSignal.any([options.signal, this.#stop.signal]);
+    const events = ct.events({ ...options, signal, types: ["new", "update", "destroy"] });
     // The first next() subscribes before it waits: nothing that changes
     // after this line can fall between the dump below and the stream.
     let pending = events.next();
