@@ -95,3 +95,4 @@ export {
   TCP_STATES,
 } from "./src/protocols.ts";
 export type * from "./src/types.ts";
+export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
