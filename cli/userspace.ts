@@ -5,7 +5,7 @@
  * 1.4.7 finds it (`get_progname`): the socket's inode from
  * `/proc/net/netlink`, then the process with `socket:[INODE]` among its
  * file descriptors (first the one whose pid is the port id), then the
- * name in its `/proc/PID/stat`. Needs read access to `/proc`; without it
+ * name in its `/proc/PID/stat`. Deno opens `/proc` only with `--allow-all`; without it
  * (or for a process gone meanwhile) the suffix has no progname, as with
  * conntrack when it cannot tell.
  *

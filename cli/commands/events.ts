@@ -25,7 +25,8 @@ const OUTPUT: readonly OptionHelp[] = [
       "it is printed; <when> with xml), save (-A/-U/-D lines),\n" +
       "xml, userspace (accepted: an event a program caused\n" +
       'always ends in " [USERSPACE] portid=N progname=NAME",\n' +
-      "as with conntrack 1.4.7; progname needs --allow-read=/proc)",
+      "as with conntrack 1.4.7; progname needs --allow-all:\n" +
+      "Deno opens /proc only with it)",
   },
   {
     key: "json",
