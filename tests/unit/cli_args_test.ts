@@ -228,7 +228,11 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [["update", ...UDP.with(3, "fd00::1"), "-m", "1"], 2, "is ipv6 but dst"],
   [["update", "-f", "ipv6", ...UDP, "-m", "1"], 2, "-f/--family ipv6 does not match"],
   [["update", "-m", "1", "-s", A, "-s", B], 2, "option -s/--src given twice"],
-  [["help", "frob"], 2, "(try dump, get, stats, count, events, delete, flush, create or update)"],
+  [
+    ["help", "frob"],
+    2,
+    "(try dump, get, stats, count, events, delete, flush, create, update or load)",
+  ],
   [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, events, delete,'],
 ];
 
