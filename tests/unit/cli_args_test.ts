@@ -231,9 +231,9 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [
     ["help", "frob"],
     2,
-    "(try dump, get, stats, count, events, delete, flush, create, update or load)",
+    "(try dump, get, stats, count, summary, events, delete, flush, create, update or load)",
   ],
-  [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, events, delete,'],
+  [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, summary, events, delete,'],
 ];
 
 /** Runs the bad inputs: nothing on stdout, the exit code, one stderr line with the fragment. */
