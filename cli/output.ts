@@ -183,3 +183,30 @@ export function listing(
     },
   };
 }
+
+/**
+ * The line of an entry that get, delete or update prints with `-o save` or
+ * `-o xml`, as conntrack prints it: save lines start with `-D` for a
+ * deleted entry, else `-A`; XML has no header, but for get, which has one
+ * and no footer (conntrack prints `</conntrack>` only after a listing).
+ * Undefined without those keywords.
+ */
+export function commandOutput(
+  outputs: ReadonlySet<string>,
+  command: string | undefined,
+  format: FormatOptions,
+): ((flow: Flow) => string) | undefined {
+  if (outputs.has("save")) {
+    const type = command === "delete" ? "destroy" : "new";
+    return (flow) => formatSave(flow, type);
+  }
+  if (!outputs.has("xml")) return undefined;
+  const options: XmlOptions = { ktimestamp: format.ktimestamp, labelNames: format.labelNames };
+  let header = command === "get";
+  return (flow) => {
+    const xml = formatXml(flow, options);
+    if (!header) return xml;
+    header = false;
+    return `${XML_HEADER}\n${xml}`;
+  };
+}

@@ -135,6 +135,44 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
       );
     });
 
+    await t.step(
+      "get, update, delete -o save and -o xml: conntrack -G, -U, -D's bytes",
+      async () => {
+        const e = [
+          "-p",
+          "udp",
+          "-s",
+          "10.6.0.1",
+          "-d",
+          "10.6.0.2",
+          "--sport",
+          "1",
+          "--dport",
+          "53",
+        ];
+        const cases = [["get", "-G", []], ["update", "-U", ["-m", "7"]], [
+          "delete",
+          "-D",
+          [],
+        ]] as const;
+        for (const o of ["save", "xml"]) {
+          for (const [command, flag, extra] of cases) {
+            const outputs: string[] = [];
+            for (const tool of ["ctnl", "conntrack"]) {
+              await ns.run(["conntrack", "-D", ...e]);
+              await ns.exec(["conntrack", "-I", ...e, "-t", "100"]);
+              const r = tool === "ctnl"
+                ? await run([...CTNL, "--netns", ns.name, command, ...e, ...extra, "-o", o])
+                : await ns.run(["conntrack", flag, ...e, ...extra, "-o", o]);
+              assert.equal(r.code, 0, `${tool} ${command} -o ${o}: ${r.stderr}`);
+              outputs.push(r.stdout.replace(/<id>\d+/, "<id>N"));
+            }
+            assertSame(outputs[0]!, outputs[1]!, `${command} -o ${o}`);
+          }
+        }
+      },
+    );
+
     await t.step("load: the man page's zone copy, as conntrack -R", async () => {
       const copy = (tool: string) =>
         `${ctnlSh} dump -w 7 -o save | sed 's/-w 7/-w ${tool === "ctnl" ? 12 : 13}/' | ${
