@@ -7,7 +7,15 @@
  * @module
  */
 
-import { CT_STATUS, DCCP_STATES, type Flow, SCTP_STATES, TCP_STATES, type Tuple } from "../mod.ts";
+import {
+  CT_STATUS,
+  DCCP_STATES,
+  type Flow,
+  protocolInfo,
+  SCTP_STATES,
+  TCP_STATES,
+  type Tuple,
+} from "../mod.ts";
 import { UsageError } from "./errors.ts";
 
 /** The event type a save line starts with: `-A` (new, and every listed entry), `-U`, `-D`. */
@@ -42,21 +50,6 @@ function saveStatus(status: number): string {
 }
 
 /**
- * conntrack-tools' protocol handlers, by number: the name `-p` prints and the
- * option names of their fields. Other protocols print `-p NUMBER`.
- */
-const HANDLERS: ReadonlyMap<number, string> = new Map([
-  [6, "tcp"],
-  [17, "udp"],
-  [136, "udplite"],
-  [132, "sctp"],
-  [33, "dccp"],
-  [1, "icmp"],
-  [58, "icmpv6"],
-  [47, "gre"],
-]);
-
-/**
  * A state name as conntrack's `val_mapping[state]` prints it: tables of
  * TCP_CONNTRACK_MAX, SCTP_CONNTRACK_MAX (named up to SHUTDOWN_ACK_SENT) and
  * DCCP_CONNTRACK_MAX entries; an unnamed slot is printf's `(null)`.
@@ -84,50 +77,37 @@ function ports(s: string, orig: Tuple, reply: Tuple, names: readonly string[]): 
 const PORT_NAMES = ["--sport", "--dport", "--reply-port-src", "--reply-port-dst"];
 const KEY_NAMES = ["--srckey", "--dstkey", "--reply-key-src", "--reply-key-dst"];
 
-/** The protocol's part: `-p NAME` and its handler's fields. */
+/**
+ * The protocol's part: `-p NAME` and its fields for the protocols
+ * conntrack-tools has a handler for (those with fields in the tuple),
+ * else `-p NUMBER`.
+ */
 function protocolText(flow: Flow): string {
   const orig = flow.orig, reply = flow.reply;
   const p = orig.protocol ?? 0;
-  const name = HANDLERS.get(p);
-  if (name === undefined) return ` -p ${p}`;
+  const { name, tuple } = protocolInfo(p);
+  if (tuple === "none") return ` -p ${p}`;
   let s = ` -p ${name}`;
-  switch (p) {
-    case 6:
-      s = ports(s, orig, reply, PORT_NAMES);
-      if (flow.tcp) s += ` --state ${stateName(TCP_STATES, 10, flow.tcp.state)}`;
-      return s;
-    case 132: {
-      s = ports(s, orig, reply, PORT_NAMES);
-      const sctp = flow.sctp;
-      if (sctp) {
-        s += ` --state ${stateName(SCTP_SAVE_STATES, 10, sctp.state)}`;
-        // Printed through ntohl() once more than the value was read with: byte-swapped.
-        if (sctp.vtagOrig !== undefined) s += ` --orig-vtag ${swap32(sctp.vtagOrig)}`;
-        if (sctp.vtagReply !== undefined) s += ` --reply-vtag ${swap32(sctp.vtagReply)}`;
-      }
-      return s;
-    }
-    case 33: {
-      s = ports(s, orig, reply, PORT_NAMES);
-      const dccp = flow.dccp;
-      if (dccp) {
-        s += ` --state ${stateName(DCCP_STATES, 10, dccp.state)}`;
-        if (dccp.role !== undefined) s += ` --role ${stateName(DCCP_ROLES, 2, dccp.role)}`;
-      }
-      return s;
-    }
-    case 47:
-      return ports(s, orig, reply, KEY_NAMES);
-    case 1:
-    case 58: {
-      const v = p === 58 ? "v6" : "";
-      if (orig.icmpType !== undefined) s += ` --icmp${v}-type ${orig.icmpType}`;
-      if (orig.icmpCode !== undefined) s += ` --icmp${v}-code ${orig.icmpCode}`;
-      if (orig.icmpId !== undefined) s += ` --icmp${v}-id ${orig.icmpId}`;
-      return s;
-    }
+  if (tuple === "icmp") {
+    const v = p === 58 ? "v6" : "";
+    if (orig.icmpType !== undefined) s += ` --icmp${v}-type ${orig.icmpType}`;
+    if (orig.icmpCode !== undefined) s += ` --icmp${v}-code ${orig.icmpCode}`;
+    if (orig.icmpId !== undefined) s += ` --icmp${v}-id ${orig.icmpId}`;
+    return s;
   }
-  return ports(s, orig, reply, PORT_NAMES);
+  s = ports(s, orig, reply, tuple === "keys" ? KEY_NAMES : PORT_NAMES);
+  const { tcp, sctp, dccp } = flow;
+  if (tcp) s += ` --state ${stateName(TCP_STATES, 10, tcp.state)}`;
+  else if (sctp) {
+    s += ` --state ${stateName(SCTP_SAVE_STATES, 10, sctp.state)}`;
+    // Printed through ntohl() once more than the value was read with: byte-swapped.
+    if (sctp.vtagOrig !== undefined) s += ` --orig-vtag ${swap32(sctp.vtagOrig)}`;
+    if (sctp.vtagReply !== undefined) s += ` --reply-vtag ${swap32(sctp.vtagReply)}`;
+  } else if (dccp) {
+    s += ` --state ${stateName(DCCP_STATES, 10, dccp.state)}`;
+    if (dccp.role !== undefined) s += ` --role ${stateName(DCCP_ROLES, 2, dccp.role)}`;
+  }
+  return s;
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 
 import type { Flow, Tuple } from "../mod.ts";
-import { CT_STATUS, TCP_STATES } from "../mod.ts";
+import { CT_STATUS, protocolInfo, TCP_STATES } from "../mod.ts";
 
 /** The two lines conntrack prints before the first flow. */
 export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>';
@@ -29,36 +29,20 @@ export interface XmlOptions {
   now?: number | undefined;
 }
 
-/** libnetfilter_conntrack's `proto2str`: the protocols it names, "unknown" for the rest. */
-const PROTO_NAMES: ReadonlyMap<number, string> = new Map([
-  [6, "tcp"],
-  [17, "udp"],
-  [136, "udplite"],
-  [1, "icmp"],
-  [58, "icmpv6"],
-  [132, "sctp"],
-  [47, "gre"],
-  [33, "dccp"],
-]);
+/** `<layer4 …>` by protocol number: `proto2str` names the protocols with fields in the tuple. */
+const LAYER4: readonly string[] = Array.from({ length: 256 }, (_, n) => {
+  const { name, tuple } = protocolInfo(n);
+  return `<layer4 protonum="${n}" protoname="${tuple === "none" ? "unknown" : name}">`;
+});
 
-/** `<layer4 …>` by protocol number, computed once. */
-const LAYER4: readonly string[] = Array.from(
-  { length: 256 },
-  (_, n) => `<layer4 protonum="${n}" protoname="${PROTO_NAMES.get(n) ?? "unknown"}">`,
-);
-
+/** The tuple's layer-4 elements: ports, or GRE keys in hex; none for the others (ICMP too). */
 function layer4Fields(t: Tuple): string {
-  switch (t.protocol) {
-    case 6:
-    case 17:
-    case 136:
-    case 132:
-    case 33:
-      return `<sport>${t.srcPort ?? 0}</sport><dport>${t.dstPort ?? 0}</dport>`;
-    case 47:
-      return `<srckey>0x${(t.srcPort ?? 0).toString(16)}</srckey><dstkey>0x${
-        (t.dstPort ?? 0).toString(16)
-      }</dstkey>`;
+  const src = t.srcPort ?? 0, dst = t.dstPort ?? 0;
+  switch (protocolInfo(t.protocol ?? 0).tuple) {
+    case "ports":
+      return `<sport>${src}</sport><dport>${dst}</dport>`;
+    case "keys":
+      return `<srckey>0x${src.toString(16)}</srckey><dstkey>0x${dst.toString(16)}</dstkey>`;
   }
   return "";
 }

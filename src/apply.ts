@@ -17,8 +17,7 @@ import {
   type EntryRef,
   type FlowChanges,
 } from "./request.ts";
-import type { Batch } from "./bulk.ts";
-import { describeRef } from "./bulk.ts";
+import { type Batch, describeRef, packBatches } from "./bulk.ts";
 import type { Transport } from "./transport.ts";
 
 /**
@@ -111,52 +110,24 @@ function subjectOf(change: BulkChange): string {
  * a batch returns how many changes the kernel accepted; each refusal goes
  * to `onError`, or, without it, the first is thrown.
  */
-export function* applyBatches(
+export function applyBatches(
   transport: Transport,
   changes: Iterable<BulkChange>,
   options: ApplyManyOptions,
 ): Generator<Batch<number>, void, undefined> {
   const batchSize = checkUint(options.batchSize ?? 256, 65535, "batchSize") || 1;
   const onError = options.onError;
-  let buffer = new Uint8Array(64 * 1024);
-  let used = 0, index = 0, firstSeq = 0;
-  let pending: BulkChange[] = [];
-  const take = (): Batch<number> => {
-    const first = index - pending.length, from = firstSeq, batchChanges = pending;
-    pending = [];
-    const bytes = buffer.slice(0, used);
-    used = 0;
-    return {
-      bytes,
-      firstSeq: from,
-      count: batchChanges.length,
-      settle(errors) {
-        for (const e of errors) {
-          const rel = (e.seq - from) >>> 0;
-          const change = batchChanges[rel]!;
-          const error = new NetlinkError(kindOf(change), e.errno, { extAck: e.extAck, seq: e.seq })
-            .about(subjectOf(change));
-          if (onError === undefined) throw error;
-          onError(error, first + rel);
-        }
-        return batchChanges.length - errors.length;
-      },
-    };
-  };
-  for (const change of changes) {
-    const seq = transport.nextSeq();
-    if (pending.length === 0) firstSeq = seq;
-    const msg = encode(transport, change, seq, `changes[${index}]`);
-    if (used + msg.byteLength > buffer.byteLength) {
-      const bigger = new Uint8Array(Math.max(buffer.byteLength * 2, used + msg.byteLength));
-      bigger.set(buffer.subarray(0, used));
-      buffer = bigger;
+  const request = (change: BulkChange, seq: number, index: number) =>
+    encode(transport, change, seq, `changes[${index}]`);
+  return packBatches(transport, changes, batchSize, request, (items, first, from, errors) => {
+    for (const e of errors) {
+      const rel = (e.seq - from) >>> 0;
+      const change = items[rel]!;
+      const error = new NetlinkError(kindOf(change), e.errno, { extAck: e.extAck, seq: e.seq })
+        .about(subjectOf(change));
+      if (onError === undefined) throw error;
+      onError(error, first + rel);
     }
-    buffer.set(msg, used);
-    used += msg.byteLength;
-    pending.push(change);
-    index++;
-    if (pending.length >= batchSize) yield take();
-  }
-  if (pending.length > 0) yield take();
+    return items.length - errors.length;
+  });
 }

@@ -12,7 +12,14 @@ import type { BulkChange, Conntrack, DumpFilter, Flow, FlushOptions } from "../.
 import { NetlinkError, tupleSpecOf, validateFilter } from "../../mod.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
-import { type CommandSyntax, optionHelp, optionName, type Parsed, Parser } from "../options.ts";
+import {
+  type CommandSyntax,
+  optionHelp,
+  optionName,
+  type Parsed,
+  Parser,
+  TUPLE_OPTIONS,
+} from "../options.ts";
 import { type Command, Context, stateMatcher, SUMMARY_PREFIX } from "../context.ts";
 import { type Changes, changesFor, parseChanges } from "../changes.ts";
 import { splitLine } from "../save.ts";
@@ -101,22 +108,7 @@ function tupleOnly(parsed: Parsed): boolean {
   return parsed.lists.size === 0 && parsed.flags.size === 0;
 }
 
-const TUPLE_KEYS = new Set([
-  "proto",
-  "src",
-  "dst",
-  "replySrc",
-  "replyDst",
-  "sport",
-  "dport",
-  "replySport",
-  "replyDport",
-  "icmpType",
-  "icmpCode",
-  "icmpId",
-  "zone",
-  "family",
-]);
+const TUPLE_KEYS = new Set<string>([...TUPLE_OPTIONS, "zone", "family"]);
 
 /** One line's step; a bad line is a {@link UsageError} (or an argument error) with conntrack's wording where it has one. */
 function parseLine(args: string[], line: number, ctx: Context): Step {
