@@ -41,9 +41,6 @@ export interface FormatOptions {
   labelNames?: readonly (string | undefined)[];
 }
 
-/** libnetfilter_conntrack's SCTP state names: the kernel's up to SHUTDOWN_ACK_SENT (later ones print NONE). */
-const SCTP_PRINT_STATES = SCTP_STATES.slice(0, 8);
-
 function pad8(name: string): string {
   return name.length >= 8 ? name : name + "        ".slice(name.length);
 }
@@ -141,7 +138,7 @@ export function formatFlow(flow: Flow, options: FormatOptions = {}): string {
   s += L4_PREFIX[flow.orig.protocol ?? 0] ?? "unknown  0";
   if (flow.timeout !== undefined) s += ` ${flow.timeout}`;
   if (flow.tcp) s += ` ${TCP_STATES[flow.tcp.state] ?? "NONE"}`;
-  else if (flow.sctp) s += ` ${SCTP_PRINT_STATES[flow.sctp.state] ?? "NONE"}`;
+  else if (flow.sctp) s += ` ${SCTP_STATES[flow.sctp.state] ?? "NONE"}`; // HEARTBEAT_SENT too
   else if (flow.dccp) s += ` ${DCCP_STATES[flow.dccp.state] ?? "NONE"}`;
   s += tupleText(flow.orig);
   if (flow.orig.zone !== undefined) s += ` zone-orig=${flow.orig.zone}`;

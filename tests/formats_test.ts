@@ -7,6 +7,9 @@
 
 import assert from "node:assert/strict";
 import { Conntrack, type CreateSpec } from "../mod.ts";
+import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
+import * as C from "../src/constants.ts";
+import { Encoder, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from "../src/netlink.ts";
 import { Netns, run, type RunResult } from "./_ns.ts";
 import { trafficNamespace } from "./_traffic.ts";
 
@@ -133,6 +136,22 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
         both.stderr,
         "ctnl: cannot combine save output with any other output type, use -o save only\n",
       );
+    });
+
+    await t.step("SCTP HEARTBEAT_SENT: each format names it as conntrack does", async () => {
+      createSctp(ns, 8, 4000);
+      for (const args of [[], ["-o", "save"], ["-o", "xml"]]) {
+        const filter = ["-p", "sctp", "--sport", "4000", ...args];
+        const [mine, theirs] = await Promise.all([
+          run([...CTNL, "--netns", ns.name, "dump", ...filter]),
+          ns.run(["conntrack", "-L", ...filter]),
+        ]);
+        assertSame(mine.stdout, theirs.stdout, `sctp state 8, dump ${args.join(" ")}`);
+      }
+      const text =
+        (await run([...CTNL, "--netns", ns.name, "dump", "-p", "sctp", "--sport", "4000"]))
+          .stdout;
+      assert.match(text, /^sctp +132 \d+ HEARTBEAT_SENT src=10\.9\.1\.1 /);
     });
 
     await t.step(
@@ -333,6 +352,46 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
     await ns.delete();
   }
 });
+
+/**
+ * Creates an SCTP entry in `state` (10.9.1.1:PORT -> 10.9.1.2:9), which
+ * neither conntrack -I nor the library can: a raw ctnetlink request.
+ */
+function createSctp(ns: Netns, state: number, port: number): void {
+  const fd = openFd(`/run/netns/${ns.name}`, "open network namespace");
+  const sock = NetlinkSocket.open({ netnsFd: fd, recvTimeoutMs: 5000 }, 4096);
+  try {
+    const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    const enc = new Encoder().begin(
+      (C.NFNL_SUBSYS_CTNETLINK << 8) | C.IPCTNL_MSG_CT_NEW,
+      flags,
+      1,
+      C.AF_INET,
+    );
+    const tuple = (type: number, src: number[], dst: number[], sport: number, dport: number) =>
+      enc.nest(type)
+        .nest(C.CTA_TUPLE_IP).bytes(C.CTA_IP_V4_SRC, new Uint8Array(src))
+        .bytes(C.CTA_IP_V4_DST, new Uint8Array(dst)).end()
+        .nest(C.CTA_TUPLE_PROTO).u8(C.CTA_PROTO_NUM, 132).u16be(C.CTA_PROTO_SRC_PORT, sport)
+        .u16be(C.CTA_PROTO_DST_PORT, dport).end()
+        .end();
+    tuple(C.CTA_TUPLE_ORIG, [10, 9, 1, 1], [10, 9, 1, 2], port, 9);
+    tuple(C.CTA_TUPLE_REPLY, [10, 9, 1, 2], [10, 9, 1, 1], 9, port);
+    enc.u32be(C.CTA_TIMEOUT, 500);
+    enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_SCTP).u8(C.CTA_PROTOINFO_SCTP_STATE, state)
+      .u32be(C.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, 7).u32be(C.CTA_PROTOINFO_SCTP_VTAG_REPLY, 8)
+      .end().end();
+    sock.send(enc.finish(), "create");
+    const reply = sock.recv("create")!;
+    const errno = Math.abs(
+      new DataView(sock.buffer.buffer, sock.buffer.byteOffset).getInt32(16, true),
+    );
+    assert.equal(errno, 0, `create of the SCTP entry: errno ${errno} (${reply.length} bytes)`);
+  } finally {
+    sock.close();
+    closeFd(fd);
+  }
+}
 
 /** A running watcher (conntrack -E or ctnl events) and what it printed. */
 interface Watcher {
