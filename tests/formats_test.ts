@@ -266,6 +266,8 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
         `-D ${udp(1)}`,
         `-D ${udp(5)}`, // nothing to delete: skipped
         `-I -t 100 -s 10.7.1.1 -d 10.7.1.2 -p tcp --sport 1 --dport 2 --state ESTABLISHED -w 70`,
+        `-D -s 10.7.1.1 -p udp --dport 54`, // selects nothing: skipped
+        `-U -s 10.7.1.1 -p tcp -m 4`, // every zone, as update
       ].join("\n");
       const r = await inNs(
         ns,
@@ -276,7 +278,7 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
         "ctnl: line 2: Operation failed: Such conntrack exists, try -U to update (udp 10.7.1.1:1 -> 10.7.1.2:53)",
         `ctnl v${
           JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url))).version
-        } (@ctnl/conntrack): 8 lines: 3 created, 1 updated, 1 deleted, 0 flushed, 2 skipped, 1 failed.`,
+        } (@ctnl/conntrack): 10 lines: 3 created, 2 updated, 1 deleted, 0 flushed, 3 skipped, 1 failed.`,
         "",
       ]);
       const left = await ns.run(["conntrack", "-L", "-s", "10.7.1.1"]);
@@ -285,7 +287,7 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
       const zoned = await ns.run(["conntrack", "-L", "-w", "70"]);
       assert.match(
         zoned.stdout,
-        /^tcp +6 \d+ ESTABLISHED src=10\.7\.1\.1 .* zone=70 delta-time=\d+ use=1\n$/,
+        /^tcp +6 \d+ ESTABLISHED src=10\.7\.1\.1 .* mark=4 zone=70 delta-time=\d+ use=1\n$/,
       );
     });
 

@@ -254,27 +254,36 @@ async function apply(ct: Conntrack, steps: Step[], ctx: Context, tally: Tally): 
       if (step.kind === "flush") {
         await ct.flush(step.options);
         tally.flushed++;
-      } else if (step.kind === "deleteWhere") {
-        const keep = step.keep;
-        if (keep === undefined) tally.deleted += await ct.deleteWhere(step.filter);
-        else {
-          for (const flow of ct.dumpSync(step.filter, { onInterrupted: "ignore" })) {
-            if (!keep(flow)) continue;
-            try {
-              await ct.delete(tupleSpecOf(flow.orig), compact({ zone: flow.zone, id: flow.id }));
-              tally.deleted++;
-            } catch (error) {
-              if (!(error instanceof NetlinkError && error.code === "ENOENT")) throw error;
-            }
-          }
-        }
       } else {
-        tally.updated += await updateStep(ct, step);
+        // Nothing selected is not a failure (conntrack is silent), but is counted as skipped.
+        const n = step.kind === "deleteWhere"
+          ? await deleteStep(ct, step)
+          : await updateStep(ct, step);
+        if (n === 0) tally.skipped++;
+        else if (step.kind === "deleteWhere") tally.deleted += n;
+        else tally.updated += n;
       }
     } catch (error) {
       fail(step.line, step.kind === "deleteWhere" ? "delete" : step.kind, error);
     }
   }
+}
+
+/** A delete line that selects by more than a tuple: every entry it selects, as `ctnl delete`. */
+async function deleteStep(ct: Conntrack, step: Step & { kind: "deleteWhere" }): Promise<number> {
+  const keep = step.keep;
+  if (keep === undefined) return await ct.deleteWhere(step.filter, { onInterrupted: "ignore" });
+  let deleted = 0;
+  for (const flow of ct.dumpSync(step.filter, { onInterrupted: "ignore" })) {
+    if (!keep(flow)) continue;
+    try {
+      await ct.delete(tupleSpecOf(flow.orig), compact({ zone: flow.zone, id: flow.id }));
+      deleted++;
+    } catch (error) {
+      if (!(error instanceof NetlinkError && error.code === "ENOENT")) throw error;
+    }
+  }
+  return deleted;
 }
 
 /** An update line: the one entry a full tuple names, or every entry the selection selects. */
