@@ -186,11 +186,9 @@ async function readInput(file: string): Promise<string> {
     if (file === "-") return await new Response(Deno.stdin.readable).text();
     return await Deno.readTextFile(file);
   } catch (error) {
-    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    if (error instanceof Deno.errors.NotCapable) {
       throw new UsageError(
-        `cannot read ${file}: ${
-          error instanceof Deno.errors.NotCapable ? "needs --allow-read" : "permission denied"
-        }`,
+        `cannot read ${file}: run ctnl with --allow-read=${file}, or give it on standard input (ctnl load - < ${file})`,
       );
     }
     const why = error instanceof Deno.errors.NotFound
