@@ -9,6 +9,7 @@
 
 import type { Flow, Tuple } from "../mod.ts";
 import { CT_STATUS, protocolInfo, TCP_STATES } from "../mod.ts";
+import { localTime } from "../src/tz.ts";
 
 /** The two lines conntrack prints before the first flow. */
 export const XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>';
@@ -95,13 +96,14 @@ function two(n: number): string {
   return n < 10 ? `0${n}` : `${n}`;
 }
 
-/** `__snprintf_localtime_xml`. */
-function whenText(d: Date): string {
-  return `<when><hour>${d.getHours()}</hour><min>${two(d.getMinutes())}</min><sec>${
-    two(d.getSeconds())
-  }</sec><wday>${d.getDay() + 1}</wday><day>${d.getDate()}</day><month>${
-    d.getMonth() + 1
-  }</month><year>${d.getFullYear()}</year></when>`;
+/** `__snprintf_localtime_xml` of `localtime(seconds)`. */
+function whenText(seconds: number): string {
+  const t = localTime(seconds);
+  return `<when><hour>${t.hours}</hour><min>${two(t.minutes)}</min><sec>${
+    two(t.seconds)
+  }</sec><wday>${t.weekday + 1}</wday><day>${t.day}</day><month>${
+    t.month + 1
+  }</month><year>${t.year}</year></when>`;
 }
 
 /** The `<meta direction="independent">` part: state, timeout, mark, …, delta time. */
@@ -147,7 +149,7 @@ export function formatXml(flow: Flow, options: XmlOptions = {}): string {
   let s = options.type === undefined ? "<flow>" : `<flow type="${options.type}">`;
   s += meta(flow, flow.orig, "original") + meta(flow, flow.reply, "reply");
   s += independent(flow, options);
-  if (options.when !== undefined) s += whenText(options.when);
+  if (options.when !== undefined) s += whenText(Math.floor(options.when.getTime() / 1000));
   if (flow.helper !== undefined) s += `<helper>${flow.helper}</helper>`;
   return s + "</flow>";
 }

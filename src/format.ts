@@ -9,6 +9,7 @@
 import { CT_STATUS, type StatusFlag } from "./constants.ts";
 import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
+import { localTime } from "./tz.ts";
 
 /** Which optional parts conntrack's `-o` adds.
  *
@@ -54,7 +55,10 @@ function two(n: number): string {
 
 /**
  * Formats seconds since the epoch as C `ctime()` does in local time, without
- * the newline: `"Thu Jan  1 00:00:00 1970"`.
+ * the newline: `"Thu Jan  1 00:00:00 1970"`. Local time is the JavaScript
+ * engine's, except for a POSIX `TZ` string it cannot read (`IST-5:30`,
+ * `CET-1CEST,M3.5.0,M10.5.0/3`), which is applied as glibc applies it when
+ * `TZ` may be read (`--allow-env=TZ`).
  *
  * @example
  * ```ts
@@ -65,11 +69,11 @@ function two(n: number): string {
  * ```
  */
 export function ctime(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  const day = d.getDate();
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${day < 10 ? " " : ""}${day} ${
-    two(d.getHours())
-  }:${two(d.getMinutes())}:${two(d.getSeconds())} ${d.getFullYear()}`;
+  // localTime: the engine's local time, or a POSIX TZ string's as glibc reads it.
+  const t = localTime(seconds);
+  return `${DAYS[t.weekday]} ${MONTHS[t.month]} ${t.day < 10 ? " " : ""}${t.day} ${two(t.hours)}:${
+    two(t.minutes)
+  }:${two(t.seconds)} ${t.year}`;
 }
 
 /** One direction's addresses and layer-4 fields, each piece led by a space. */

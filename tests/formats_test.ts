@@ -19,8 +19,9 @@ const CTNL = [DENO, "run", "--allow-ffi", "--allow-read", CLI];
 /** Program names come from /proc, which Deno opens only with --allow-all. */
 const CTNL_ALL = [DENO, "run", "--allow-all", CLI];
 
-/** The clock-dependent numbers of save and XML lines, and how far two runs may differ. */
+/** The clock-dependent numbers of text, save and XML lines, and how far two runs may differ. */
 const MASKS = [
+  /^\w+ +\d+ (\d+) /g,
   / -t (\d+)/g,
   / delta-time=(\d+)/g,
   /<timeout>(\d+)</g,
@@ -152,6 +153,27 @@ Deno.test("-o save, -o xml, events and ctnl load against conntrack-tools", async
         (await run([...CTNL, "--netns", ns.name, "dump", "-p", "sctp", "--sport", "4000"]))
           .stdout;
       assert.match(text, /^sctp +132 \d+ HEARTBEAT_SENT src=10\.9\.1\.1 /);
+    });
+
+    await t.step("-o ktimestamp under POSIX TZ strings: conntrack's local times", async () => {
+      // glibc reads these TZ values as POSIX rules; the JavaScript engine alone would print UTC.
+      for (
+        const tz of [
+          "IST-5:30",
+          "EST5EDT,M3.2.0,M11.1.0",
+          "CET-1CEST,M3.5.0,M10.5.0/3",
+          "<+0330>-3:30",
+        ]
+      ) {
+        const args = ["dump", "-o", "ktimestamp", "-p", "tcp"];
+        const [mine, theirs] = await Promise.all([
+          ns.run([DENO, "run", "--allow-ffi", "--allow-env=TZ", CLI, ...args], { TZ: tz }),
+          ns.run(["conntrack", "-L", ...args.slice(1)], { TZ: tz }),
+        ]);
+        assert.equal(mine.code, 0, mine.stderr);
+        assert.match(theirs.stdout, / \[start=\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\]/);
+        assertSame(mine.stdout, theirs.stdout, `TZ=${tz} -o ktimestamp`);
+      }
     });
 
     await t.step(
