@@ -8,7 +8,14 @@
  * @module
  */
 
-import type { BulkChange, Conntrack, DumpFilter, Flow, FlushOptions } from "../../mod.ts";
+import type {
+  BulkChange,
+  Conntrack,
+  DumpFilter,
+  Flow,
+  FlushOptions,
+  TupleSpec,
+} from "../../mod.ts";
 import { NetlinkError, tupleSpecOf, validateFilter } from "../../mod.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
@@ -118,6 +125,9 @@ function parseLine(args: string[], line: number, ctx: Context): Step {
       `Cannot use command \`${parsed.flags.has("help") ? "-h" : "-V"}' with --load-file`,
     );
   }
+  if (parsed.table !== undefined && parsed.table !== "" && "expect".startsWith(parsed.table)) {
+    throw new UsageError(`Cannot use command \`${parsed.commandText} expect' with --load-file`);
+  }
   const name = parsed.command;
   const allowed = name === undefined ? undefined : LINE_OPTIONS.get(name);
   if (allowed === undefined) {
@@ -159,15 +169,28 @@ function parseLine(args: string[], line: number, ctx: Context): Step {
       return { kind: "update", line, selection, changes };
     }
   }
-  // delete
-  if (tupleOnly(parsed) && filters.src !== undefined && filters.dst !== undefined) {
-    const named = getRequest(filters);
-    const options = compact({ zone: filters.zone });
-    return { kind: "delete", line, change: { delete: named.tuple, options } };
+  // delete: one entry by its full original tuple (batched), or what the filters select.
+  const named = tupleOnly(parsed) ? fullTuple(filters) : undefined;
+  if (named !== undefined) {
+    return {
+      kind: "delete",
+      line,
+      change: { delete: named, options: compact({ zone: filters.zone }) },
+    };
   }
   const filter = dumpFilter(filters);
   checked(() => validateFilter(filter));
   return { kind: "deleteWhere", line, filter, keep: stateMatcher(filters.state) };
+}
+
+/** The full original tuple the filters give (as get takes it), if they give one. */
+function fullTuple(f: Filters): TupleSpec | undefined {
+  if (f.src === undefined || f.dst === undefined) return undefined;
+  try {
+    return getRequest(f).tuple;
+  } catch {
+    return undefined; // not complete (no -p, no ports): a filter
+  }
 }
 
 /** The lines of `text` with their numbers, as conntrack reads them with fgets. */

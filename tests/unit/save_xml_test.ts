@@ -136,7 +136,8 @@ Deno.test("ctnl load: every bad line by number, exit 2, before anything is opene
     "ctnl: line 6: option --netns cannot be used with create in a load file",
     "ctnl: line 7: create needs -p/--proto", // the open quote runs to the end of the line
     'ctnl: line 8: unknown protocol "frob" for -p/--proto (a name such as tcp, udp, icmp, icmpv6, sctp, or a number 0-255)',
-    `ctnl: 5 bad lines in ${file}; nothing was changed`,
+    "ctnl: line 9: Cannot use command `-D expect' with --load-file",
+    `ctnl: 6 bad lines in ${file}; nothing was changed`,
     "",
   ]);
   err = "";
