@@ -6,6 +6,8 @@
 
 import { messageLine, type SyncWriter } from "./output.ts";
 import { LABEL_FILE } from "./context.ts";
+import { UsageError } from "./errors.ts";
+import { optionName } from "./options.ts";
 
 /**
  * Label names by bit from connlabel.conf, read as libnetfilter_conntrack
@@ -36,27 +38,55 @@ export function parseLabelMap(text: string): (string | undefined)[] | undefined 
   return added > 0 ? names : undefined;
 }
 
-/** The label names of {@link LABEL_FILE}, with a warning on `stderr` when there are none. */
-export function loadLabelMap(stderr: SyncWriter): (string | undefined)[] | undefined {
+/** The label names of {@link LABEL_FILE}, or why there are none. */
+function readLabelMap(): { names: (string | undefined)[] | undefined; why: string | undefined } {
   const state = Deno.permissions.querySync({ name: "read", path: LABEL_FILE }).state;
   if (state !== "granted") {
-    messageLine(
-      stderr,
-      `ctnl: warning: label names not loaded: reading ${LABEL_FILE} needs --allow-read=${LABEL_FILE}`,
-    );
-    return undefined;
+    return {
+      names: undefined,
+      why: `label names not loaded: reading ${LABEL_FILE} needs --allow-read=${LABEL_FILE}`,
+    };
   }
   try {
-    const map = parseLabelMap(Deno.readTextFileSync(LABEL_FILE));
-    if (map === undefined) messageLine(stderr, `ctnl: warning: no label names in ${LABEL_FILE}`);
-    return map;
+    const names = parseLabelMap(Deno.readTextFileSync(LABEL_FILE));
+    return { names, why: names === undefined ? `no label names in ${LABEL_FILE}` : undefined };
   } catch (error) {
     const why = error instanceof Deno.errors.NotFound
       ? "No such file or directory"
       : error instanceof Error
       ? error.message
       : String(error);
-    messageLine(stderr, `ctnl: warning: label names not loaded: ${LABEL_FILE}: ${why}`);
-    return undefined;
+    return { names: undefined, why: `label names not loaded: ${LABEL_FILE}: ${why}` };
   }
+}
+
+/** The label names of {@link LABEL_FILE}, with a warning on `stderr` when there are none. */
+export function loadLabelMap(stderr: SyncWriter): (string | undefined)[] | undefined {
+  const { names, why } = readLabelMap();
+  if (why !== undefined) messageLine(stderr, `ctnl: warning: ${why}`);
+  return names;
+}
+
+/**
+ * The label bits that the `LABEL[,LABEL…]` lists of option `key` name (as
+ * conntrack's `-l`, `--label-add`, `--label-del`); an unknown name is a
+ * {@link UsageError}, as conntrack's "unknown label".
+ */
+export function labelBits(key: string, lists: readonly string[]): number[] {
+  let names: (string | undefined)[] | undefined;
+  let why: string | undefined;
+  const bits = new Set<number>();
+  for (const list of lists) {
+    for (const name of list.split(",")) {
+      if (names === undefined && why === undefined) ({ names, why } = readLabelMap());
+      const bit = names?.indexOf(name) ?? -1;
+      if (bit < 0) {
+        throw new UsageError(
+          `unknown label "${name}" for ${optionName(key)}${why === undefined ? "" : ` (${why})`}`,
+        );
+      }
+      bits.add(bit);
+    }
+  }
+  return [...bits].sort((a, b) => a - b);
 }

@@ -93,7 +93,7 @@ async function run(args: string[], io: Io): Promise<number> {
     throw new UsageError("--json and -o/--output cannot be combined");
   }
   const outputs = parseOutput(outputLists);
-  const filters = parseFilters(parsed.values);
+  const filters = parseFilters(parsed.values, parsed);
   const format: FormatOptions = {
     extended: outputs.has("extended"),
     id: outputs.has("id"),

@@ -16,8 +16,8 @@ import {
   type MaskedAddress,
   maskedMatcher,
   type NatFilter,
-  normalizeNat,
   type NormalizedNat,
+  normalizeNat,
   parseMaskedAddress,
 } from "./match.ts";
 import { parseProtocol } from "./protocols.ts";
@@ -335,7 +335,11 @@ function natFamily(nat: NormalizedNat | undefined, argument: string, family: { a
   if (a === undefined) return;
   const af = a.family === "ipv4" ? C.AF_INET : C.AF_INET6;
   if (family.af !== C.AF_UNSPEC && family.af !== af) {
-    throw new ArgumentError(argument, a.text, `${a.family} address "${a.text}" mixed with another family`);
+    throw new ArgumentError(
+      argument,
+      a.text,
+      `${a.family} address "${a.text}" mixed with another family`,
+    );
   }
   family.af = af;
 }

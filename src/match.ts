@@ -70,7 +70,11 @@ export function parseMaskedAddress(
     const prefixText = text.slice(slash + 1);
     const prefix = /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
     if (!(prefix <= bits)) {
-      throw new ArgumentRangeError(argument, text, `"${prefixText}" is not a prefix length 0-${bits}`);
+      throw new ArgumentRangeError(
+        argument,
+        text,
+        `"${prefixText}" is not a prefix length 0-${bits}`,
+      );
     }
     mask = new Uint8Array(bits / 8);
     for (let i = 0; i < prefix; i++) mask[i >> 3] = mask[i >> 3]! | (0x80 >> (i & 7));
