@@ -326,15 +326,14 @@ export function getRequest(f: Filters): NamedEntry {
     protocol: f.protocol,
   };
   const { name, tuple: kind } = protocolInfo(f.protocol);
-  if (kind === "ports") {
+  if (kind === "ports" || kind === "keys") {
     const sport = orig ? f.sport : f.replySport;
     const dport = orig ? f.dport : f.replyDport;
     if (sport === undefined || dport === undefined) {
-      throw new UsageError(
-        orig
-          ? `get needs --sport and --dport for ${name}`
-          : `get needs --reply-port-src and --reply-port-dst for ${name}`,
-      );
+      const names = kind === "keys"
+        ? (orig ? "--srckey and --dstkey" : "--reply-key-src and --reply-key-dst")
+        : (orig ? "--sport and --dport" : "--reply-port-src and --reply-port-dst");
+      throw new UsageError(`get needs ${names} for ${name}`);
     }
     tuple.srcPort = sport;
     tuple.dstPort = dport;

@@ -7,7 +7,7 @@
 import { messageLine, type SyncWriter } from "./output.ts";
 import { LABEL_FILE } from "./context.ts";
 import { UsageError } from "./errors.ts";
-import { optionName } from "./options.ts";
+import { optionName, type Parsed } from "./options.ts";
 
 /**
  * Label names by bit from connlabel.conf, read as libnetfilter_conntrack
@@ -58,6 +58,17 @@ function readLabelMap(): { names: (string | undefined)[] | undefined; why: strin
       : String(error);
     return { names: undefined, why: `label names not loaded: ${LABEL_FILE}: ${why}` };
   }
+}
+
+/**
+ * Whether the command line names labels (`-l`, `--label-add`,
+ * `--label-del`): then conntrack loads the label names and prints them in
+ * listings and updates, as with `-o labels`.
+ */
+export function usesLabels(parsed: Pick<Parsed, "lists" | "flags">): boolean {
+  return ["label", "labelAdd", "labelDel"].some((key) =>
+    parsed.lists.has(key) || parsed.flags.has(key)
+  );
 }
 
 /** The label names of {@link LABEL_FILE}, with a warning on `stderr` when there are none. */

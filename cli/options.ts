@@ -524,7 +524,8 @@ export class Parser {
         if (!row.value) {
           if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
           record(p, row, `--${name}`, undefined);
-        } else if (eq < 0 && isOptional(row)) {
+        } else if (isOptional(row)) {
+          if (eq >= 0) throw attachedValue(`--${name}`);
           if (takesNext(args[i + 1])) record(p, row, `--${name}`, args[++i]);
           else p.flags.add(row.option!.key);
         } else {
@@ -539,8 +540,10 @@ export class Parser {
           const row = this.#byShort.get(letter);
           if (!row) throw new UsageError(`unknown option -${letter}`);
           if (row.value) {
-            if (j + 1 === arg.length && isOptional(row) && !takesNext(args[i + 1])) {
-              p.flags.add(row.option!.key);
+            if (isOptional(row)) {
+              if (j + 1 < arg.length) throw attachedValue(`-${letter}`);
+              if (takesNext(args[i + 1])) record(p, row, `-${letter}`, args[++i]);
+              else p.flags.add(row.option!.key);
               break;
             }
             const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
@@ -600,6 +603,16 @@ export class Parser {
 /** Whether the option's value may be left out. */
 function isOptional(row: Row): boolean {
   return row.option?.optional === true;
+}
+
+/**
+ * An optional value written onto its option (`--src-nat=ADDR`, `-nADDR`):
+ * conntrack 1.4.7 drops such a value without a word, so ctnl refuses it.
+ */
+function attachedValue(text: string): UsageError {
+  return new UsageError(
+    `give the value of ${text} as a separate argument (conntrack 1.4.7 ignores a value attached to it)`,
+  );
 }
 
 /** Whether an optional value is the next argument, as conntrack's get_optional_arg takes it. */

@@ -6,7 +6,7 @@
 
 import { validateTuple } from "../../mod.ts";
 import { checked } from "../errors.ts";
-import { checkFamily, getRequest } from "../filters.ts";
+import { checkFamily, getRequest, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import type { Command, Context } from "../context.ts";
 import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
@@ -14,9 +14,14 @@ import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 const TUPLE: readonly OptionHelp[] = [
   ...FILTER_OPTIONS,
   { key: "zone", help: "Zone to look in (default 0)" },
+  "srcKey",
+  "dstKey",
+  "replySrcKey",
+  "replyDstKey",
 ];
 
 function run(ctx: Context): number {
+  noNetworks(ctx.filters, "get");
   const { tuple, options, direction } = getRequest(ctx.filters);
   checkFamily(ctx.filters, tuple);
   checked(() => validateTuple(tuple), direction);
