@@ -6,7 +6,7 @@
  */
 
 import { type Flow, type FlowChanges, labelBits, protocolInfo, TCP_STATES } from "../mod.ts";
-import { FailError, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
 import { decimal } from "./values.ts";
 import type { Context } from "./context.ts";
 import { labelBits as labelNames } from "./labels.ts";
@@ -54,11 +54,7 @@ function labelChanges(ctx: Context): Pick<Changes, "labelsAdd" | "labelsDel"> {
   const { lists, flags } = ctx.parsed;
   const add = lists.get("labelAdd");
   const del = lists.get("labelDel");
-  const delAll = flags.has("labelDel");
-  if (add !== undefined && (del !== undefined || delAll)) {
-    // conntrack exits with OTHER_PROBLEM (1) here.
-    throw new FailError("cannot use --label-add and --label-del at the same time");
-  }
+  const delAll = flags.has("labelDel"); // with --label-add: refused by parseFilters
   return {
     labelsAdd: add === undefined ? undefined : labelNames("labelAdd", add),
     labelsDel: delAll ? "all" : del === undefined ? undefined : labelNames("labelDel", del),

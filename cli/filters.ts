@@ -16,7 +16,7 @@ import {
   type TupleSpec,
   validateTuple,
 } from "../mod.ts";
-import { checked, UsageError } from "./errors.ts";
+import { checked, FailError, UsageError } from "./errors.ts";
 import { type OptionHelp, optionName, type Parsed } from "./options.ts";
 import {
   decimal,
@@ -142,6 +142,10 @@ export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_RES
     zero: rest.flags.has("zero"),
   };
   checkNetworks(f);
+  if (rest.lists.has("labelAdd") && (rest.lists.has("labelDel") || rest.flags.has("labelDel"))) {
+    // conntrack exits with OTHER_PROBLEM (1) here.
+    throw new FailError("cannot use --label-add and --label-del at the same time");
+  }
   if (f.anyNat !== undefined && (f.srcNat !== undefined || f.dstNat !== undefined)) {
     throw new UsageError("-j/--any-nat cannot be combined with -n/--src-nat or -g/--dst-nat");
   }
