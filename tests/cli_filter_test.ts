@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Conntrack } from "../mod.ts";
+import { Conntrack, type DumpFilter } from "../mod.ts";
 import { pool, run, type RunResult } from "./_ns.ts";
 import type { Netns } from "./_ns.ts";
 import { trafficNamespace } from "./_traffic.ts";
@@ -300,6 +300,49 @@ Deno.test("issue 12 filters and changes against the kernel and conntrack-tools",
         4,
         ([args]) => same(b, ["-L", "-o", "labels,extended", ...args]),
       );
+    });
+
+    await t.step("the library's filter parts select what conntrack's options select", async () => {
+      using ct = Conntrack.open({ netns: ns.name });
+      const cases: [DumpFilter, string[]][] = [
+        [{ snat: true }, ["-n"]],
+        [{ dnat: true }, ["-g"]],
+        [{ anyNat: true, family: "ipv4" }, ["-j", "-f", "ipv4"]],
+        [{ snat: { address: "10.50.0.3", port: 40006 } }, ["-n", "10.50.0.3:40006"]],
+        [{ dnat: { address: "10.50.0.2", port: 8080 } }, ["-g", "10.50.0.2:8080"]],
+        [{ anyNat: { address: "10.50.0.3" } }, ["-j", "10.50.0.3"]],
+        [{ orig: { src: "10.50.0.0/24", protocol: "udp" } }, ["-s", "10.50.0.0/24", "-p", "udp"]],
+        [{ orig: { dst: "10.50.77.2", dstMask: "255.255.0.255" } }, [
+          "-d",
+          "10.50.77.2",
+          "--mask-dst",
+          "255.255.0.255",
+        ]],
+        [{ orig: { src: "fd50::/64" } }, ["-s", "fd50::/64"]],
+        [{ labels: [1, 5] }, ["-l", "one,five"]],
+        [{ origZone: 5 }, ["--orig-zone", "5"]],
+        [{ replyZone: 0, family: "ipv6" }, ["--reply-zone", "0", "-f", "ipv6"]],
+        [{ entryZone: 0 }, ["-w", "0"]],
+        [{ entryZone: 6, zone: 6 }, ["-w", "6"]],
+      ];
+      for (const [filter, args] of cases) {
+        const theirs = await b.conntrack(["-L", "-o", "id", ...args]);
+        // The entry's id is the last id= of a line (ICMP tuples have their own).
+        const ids = theirs.stdout.split("\n").filter((l) => l !== "")
+          .map((l) => Number([...l.matchAll(/ id=(\d+)/g)].at(-1)![1]));
+        const mine = [...ct.dumpSync(filter)].map((f) => f.id!);
+        const viaAsync: number[] = [];
+        for await (const f of ct.dump(filter)) viaAsync.push(f.id!);
+        const what = `${JSON.stringify(filter)} vs ${args.join(" ")}`;
+        assert.deepStrictEqual(mine.toSorted(), ids.toSorted(), what);
+        assert.deepStrictEqual(viaAsync.toSorted(), ids.toSorted(), what);
+        assert(ids.length > 0, `${what}: nothing`);
+      }
+      // Zone 5 set for the original direction only: the kernel's zone filter (any
+      // direction) finds it; conntrack -w 5 does not (entryZone).
+      const any = [...ct.dumpSync({ zone: 5 })];
+      assert(any.length > 0 && any.every((f) => f.orig.zone === 5 && f.zone === undefined));
+      assert.equal([...ct.dumpSync({ entryZone: 5 })].length, 0);
     });
 
     await t.step("bad parameters are exit 2 for both", async () => {
