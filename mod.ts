@@ -98,3 +98,15 @@ export type * from "./src/types.ts";
 // filt: filters and changes of issue 12
 export type { NatFilter } from "./src/match.ts";
 export type { NatSetup } from "./src/request.ts";
+export {
+  summarize,
+  summarizeAsync,
+  Summarizer,
+  type Summary,
+  SUMMARY_KEYS,
+  type SummaryGroup,
+  type SummaryKeyName,
+  type SummaryOptions,
+  type SummarySort,
+} from "./src/summary.ts";
+export { humanBytes, humanCount } from "./src/units.ts";
