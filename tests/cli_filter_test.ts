@@ -345,6 +345,52 @@ Deno.test("issue 12 filters and changes against the kernel and conntrack-tools",
       assert.equal([...ct.dumpSync({ entryZone: 5 })].length, 0);
     });
 
+    await t.step(
+      "events with NAT, network and label filters show what conntrack -E shows",
+      async () => {
+        const ctnlCmd = [
+          DENO,
+          "run",
+          "--allow-ffi",
+          "--allow-read=/etc/xtables/connlabel.conf",
+          CLI,
+        ];
+        const cases = [
+          ["-n"],
+          ["-j", "10.50.0.2:6605"],
+          ["-g", "-f", "ipv4"],
+          ["-s", "10.50.0.0/24", "-p", "udp"],
+          ["-l", "one"],
+        ];
+        const watch = cases.map((args, i) => {
+          const a = args.map(quote).join(" ");
+          return `timeout -s INT 6 ${
+            ctnlCmd.map(quote).join(" ")
+          } --netns ${ns.name} events -e NEW ${a} >m${i} 2>/dev/null &
+timeout -s INT 6 ip netns exec ${ns.name} conntrack -E -e NEW ${a} >c${i} 2>/dev/null &`;
+        });
+        const dir = await Deno.makeTempDir({ prefix: "ctnl-filt-events-" });
+        try {
+          const r = await b.script(`cd ${dir}
+${watch.join("\n")}
+sleep 3
+for p in 5603 5601; do echo x | ip netns exec ${ns.name} socat -u - UDP4-SENDTO:10.50.0.2:$p; done
+echo x | ip netns exec ${ns.name} socat -u - UDP4-SENDTO:10.60.0.101:5605
+echo x | ip netns exec ${ns.name} socat -u - UDP6-SENDTO:[fd50::2]:5607
+wait`);
+          assert.equal(r.code, 0, r.stderr);
+          for (const [i, args] of cases.entries()) {
+            const mine = await Deno.readTextFile(`${dir}/m${i}`);
+            const theirs = await Deno.readTextFile(`${dir}/c${i}`);
+            assert.equal(mine, theirs, `events ${args.join(" ")}`);
+            assert(mine !== "", `events ${args.join(" ")}: none`);
+          }
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    );
+
     await t.step("bad parameters are exit 2 for both", async () => {
       await pool(BAD, 4, async (args) => {
         const [mine, theirs] = await Promise.all([b.ctnl(args), b.conntrack(args)]);
@@ -395,8 +441,9 @@ Deno.test("issue 12 filters and changes against the kernel and conntrack-tools",
         await step(["--label-del"], 0, " use=1");
         await step(["--label-add", "one", "--label-add", "nine"], 1, " labels=one,nine");
         // -l selects by label: the entry to 5603 has one and five.
+        const labelled = await b.conntrack(["-L", "-l", "one,five"]);
         const byLabel = await b.ctnl(["-U", "-l", "one,five", "--label-add", "nine"]);
-        assert.equal(byLabel.count, 1, byLabel.stderr);
+        assert.equal(byLabel.count, labelled.count, byLabel.stderr);
         await same(b, ["-L", "-l", "nine"], true);
         await same(b, ["-L", "-l", "one,five,nine", "-o", "extended"], true);
         const both = await b.ctnl([...sel, "--label-add", "one", "--label-del", "five"]);
@@ -546,7 +593,20 @@ Deno.test("issue 12 filters and changes against the kernel and conntrack-tools",
         const zeroing = first === "ctnl"
           ? await b.ctnl(["-L", "-z", "-f", family])
           : await b.conntrack(["-L", "-z", "-f", family]);
-        assert.equal(masked(zeroing.stdout), masked(before.stdout), `-z -f ${family}`);
+        // The kernel zeroes an entry's counters as it writes its message; the
+        // entry that does not fit at the end of a batch is written again in the
+        // next one, with counters already 0 (either tool; where batches end
+        // depends on the receive buffer). Such an entry may show 0 here.
+        const a = masked(zeroing.stdout).split("\n"), e = masked(before.stdout).split("\n");
+        assert.equal(a.length, e.length, `-z -f ${family}: lines`);
+        const zeroed = (l: string) => l.replace(/ packets=\d+ bytes=\d+/g, " packets=0 bytes=0");
+        let lost = 0;
+        for (const [i, line] of a.entries()) {
+          if (line === e[i]) continue;
+          assert.equal(line, zeroed(e[i]!), `-z -f ${family}: line ${i + 1}`);
+          lost++;
+        }
+        assert(lost <= 2, `-z -f ${family}: ${lost} entries without counts`);
         const after = await same(b, ["-L", "-f", family], true);
         assert.match(after.stdout, / packets=0 bytes=0 /);
         assert.doesNotMatch(after.stdout, / packets=[1-9]/, `${family} after -z`);
