@@ -31,7 +31,7 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
     timeout: timeout === undefined ? undefined : decimal("timeout", timeout, 0xffffffff, "timeout"),
     mark: f.mark,
     status: f.status?.value,
-    tcpState: f.state,
+    tcpState: isTcp(f.protocol) ? f.state : undefined,
     ...labelChanges(ctx),
   };
   if (command === "create" && f.mark !== undefined && f.mark.mask !== 0xffffffff) {
@@ -42,8 +42,10 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
       `-u/--status with ${command} names flags to set; "!FLAG" and UNREPLIED only select (dump, delete, events)`,
     );
   }
-  // The library sets only a TCP state (FlowChanges.tcpState).
-  if (f.state !== undefined && !isTcp(f.protocol)) {
+  // update sets a TCP state only; create also an SCTP or DCCP one (createSpec).
+  const name = f.protocol === undefined ? undefined : protocolInfo(f.protocol).name;
+  const protoinfo = command === "create" && (name === "sctp" || name === "dccp");
+  if (f.state !== undefined && !isTcp(f.protocol) && !protoinfo) {
     throw new UsageError(`--state with ${command} needs -p tcp`);
   }
   return changes;

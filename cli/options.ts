@@ -328,6 +328,27 @@ export const OPTIONS = [
     placeholder: "KEY",
     help: "GRE destination key, reply direction (-p gre)",
   },
+  {
+    key: "origVtag",
+    long: ["orig-vtag"],
+    value: true,
+    placeholder: "VTAG",
+    help: "SCTP verification tag, original direction",
+  },
+  {
+    key: "replyVtag",
+    long: ["reply-vtag"],
+    value: true,
+    placeholder: "VTAG",
+    help: "SCTP verification tag, reply direction",
+  },
+  {
+    key: "role",
+    long: ["role"],
+    value: true,
+    placeholder: "client|server",
+    help: "DCCP role",
+  },
   // summary (issue 14)
   {
     key: "by",

@@ -12,7 +12,7 @@ import { ArgumentError } from "./errors.ts";
 import { checkUint, statusBits, type StatusValue } from "./filter.ts";
 import { type Encoder, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from "./netlink.ts";
 import type { CreateSpec, DeleteOptions } from "./options.ts";
-import { TCP_STATES } from "./protocols.ts";
+import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { Transport } from "./transport.ts";
 import { parseAddress } from "./address.ts";
 import { labelMask } from "./match.ts";
@@ -57,6 +57,59 @@ export interface FlowChanges {
   labelsRemove?: readonly number[] | "all";
   /** TCP state by name (`"ESTABLISHED"`) or number, for TCP entries. */
   tcpState?: string | number;
+  /**
+   * SCTP state by name (`"ESTABLISHED"`) or number with the verification
+   * tags of both directions, for SCTP entries (conntrack's `--state`,
+   * `--orig-vtag`, `--reply-vtag`; the kernel needs all three).
+   */
+  sctp?: { state: string | number; vtagOrig: number; vtagReply: number } | undefined;
+  /**
+   * DCCP state by name (`"OPEN"`) or number and role (conntrack's `--state`
+   * and `--role`). A kernel that does not track DCCP (it tracks it as a
+   * generic protocol) ignores them.
+   */
+  dccp?: { state: string | number; role: "client" | "server" | number } | undefined;
+}
+
+/** A state by name (any case) or number in `table`. */
+function stateNumber(table: readonly string[], state: string | number, argument: string): number {
+  if (typeof state === "number") return checkUint(state, table.length - 1, argument);
+  const n = table.indexOf(String(state).toUpperCase());
+  if (n < 0) throw new ArgumentError(argument, state, `unknown state "${state}"`);
+  return n;
+}
+
+/** Writes the SCTP or DCCP protocol info of `changes`. */
+function encodeProtoinfo(enc: Encoder, changes: FlowChanges, argument: string): void {
+  const { sctp, dccp } = changes;
+  if (sctp !== undefined) {
+    if (sctp === null || typeof sctp !== "object") {
+      throw new ArgumentError(`${argument}.sctp`, sctp, "not { state, vtagOrig, vtagReply }");
+    }
+    const state = stateNumber(SCTP_STATES, sctp.state, `${argument}.sctp.state`);
+    const vtagOrig = checkUint(sctp.vtagOrig, 0xffffffff, `${argument}.sctp.vtagOrig`);
+    const vtagReply = checkUint(sctp.vtagReply, 0xffffffff, `${argument}.sctp.vtagReply`);
+    enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_SCTP)
+      .u8(C.CTA_PROTOINFO_SCTP_STATE, state)
+      .u32be(C.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, vtagOrig)
+      .u32be(C.CTA_PROTOINFO_SCTP_VTAG_REPLY, vtagReply)
+      .end().end();
+  }
+  if (dccp !== undefined) {
+    if (dccp === null || typeof dccp !== "object") {
+      throw new ArgumentError(`${argument}.dccp`, dccp, "not { state, role }");
+    }
+    const state = stateNumber(DCCP_STATES, dccp.state, `${argument}.dccp.state`);
+    const role = dccp.role === "client"
+      ? 0
+      : dccp.role === "server"
+      ? 1
+      : checkUint(dccp.role, 1, `${argument}.dccp.role`);
+    enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_DCCP)
+      .u8(C.CTA_PROTOINFO_DCCP_STATE, state)
+      .u8(C.CTA_PROTOINFO_DCCP_ROLE, role)
+      .end().end();
+  }
 }
 
 function tcpStateNumber(state: string | number): number {
@@ -90,6 +143,7 @@ export function encodeChanges(
     enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_TCP)
       .u8(C.CTA_PROTOINFO_TCP_STATE, tcpStateNumber(changes.tcpState)).end().end();
   }
+  encodeProtoinfo(enc, changes, argument);
   if (changes.labels !== undefined || changes.labelsRemove !== undefined) {
     // The kernel sets each word to (old & ~mask) ^ labels.
     const set = changes.labels === undefined

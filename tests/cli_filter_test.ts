@@ -207,7 +207,14 @@ const FILTERS: [string[], boolean][] = [
 ];
 
 /** Bad parameters: both exit 2 (ctnl's message is its own). */
+const SCTP = ["-p", "sctp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"];
 const BAD: string[][] = [
+  ["-L", "-p", "sctp", "--orig-vtag", "5"],
+  ["-L", "-p", "dccp", "--role", "client"],
+  ["-I", ...SCTP, "-t", "5", "--state", "ESTABLISHED", "--orig-vtag", "1"],
+  ["-I", ...SCTP, "-t", "5", "--orig-vtag", "1", "--reply-vtag", "2"],
+  ["-I", ...SCTP.with(1, "dccp"), "-t", "5", "--state", "OPEN"],
+  ["-I", ...SCTP.with(1, "dccp"), "-t", "5", "--state", "OPEN", "--role", "boss"],
   ["-L", "-r", "10.0.0.0/8"],
   ["-L", "-q", "10.0.0.0/8"],
   ["-L", "--mask-src", "255.0.0.0"],
@@ -536,6 +543,65 @@ wait`);
           "53",
         ];
         await created("-I", v6, ["-t", "100", "--dst-nat", "[fd50::3]:5353"]);
+        // SCTP: state and both verification tags (the listing does not show the tags).
+        const sctp = [
+          "-p",
+          "sctp",
+          "-s",
+          "10.50.0.1",
+          "-d",
+          "10.50.0.2",
+          "--sport",
+          "41010",
+          "--dport",
+          "9",
+        ];
+        const sctpInfo = [
+          "-t",
+          "100",
+          "--state",
+          "ESTABLISHED",
+          "--orig-vtag",
+          "17",
+          "--reply-vtag",
+          "0x12",
+        ];
+        const tagged = await b.ctnl(["-I", ...sctp, ...sctpInfo]);
+        assert.equal(tagged.code, 2, "a verification tag is decimal, as conntrack's atoi reads it");
+        sctpInfo[7] = "18";
+        await created("-I", sctp, sctpInfo);
+        assert.equal((await b.ctnl(["-I", ...sctp, ...sctpInfo])).code, 0);
+        {
+          using ct = Conntrack.open({ netns: ns.name });
+          const [flow] = [...ct.dumpSync({ orig: { protocol: "sctp", srcPort: 41010 } })];
+          assert.deepStrictEqual(
+            [flow?.sctp?.stateName, flow?.sctp?.vtagOrig, flow?.sctp?.vtagReply],
+            ["ESTABLISHED", 17, 18],
+          );
+        }
+        assert.equal((await b.conntrack(["-D", ...sctp])).code, 0);
+        // DCCP: this kernel tracks it as a generic protocol (no ports, no state).
+        const dccp = [
+          "-p",
+          "dccp",
+          "-s",
+          "10.50.0.1",
+          "-d",
+          "10.50.0.2",
+          "--sport",
+          "41011",
+          "--dport",
+          "9",
+        ];
+        const dccpInfo = ["-t", "100", "--state", "OPEN", "--role", "client"];
+        const mineDccp = await b.ctnl(["-I", ...dccp, ...dccpInfo]);
+        assert.equal(mineDccp.code, 0, mineDccp.stderr);
+        const listedMine = await same(b, ["-L", "-p", "dccp"], true);
+        assert.equal((await b.conntrack(["-D", "-p", "dccp"])).count, 1);
+        assert.equal((await b.conntrack(["-I", ...dccp, ...dccpInfo])).code, 0);
+        const listedTheirs = await same(b, ["-L", "-p", "dccp"], true);
+        assert.equal(masked(listedMine.stdout), masked(listedTheirs.stdout));
+        assert.equal((await b.conntrack(["-D", "-p", "dccp"])).count, 1);
         const gre = [
           "-p",
           "gre",

@@ -8,7 +8,7 @@ import { type CreateSpec, type NatSetup, protocolInfo, type TupleSpec } from "..
 import type { NatOption } from "../values.ts";
 import { argumentError, UsageError } from "../errors.ts";
 import { checkFamily, checkTuple, compact, type Filters, noNetworks } from "../filters.ts";
-import { type OptionHelp, optionHelp, TUPLE_OPTIONS } from "../options.ts";
+import { type OptionHelp, optionHelp, optionName, TUPLE_OPTIONS } from "../options.ts";
 import type { Command, Context } from "../context.ts";
 import { isTcp, parseChanges } from "../changes.ts";
 import { optionKeys } from "../help.ts";
@@ -33,6 +33,9 @@ const ENTRY: readonly OptionHelp[] = [
   },
   { key: "dstNat", placeholder: "ADDR[:PORT]", help: "Destination NAT to this address (and port)" },
   { key: "labelAdd", help: "Labels to set (names from connlabel.conf)" },
+  { key: "origVtag", help: "SCTP verification tag, original direction (required\nwith -p sctp)" },
+  { key: "replyVtag", help: "SCTP verification tag, reply direction (required)" },
+  { key: "role", help: "DCCP role (required with -p dccp)" },
   "netns",
 ];
 
@@ -102,6 +105,7 @@ export function createSpec(ctx: Context): CreateSpec {
   if (isTcp(p) && changes.tcpState === undefined) {
     throw new UsageError(`create -p ${name} needs --state (SYN_SENT, ESTABLISHED, …)`);
   }
+  const protoinfo = protocolInfoOf(ctx, name);
   let reply: TupleSpec | undefined;
   if (hasReply) {
     reply = tupleFrom(f, p, [f.replySrc!, f.replyDst!, f.replySport, f.replyDport], false);
@@ -135,7 +139,43 @@ export function createSpec(ctx: Context): CreateSpec {
     status: changes.status,
     tcpState: changes.tcpState,
     labels: changes.labelsAdd,
+    ...protoinfo,
   });
+}
+
+/** The SCTP state and tags, or DCCP state and role, that conntrack -I requires for them. */
+function protocolInfoOf(ctx: Context, name: string): Pick<CreateSpec, "sctp" | "dccp"> {
+  const v = ctx.parsed.values;
+  const state = ctx.filters.state;
+  const given = (keys: string[]) => keys.filter((k) => v.has(k)).map(optionName);
+  if (name !== "sctp" && given(["origVtag", "replyVtag"]).length > 0) {
+    throw new UsageError(`${given(["origVtag", "replyVtag"])[0]} needs -p sctp`);
+  }
+  if (name !== "dccp" && v.has("role")) throw new UsageError("--role needs -p dccp");
+  if (name === "sctp") {
+    const vtag = (key: string) => {
+      const text = v.get(key);
+      if (text === undefined) throw new UsageError(`create -p sctp needs ${optionName(key)}`);
+      if (!/^[0-9]+$/.test(text) || Number(text) > 0xffffffff) {
+        throw new UsageError(
+          `invalid verification tag "${text}" for ${optionName(key)} (0-4294967295)`,
+        );
+      }
+      return Number(text);
+    };
+    if (state === undefined) throw new UsageError("create -p sctp needs --state (ESTABLISHED, …)");
+    return { sctp: { state, vtagOrig: vtag("origVtag"), vtagReply: vtag("replyVtag") } };
+  }
+  if (name === "dccp") {
+    const role = v.get("role");
+    if (state === undefined) throw new UsageError("create -p dccp needs --state (OPEN, …)");
+    if (role === undefined) throw new UsageError("create -p dccp needs --role (client or server)");
+    if (role !== "client" && role !== "server") {
+      throw new UsageError(`invalid role "${role}" for --role (client or server)`);
+    }
+    return { dccp: { state, role } };
+  }
+  return {};
 }
 
 /** `--src-nat`/`--dst-nat` of create: without an address, nothing (as conntrack -I). */

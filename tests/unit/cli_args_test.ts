@@ -175,7 +175,7 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [
     ["create", ...UDP.with(1, "sctp"), "-t", "5", "--state", "ESTABLISHED"],
     2,
-    "--state with create needs -p tcp",
+    "create -p sctp needs --orig-vtag",
   ],
   [["create", ...UDP, "-t", "soon"], 2, 'invalid timeout "soon" for -t/--timeout (0-4294967295)'],
   [["create", ...UDP, "-t", "-1"], 2, 'invalid timeout "-1"'],

@@ -198,6 +198,28 @@ Deno.test("create with NAT, per-direction zones, labels; update removing labels:
     TypeError,
   );
   await assert.rejects(ct.update(orig, { labelsRemove: [128] }), RangeError);
+  const sctp = { ...orig, protocol: "sctp" };
+  await ct.create({
+    orig: sctp,
+    timeout: 9,
+    sctp: { state: "established", vtagOrig: 17, vtagReply: 0xffffffff },
+  });
+  const withTags = decodeFlow(k.requests.at(-1)!.bytes);
+  assert.deepStrictEqual(
+    [withTags.sctp?.stateName, withTags.sctp?.vtagOrig, withTags.sctp?.vtagReply],
+    ["ESTABLISHED", 17, 0xffffffff],
+  );
+  await ct.create({
+    orig: { ...orig, protocol: "dccp" },
+    timeout: 9,
+    dccp: { state: "OPEN", role: "server" },
+  });
+  const dccp = decodeFlow(k.requests.at(-1)!.bytes).dccp;
+  assert.deepStrictEqual([dccp?.stateName, dccp?.role], ["OPEN", 1]);
+  await assert.rejects(
+    ct.create({ orig: sctp, timeout: 9, sctp: { state: "BOGUS", vtagOrig: 1, vtagReply: 2 } }),
+    TypeError,
+  );
 });
 
 Deno.test("validateFilter: bad network, NAT, label and zone parts name themselves", () => {
