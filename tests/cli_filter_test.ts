@@ -398,6 +398,18 @@ wait`);
       },
     );
 
+    await t.step("get -l shows the entry only with the labels, as conntrack -G -l", async () => {
+      using ct = Conntrack.open({ netns: ns.name });
+      const [flow] = [...ct.dumpSync({ orig: { protocol: "udp", dstPort: 5603 } })];
+      assert(flow);
+      const tuple = ["-p", "udp", "-s", flow.orig.src!, "-d", flow.orig.dst!];
+      tuple.push("--sport", String(flow.orig.srcPort), "--dport", "5603");
+      await same(b, ["-G", ...tuple, "-l", "one"], true);
+      await same(b, ["-G", ...tuple, "-l", "five,one", "-o", "extended"], true);
+      const missing = await same(b, ["-G", ...tuple, "-l", "nine"], false);
+      assert.equal(missing.code, 1);
+    });
+
     await t.step("bad parameters are exit 2 for both", async () => {
       await pool(BAD, 4, async (args) => {
         const [mine, theirs] = await Promise.all([b.ctnl(args), b.conntrack(args)]);

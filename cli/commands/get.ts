@@ -4,7 +4,7 @@
  * @module
  */
 
-import { validateTuple } from "../../mod.ts";
+import { labelBits, validateTuple } from "../../mod.ts";
 import { checked } from "../errors.ts";
 import { checkFamily, getRequest, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
@@ -18,6 +18,7 @@ const TUPLE: readonly OptionHelp[] = [
   "dstKey",
   "replySrcKey",
   "replyDstKey",
+  { key: "label", help: "Show it only if it has every one of these labels" },
 ];
 
 function run(ctx: Context): number {
@@ -27,6 +28,15 @@ function run(ctx: Context): number {
   checked(() => validateTuple(tuple), direction);
   using ct = ctx.open();
   const flow = checked(() => ct.getSync(tuple, options), direction);
+  const wanted = ctx.filters.labels;
+  if (wanted !== undefined) {
+    // conntrack -G -l: an entry without the labels is not shown, and that is a failure.
+    const have = new Set(flow.labels === undefined ? [] : labelBits(flow.labels));
+    if (!wanted.every((bit) => have.has(bit))) {
+      ctx.summary(0);
+      return 1;
+    }
+  }
   const out = ctx.stdout();
   out.line(ctx.flowText()(flow));
   out.flush();
