@@ -12,6 +12,7 @@ import {
   type GetOptions,
   type NatFilter,
   protocolInfo,
+  type Tuple,
   type TupleFilter,
   type TupleSpec,
   validateTuple,
@@ -31,6 +32,7 @@ import {
   parseZone,
 } from "./values.ts";
 import { labelBits } from "./labels.ts";
+import { parseAddress } from "../src/address.ts";
 
 /** The selection options of issue 12 that dump, delete and events take (in their help's order). */
 export const NETWORK_NAT_LABEL_OPTIONS: readonly OptionHelp[] = [
@@ -352,6 +354,25 @@ export function getRequest(f: Filters): NamedEntry {
   const options: GetOptions = { direction };
   if (f.zone !== undefined) options.zone = f.zone;
   return { tuple, options, direction };
+}
+
+/**
+ * Whether `t`, a direction of the entry the kernel returned, is the tuple
+ * asked for. The kernel finds an entry by either direction's tuple;
+ * conntrack -G then compares the direction asked for and shows nothing
+ * when it differs (also when ports were given for an entry tracked without
+ * them, as DCCP on a kernel that tracks it as a generic protocol).
+ */
+export function isTupleAsked(t: Tuple, asked: TupleSpec): boolean {
+  const text = (address: string) => parseAddress(address, "tuple").text;
+  if (t.src !== text(asked.src) || t.dst !== text(asked.dst) || t.protocol !== asked.protocol) {
+    return false;
+  }
+  if (asked.srcPort !== undefined && (t.srcPort !== asked.srcPort || t.dstPort !== asked.dstPort)) {
+    return false;
+  }
+  return asked.icmpType === undefined ||
+    (t.icmpType === asked.icmpType && t.icmpCode === asked.icmpCode && t.icmpId === asked.icmpId);
 }
 
 /** The zone of a listed flow, to name its entry in a request (undefined: zone 0). */

@@ -398,7 +398,7 @@ wait`);
       },
     );
 
-    await t.step("get -l shows the entry only with the labels, as conntrack -G -l", async () => {
+    await t.step("get -l, get by the other direction's tuple: as conntrack -G", async () => {
       using ct = Conntrack.open({ netns: ns.name });
       const [flow] = [...ct.dumpSync({ orig: { protocol: "udp", dstPort: 5603 } })];
       assert(flow);
@@ -408,6 +408,11 @@ wait`);
       await same(b, ["-G", ...tuple, "-l", "five,one", "-o", "extended"], true);
       const missing = await same(b, ["-G", ...tuple, "-l", "nine"], false);
       assert.equal(missing.code, 1);
+      // By the reply tuple given as -s/-d: the kernel finds the entry; conntrack shows nothing.
+      const reverse = ["-p", "udp", "-s", flow.orig.dst!, "-d", flow.orig.src!];
+      reverse.push("--sport", "5603", "--dport", String(flow.orig.srcPort));
+      const reversed = await same(b, ["-G", ...reverse], false);
+      assert.equal(reversed.code, 1);
     });
 
     await t.step("bad parameters are exit 2 for both", async () => {

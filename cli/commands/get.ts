@@ -6,7 +6,7 @@
 
 import { labelBits, validateTuple } from "../../mod.ts";
 import { checked } from "../errors.ts";
-import { checkFamily, getRequest, noNetworks } from "../filters.ts";
+import { checkFamily, getRequest, isTupleAsked, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import type { Command, Context } from "../context.ts";
 import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
@@ -28,14 +28,14 @@ function run(ctx: Context): number {
   checked(() => validateTuple(tuple), direction);
   using ct = ctx.open();
   const flow = checked(() => ct.getSync(tuple, options), direction);
+  // conntrack -G shows nothing (and fails) for an entry the kernel found by
+  // its other direction, or without the labels -l names.
   const wanted = ctx.filters.labels;
-  if (wanted !== undefined) {
-    // conntrack -G -l: an entry without the labels is not shown, and that is a failure.
-    const have = new Set(flow.labels === undefined ? [] : labelBits(flow.labels));
-    if (!wanted.every((bit) => have.has(bit))) {
-      ctx.summary(0);
-      return 1;
-    }
+  const have = new Set(flow.labels === undefined ? [] : labelBits(flow.labels));
+  const labelled = wanted === undefined || wanted.every((bit) => have.has(bit));
+  if (!labelled || !isTupleAsked(flow[direction], tuple)) {
+    ctx.summary(0);
+    return 1;
   }
   const out = ctx.stdout();
   out.line(ctx.flowText()(flow));
