@@ -11,7 +11,7 @@ import { optionName, type Parsed } from "./options.ts";
 
 /**
  * Label names by bit from connlabel.conf, read as libnetfilter_conntrack
- * does: `BIT NAME` lines (BIT as strtoul base 0, below 1024), `#` comments,
+ * does: `BIT NAME` lines (BIT as strtoul base 0, a sign allowed, below 1024), `#` comments,
  * names of letters, digits, spaces and dashes, the first of a bit or name
  * wins. Undefined when no line defines a label.
  */
@@ -21,13 +21,16 @@ export function parseLabelMap(text: string): (string | undefined)[] | undefined 
   let added = 0;
   for (const line of text.split("\n")) {
     if (line.startsWith("#")) continue;
-    const m = /^[ \t\v\f\r]*(?:0[xX]([0-9a-fA-F]+)|([1-9][0-9]*)|(0[0-7]*))/.exec(line);
+    // strtoul(line, &end, 0): spaces, a sign, then decimal, 0x hex or 0 octal.
+    const m = /^[ \t\v\f\r]*([+-]?)(?:0[xX]([0-9a-fA-F]+)|([1-9][0-9]*)|(0[0-7]*))/.exec(line);
     if (!m) continue;
-    const bit = m[1] !== undefined
-      ? parseInt(m[1], 16)
-      : m[2] !== undefined
-      ? Number(m[2])
-      : parseInt(m[3]!, 8);
+    const magnitude = m[2] !== undefined
+      ? parseInt(m[2], 16)
+      : m[3] !== undefined
+      ? Number(m[3])
+      : parseInt(m[4]!, 8);
+    // A negative value wraps around to a huge one, which is no label bit.
+    const bit = m[1] === "-" && magnitude !== 0 ? Infinity : magnitude;
     if (!(bit < 1024) || names[bit] !== undefined) continue;
     const name = line.slice(m[0].length).replace(/^[ \t\v\f\r]+|[ \t\v\f\r]+$/g, "");
     if (name === "" || !/^[A-Za-z0-9 -]+$/.test(name) || seen.has(name)) continue;

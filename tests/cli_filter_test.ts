@@ -61,7 +61,11 @@ class Bench {
   static async create(ns: Netns): Promise<Bench> {
     const dir = await Deno.makeTempDir({ prefix: "ctnl-filt-" });
     await Deno.mkdir(`${dir}/up/xtables`, { recursive: true });
-    await Deno.writeTextFile(`${dir}/up/xtables/connlabel.conf`, LABEL_CONF);
+    // conntrack reads BIT with strtoul: "+1" is bit 1 (nft, reading its own copy, would not take it).
+    await Deno.writeTextFile(
+      `${dir}/up/xtables/connlabel.conf`,
+      LABEL_CONF.replace("1 one", "+1 one"),
+    );
     await Deno.writeTextFile(`${dir}/up/connlabel.conf`, LABEL_CONF); // where nft 1.0.6 reads them
     return new Bench(ns, dir);
   }

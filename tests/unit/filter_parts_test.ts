@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
+import { parseLabelMap } from "../../cli/labels.ts";
 import { type DumpFilter, validateFilter } from "../../mod.ts";
 import { openWithSockets } from "../../src/conntrack.ts";
 import * as C from "../../src/constants.ts";
@@ -341,4 +342,12 @@ Deno.test("CLI: an optional value is the next argument unless it starts with - o
   const r = await cli(["dump", "-g", "tcp"]);
   assert.equal(r.code, 2, r.stderr); // "tcp" is taken as -g's address, as conntrack takes it
   assert.match(r.stderr, /dnat\.address|-g\/--dst-nat|address/);
+});
+
+Deno.test("connlabel.conf: BIT as strtoul reads it, a sign too (+1 is bit 1; -1 wraps, no bit)", () => {
+  const names = parseLabelMap("+1 plus\n-1 minus\n-0 zero\n 0x0a ten\n012 ten-octal\n#3 no\n4\n");
+  assert.deepStrictEqual(
+    names?.flatMap((n, bit) => n === undefined ? [] : [[bit, n]]),
+    [[0, "zero"], [1, "plus"], [10, "ten"]],
+  );
 });
