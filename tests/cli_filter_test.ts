@@ -700,6 +700,30 @@ wait`);
       }
       await same(b, ["-L", "-z", "-n"], true);
     });
+    await t.step(
+      "delete with the new filters deletes what conntrack -L lists with them",
+      async () => {
+        const cases = [
+          ["-l", "one,five"],
+          ["-p", "udp", "-s", "10.50.0.0/24", "--orig-zone", "5"],
+          ["-g", "10.50.0.2:6605"],
+          ["-n", "fd50::3", "-p", "udp"],
+        ];
+        for (const args of cases) {
+          const before = await b.conntrack(["-L", ...args]);
+          assert((before.count ?? 0) > 0, `nothing to delete with ${args.join(" ")}`);
+          const deleted = await b.ctnl(["-D", ...args]);
+          assert.equal(deleted.code, 0, deleted.stderr);
+          assert.equal(deleted.count, before.count, args.join(" "));
+          // conntrack -D prints deleted entries without labels, as ctnl does.
+          const unlabelled = masked(before.stdout).replace(/ labels=\S+$/gm, "");
+          assert.equal(masked(deleted.stdout), unlabelled, args.join(" "));
+          assert.equal((await b.conntrack(["-L", ...args])).count, 0, args.join(" "));
+          const again = await b.ctnl(["-D", ...args]);
+          assert.deepStrictEqual([again.code, again.count], [1, 0], "nothing left: exit 1");
+        }
+      },
+    );
   } finally {
     await b.remove();
     assert(await ns.delete(), "namespace deleted");
