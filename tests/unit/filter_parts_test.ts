@@ -21,6 +21,7 @@ import { NLM_F_DUMP } from "../../src/netlink.ts";
 import { ack, FakeKernel, replay } from "../_fake_kernel.ts";
 
 const CT = C.NFNL_SUBSYS_CTNETLINK << 8;
+const UDP = ["-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"];
 const RELEASE = { kernelRelease: "6.18.0" };
 /** What conntrack printed of the captured dump, one entry a line. */
 const TEXT = Deno.readTextFileSync(new URL("../fixtures/dump.conntrack.txt", import.meta.url))
@@ -287,28 +288,12 @@ Deno.test("CLI: bad values of the new options are exit 2 (1 for --label-add with
     [["delete", "-j"], 2, "option -j/--any-nat cannot be used with delete"],
     [["events", "-z"], 2, "option -z/--zero cannot be used with events"],
     [
-      ["get", "-p", "udp", "-s", "10.0.0.0/8", "-d", "10.0.0.2", "--sport", "1", "--dport", "2"],
+      ["get", ...UDP.with(3, "10.0.0.0/8")],
       2,
       "get takes whole addresses",
     ],
     [
-      [
-        "create",
-        "-p",
-        "udp",
-        "-s",
-        "10.0.0.1",
-        "-d",
-        "10.0.0.2",
-        "--sport",
-        "1",
-        "--dport",
-        "2",
-        "-t",
-        "5",
-        "-l",
-        "x",
-      ],
+      ["create", ...UDP, "-t", "5", "-l", "x"],
       2,
       "option -l/--label cannot be used with create",
     ],
