@@ -201,6 +201,43 @@ export const OPTIONS = [
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
   },
+  // ctnl top (helper "top"): sort/by may duplicate rows of summary's; keep one of each at merge.
+  {
+    key: "interval",
+    long: ["interval"],
+    value: true,
+    placeholder: "SECONDS",
+    help: "Seconds between refreshes (default 2; 0.1-3600)",
+  },
+  {
+    key: "once",
+    long: ["once"],
+    value: false,
+    help: "Print one frame (after one interval, with rates) and exit",
+  },
+  {
+    key: "rows",
+    long: ["rows"],
+    value: true,
+    placeholder: "N",
+    help: "Rows to show (default: the screen's height; 20 on a pipe)",
+  },
+  {
+    key: "by",
+    long: ["by"],
+    value: true,
+    placeholder: "KEY[,KEY…]",
+    help: "Group by: proto, family, state, src, dst, sport, dport,\n" +
+      "reply-src, reply-dst, zone, mark, or src/N, dst/N",
+  },
+  {
+    key: "sort",
+    long: ["sort"],
+    value: true,
+    placeholder: "KEY",
+    help: "Sort by: rate, prate, bytes, packets, flows, age,\n" +
+      "timeout, proto, state, src, dst, group",
+  },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];

@@ -15,6 +15,7 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
+import { top } from "./top.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -27,4 +28,5 @@ export const COMMANDS: readonly Command[] = [
   flush,
   create,
   update,
+  top,
 ];

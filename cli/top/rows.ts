@@ -1,0 +1,401 @@
+/**
+ * What `ctnl top` shows of a flow or of a group of flows (a {@link TopRow}),
+ * the keys it sorts by and groups by, and one refresh pass over a stream of
+ * flows ({@link collect}): counters sampled for rates, rows filtered and cut
+ * down to the best N.
+ *
+ * @module
+ */
+
+import { type Flow, PROTOCOL_NAMES } from "../../mod.ts";
+import { type CounterSamples, type Delta, TopN } from "./rates.ts";
+import { endpoint } from "./units.ts";
+
+/** One row: a flow, or (with `--by`) a group of flows. */
+export interface TopRow {
+  /** The flow id (ungrouped) or the group's key text. */
+  readonly key: string;
+  /** The flow itself (ungrouped rows only): what `d` deletes. */
+  readonly flow: Flow | undefined;
+  /** The group's values, one per `--by` key (grouped rows only). */
+  readonly group: readonly string[];
+  readonly proto: string;
+  readonly state: string;
+  readonly src: string;
+  readonly dst: string;
+  /** Flows in the row (1 ungrouped). */
+  flows: number;
+  /** Whether the flow (or a flow of the group) has counters: accounting was on when it started. */
+  accounted: boolean;
+  /** Bytes, both directions (0 without accounting). */
+  bytes: number;
+  /** Packets, both directions. */
+  packets: number;
+  /** Bytes per second since the previous pass; undefined on the first pass or without accounting. */
+  bytesRate: number | undefined;
+  /** Packets per second. */
+  packetsRate: number | undefined;
+  /** Seconds since the flow started (needs timestamps); the oldest flow of a group. */
+  age: number | undefined;
+  /** Seconds until the flow expires; the longest of a group. */
+  timeout: number | undefined;
+}
+
+/** How the rows may be sorted: the key, its column heading, numbers first biggest. */
+export const SORT_KEYS = [
+  { key: "rate", column: "BYTES/S", numeric: true },
+  { key: "prate", column: "PKTS/S", numeric: true },
+  { key: "bytes", column: "BYTES", numeric: true },
+  { key: "packets", column: "PACKETS", numeric: true },
+  { key: "flows", column: "FLOWS", numeric: true },
+  { key: "age", column: "AGE", numeric: true },
+  { key: "timeout", column: "TIMEOUT", numeric: true },
+  { key: "proto", column: "PROTO", numeric: false },
+  { key: "state", column: "STATE", numeric: false },
+  { key: "src", column: "SOURCE", numeric: false },
+  { key: "dst", column: "DESTINATION", numeric: false },
+  { key: "group", column: "GROUP", numeric: false },
+] as const;
+
+/** A sort key of {@link SORT_KEYS}. */
+export type SortKey = typeof SORT_KEYS[number]["key"];
+
+/** The sort keys that make sense ungrouped, or grouped. */
+export function sortKeys(grouped: boolean): SortKey[] {
+  const flowOnly = new Set<string>(["flows", "group"]);
+  const groupOnly = new Set<string>(["age", "timeout", "proto", "state", "src", "dst"]);
+  return SORT_KEYS.map((s) => s.key).filter((k) => !(grouped ? groupOnly : flowOnly).has(k));
+}
+
+function sortValue(row: TopRow, key: SortKey): number | string | undefined {
+  switch (key) {
+    case "rate":
+      return row.bytesRate;
+    case "prate":
+      return row.packetsRate;
+    case "group":
+      return row.group.join(" ");
+    default:
+      return row[key];
+  }
+}
+
+/**
+ * The order of rows for `key`: numbers biggest first, text A to Z (`reverse`
+ * turns it round); rows without a value (no rate yet) last either way; ties
+ * broken by bytes, then key, so the order is stable between refreshes.
+ *
+ * @example
+ * ```ts
+ * import { compareRows, type TopRow } from "./rows.ts";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * const row = (key: string, bytesRate?: number) => ({ key, bytesRate, bytes: 0 }) as TopRow;
+ * const rows = [row("a", 5), row("b"), row("c", 50)];
+ * deepEqual(rows.sort(compareRows("rate", false)).map((r) => r.key), ["c", "a", "b"]);
+ * deepEqual(rows.sort(compareRows("rate", true)).map((r) => r.key), ["a", "c", "b"]);
+ * ```
+ */
+export function compareRows(key: SortKey, reverse: boolean): (a: TopRow, b: TopRow) => number {
+  const numeric = SORT_KEYS.find((s) => s.key === key)!.numeric;
+  const sign = (numeric ? -1 : 1) * (reverse ? -1 : 1);
+  return (a, b) => {
+    const x = sortValue(a, key), y = sortValue(b, key);
+    if (x === undefined || y === undefined) {
+      if (x !== y) return x === undefined ? 1 : -1;
+    } else if (x !== y) {
+      return (x < y ? -1 : 1) * sign;
+    }
+    if (a.bytes !== b.bytes) return b.bytes - a.bytes;
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  };
+}
+
+/** The keys `--by` takes; `src/24`, `dst/64`, `reply-src/16`, … group by prefix. */
+export const GROUP_KEYS = [
+  "proto",
+  "family",
+  "state",
+  "src",
+  "dst",
+  "sport",
+  "dport",
+  "reply-src",
+  "reply-dst",
+  "zone",
+  "mark",
+] as const;
+
+/** Extracts one `--by` value from a flow. */
+export type GroupKey = (flow: Flow) => string;
+
+function protoName(n: number | undefined): string {
+  return n === undefined ? "?" : PROTOCOL_NAMES[n] ?? String(n);
+}
+
+function stateName(flow: Flow): string {
+  return (flow.tcp ?? flow.sctp ?? flow.dccp)?.stateName ?? "";
+}
+
+/** `address` with all but the first `bits` bits zeroed, and `/bits`. */
+function prefixOf(address: string, bits: number): string {
+  if (!address.includes(":")) {
+    const parts = address.split(".").map(Number);
+    if (bits > 32 || parts.length !== 4) return address;
+    const n = parts.reduce((a, b) => a * 256 + b, 0);
+    const masked = bits === 0 ? 0 : Math.floor(n / 2 ** (32 - bits)) * 2 ** (32 - bits);
+    const out = [24, 16, 8, 0].map((s) => Math.floor(masked / 2 ** s) % 256);
+    return `${out.join(".")}/${bits}`;
+  }
+  if (bits > 128) return address;
+  const [head = "", tail = ""] = address.split("::");
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === "" ? [] : tail.split(":");
+  const groups = address.includes("::")
+    ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t]
+    : h;
+  const masked = groups.map((g, i) => {
+    const keep = Math.max(0, Math.min(16, bits - 16 * i));
+    const v = parseInt(g, 16) || 0;
+    return (keep === 0 ? 0 : v & (0xffff << (16 - keep)) & 0xffff).toString(16);
+  });
+  // The shortest form: the longest run of zero groups as "::".
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    let j = i;
+    while (j < 8 && masked[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const text = best < 0
+    ? masked.join(":")
+    : `${masked.slice(0, best).join(":")}::${masked.slice(best + bestLen).join(":")}`;
+  return `${text}/${bits}`;
+}
+
+/**
+ * The value extractor for a `--by` key (`dport`, `src/24`, …), or a
+ * `RangeError` naming what is allowed.
+ *
+ * @example
+ * ```ts
+ * import { groupKey } from "./rows.ts";
+ * import { newFlow } from "../../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flow = newFlow("ipv4");
+ * flow.orig = { ...flow.orig, src: "10.1.2.3", protocol: 6 };
+ * equal(groupKey("src/24")(flow), "10.1.2.0/24");
+ * equal(groupKey("proto")(flow), "tcp");
+ * flow.orig = { ...flow.orig, src: "fd00:1:2:3::9" };
+ * equal(groupKey("src/48")(flow), "fd00:1:2::/48");
+ * ```
+ */
+export function groupKey(text: string): GroupKey {
+  const m = /^(src|dst|reply-src|reply-dst)\/(\d{1,3})$/.exec(text);
+  if (m) {
+    const bits = Number(m[2]);
+    const of = groupKey(m[1]!);
+    if (bits > 128) throw new RangeError(`prefix length ${bits} is too long`);
+    return (flow) => prefixOf(of(flow), bits);
+  }
+  switch (text) {
+    case "proto":
+      return (f) => protoName(f.orig.protocol);
+    case "family":
+      return (f) => f.family;
+    case "state":
+      return (f) => stateName(f) || "-";
+    case "src":
+      return (f) => f.orig.src ?? "?";
+    case "dst":
+      return (f) => f.orig.dst ?? "?";
+    case "reply-src":
+      return (f) => f.reply.src ?? "?";
+    case "reply-dst":
+      return (f) => f.reply.dst ?? "?";
+    case "sport":
+      return (f) => String(f.orig.srcPort ?? "-");
+    case "dport":
+      return (f) => String(f.orig.dstPort ?? "-");
+    case "zone":
+      return (f) => String(f.zone ?? 0);
+    case "mark":
+      return (f) => String(f.mark ?? 0);
+  }
+  throw new RangeError(
+    `unknown key "${text}" (${GROUP_KEYS.join(", ")}, or src/N, dst/N for a prefix)`,
+  );
+}
+
+function bytesOf(flow: Flow): number {
+  const o = flow.countersOrig, r = flow.countersReply;
+  return (o === undefined ? 0 : Number(o.bytes)) + (r === undefined ? 0 : Number(r.bytes));
+}
+
+function packetsOf(flow: Flow): number {
+  const o = flow.countersOrig, r = flow.countersReply;
+  return (o === undefined ? 0 : Number(o.packets)) + (r === undefined ? 0 : Number(r.packets));
+}
+
+/** The row of one flow at `now` (milliseconds), with its delta over `seconds`. */
+export function flowRow(
+  flow: Flow,
+  delta: Delta | undefined,
+  seconds: number | undefined,
+  now: number,
+): TopRow {
+  const o = flow.orig;
+  const start = flow.timestampStart;
+  const rate = delta !== undefined && seconds !== undefined && seconds > 0 &&
+    flow.countersOrig !== undefined;
+  return {
+    key: String(flow.id ?? `${protoName(o.protocol)} ${o.src} ${o.dst} ${o.srcPort} ${o.dstPort}`),
+    flow,
+    group: [],
+    proto: protoName(o.protocol),
+    state: stateName(flow),
+    src: endpoint(o.src, o.srcPort),
+    dst: endpoint(o.dst, o.dstPort),
+    flows: 1,
+    accounted: flow.countersOrig !== undefined,
+    bytes: bytesOf(flow),
+    packets: packetsOf(flow),
+    bytesRate: rate ? delta.bytes / seconds : undefined,
+    packetsRate: rate ? delta.packets / seconds : undefined,
+    age: start === undefined
+      ? undefined
+      : Math.max(0, now / 1000 - Number(start / 1_000_000n) / 1000),
+    timeout: flow.timeout,
+  };
+}
+
+/** The text a filter is matched against: protocol, state, source, destination or group. */
+export function rowText(row: TopRow): string {
+  return row.group.length > 0
+    ? row.group.join(" ")
+    : `${row.proto} ${row.state} ${row.src} ${row.dst}`;
+}
+
+/** What one pass is asked for. */
+export interface PassOptions {
+  /** Rows to keep. */
+  readonly limit: number;
+  readonly sort: SortKey;
+  readonly reverse: boolean;
+  /** Keep rows whose {@link rowText} contains this (case-insensitive). */
+  readonly filter?: string;
+  /** `--by`: group by these keys. */
+  readonly by?: readonly GroupKey[];
+  /** Stop early when this returns true (the user quit). */
+  readonly stop?: () => boolean;
+}
+
+/** What one pass over the table found. */
+export interface Frame {
+  /** The rows to show, in order. */
+  readonly rows: TopRow[];
+  /** Entries in the table. */
+  readonly total: number;
+  /** Rows (flows, or groups) that matched the filter. */
+  readonly matched: number;
+  /** Entries with counters (accounting on when they started). */
+  readonly counted: number;
+  /** Entries with a start timestamp. */
+  readonly stamped: number;
+  /** Entries per protocol name. */
+  readonly protocols: ReadonlyMap<string, number>;
+  /** Seconds the rates are over (undefined on the first pass). */
+  readonly seconds: number | undefined;
+  /** When the pass began (milliseconds). */
+  readonly at: number;
+}
+
+/**
+ * One refresh: streams `flows`, records every flow's counters in `samples`
+ * (for the next pass's deltas), and keeps the best `limit` rows. Memory is
+ * `limit` rows (plus one per group with `by`), and the samples.
+ *
+ * @example Rates over two passes
+ * ```ts
+ * import { collect } from "./rows.ts";
+ * import { CounterSamples } from "./rates.ts";
+ * import { newFlow } from "../../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flow = (id: number, bytes: bigint) => {
+ *   const f = newFlow("ipv4");
+ *   f.id = id;
+ *   f.countersOrig = { bytes, packets: 1n };
+ *   return f;
+ * };
+ * async function* table(...flows: ReturnType<typeof newFlow>[]) { yield* flows; }
+ * const samples = new CounterSamples();
+ * const options = { limit: 1, sort: "rate", reverse: false } as const;
+ * await collect(table(flow(1, 0n), flow(2, 0n)), samples, options, 0);
+ * const frame = await collect(table(flow(1, 500n), flow(2, 4000n)), samples, options, 2000);
+ * equal(frame.rows[0]!.key, "2");
+ * equal(frame.rows[0]!.bytesRate, 2000);
+ * ```
+ */
+export async function collect(
+  flows: AsyncIterable<Flow> | Iterable<Flow>,
+  samples: CounterSamples,
+  options: PassOptions,
+  now: number = Date.now(),
+): Promise<Frame> {
+  samples.begin(now);
+  const seconds = samples.seconds;
+  const compare = compareRows(options.sort, options.reverse);
+  const top = new TopN<TopRow>(options.limit, compare);
+  const needle = options.filter?.toLowerCase() || undefined;
+  const groups = options.by !== undefined && options.by.length > 0
+    ? new Map<string, TopRow>()
+    : undefined;
+  const protocols = new Map<string, number>();
+  let total = 0, matched = 0, counted = 0, stamped = 0;
+  for await (const flow of flows) {
+    if (options.stop?.()) break;
+    total++;
+    const proto = protoName(flow.orig.protocol);
+    protocols.set(proto, (protocols.get(proto) ?? 0) + 1);
+    if (flow.timestampStart !== undefined) stamped++;
+    let delta: Delta | undefined;
+    if (flow.countersOrig !== undefined) {
+      counted++;
+      if (flow.id !== undefined) delta = samples.record(flow.id, bytesOf(flow), packetsOf(flow));
+    }
+    const row = flowRow(flow, delta, seconds, now);
+    if (groups === undefined) {
+      if (needle !== undefined && !rowText(row).toLowerCase().includes(needle)) continue;
+      matched++;
+      top.push(row);
+      continue;
+    }
+    const values = options.by!.map((key) => key(flow));
+    const key = values.join("\u0000");
+    const g = groups.get(key);
+    if (g === undefined) {
+      groups.set(key, { ...row, key: values.join(" "), flow: undefined, group: values });
+      continue;
+    }
+    g.flows++;
+    g.accounted ||= row.accounted;
+    g.bytes += row.bytes;
+    g.packets += row.packets;
+    if (row.bytesRate !== undefined) g.bytesRate = (g.bytesRate ?? 0) + row.bytesRate;
+    if (row.packetsRate !== undefined) g.packetsRate = (g.packetsRate ?? 0) + row.packetsRate;
+    if (row.age !== undefined && (g.age === undefined || row.age > g.age)) g.age = row.age;
+    if (row.timeout !== undefined && (g.timeout === undefined || row.timeout > g.timeout)) {
+      g.timeout = row.timeout;
+    }
+  }
+  if (groups !== undefined) {
+    for (const g of groups.values()) {
+      if (needle !== undefined && !rowText(g).toLowerCase().includes(needle)) continue;
+      matched++;
+      top.push(g);
+    }
+  }
+  return { rows: top.sorted(), total, matched, counted, stamped, protocols, seconds, at: now };
+}
