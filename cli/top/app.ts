@@ -124,12 +124,16 @@ class Live {
   #filter = "";
   #paused = false;
   #selected: string | undefined;
+  /** The user moved the selection: it follows its flow; before that it stays on the first row. */
+  #following = false;
   #mode: Mode = { kind: "normal" };
   #message: string | undefined;
   #status: number | undefined; // set: quit with this status
   #failure: { error: unknown } | undefined;
   #wake: (() => void) | undefined;
   #refreshNow = false;
+  /** Bumped when the sort or the filter changes: a pass begun before is thrown away. */
+  #generation = 0;
 
   constructor(s: TopSettings, io: TopIo) {
     this.#s = s;
@@ -182,6 +186,7 @@ class Live {
 
   /** Fetches a new frame at once (after a sort, filter or deletion). */
   #refresh(): void {
+    this.#generation++;
     this.#refreshNow = true;
     this.#wake?.();
   }
@@ -200,6 +205,7 @@ class Live {
       while (this.#status === undefined) {
         if (!this.#paused || this.#frame === undefined) {
           this.#refreshNow = false;
+          const generation = this.#generation;
           const frame = await collect(flows(this.#s, this.#io.ct), this.#samples, {
             limit: this.#limit(),
             sort: this.#sort,
@@ -209,6 +215,7 @@ class Live {
             stop: () => this.#status !== undefined,
           });
           if (this.#status !== undefined) break;
+          if (generation !== this.#generation) continue;
           this.#frame = frame;
           this.#select(0);
         }
@@ -242,7 +249,8 @@ class Live {
       this.#selected = undefined;
       return;
     }
-    const at = rows.findIndex((r) => r.key === this.#selected);
+    if (by !== 0) this.#following = true;
+    const at = this.#following ? rows.findIndex((r) => r.key === this.#selected) : 0;
     const i = Math.min(rows.length - 1, Math.max(0, (at < 0 ? 0 : at) + by));
     this.#selected = rows[i]!.key;
   }
@@ -268,6 +276,7 @@ class Live {
     if (mode.kind === "filter") {
       if (key === "enter") {
         this.#filter = mode.text;
+        this.#following = false;
         this.#mode = { kind: "normal" };
         this.#paused = false;
         this.#refresh();
