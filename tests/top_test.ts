@@ -209,7 +209,7 @@ Deno.test({
 
       // Pause: the clock and the rows stand still; space again resumes.
       await tmux.keys("Space");
-      screen = await tmux.until("PAUSED", (l) => header(l).endsWith(" - PAUSED"));
+      screen = await tmux.until("PAUSED", (l) => header(l).includes(" - PAUSED - "));
       await new Promise((r) => setTimeout(r, 2500));
       const paused = await tmux.screen();
       assert.equal(header(paused), header(screen));

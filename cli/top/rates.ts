@@ -7,88 +7,120 @@
  * @module
  */
 
-/** What changed for one flow since the previous pass. */
-export interface Delta {
-  /** Bytes since the previous pass (both directions). */
-  readonly bytes: number;
-  /** Packets since the previous pass. */
-  readonly packets: number;
-}
-
 /**
- * The counters of every flow at the previous pass and at this one, keyed by
- * flow id (`CTA_ID`). Memory: a `Map` entry and two doubles per flow of the
- * last two passes; the older pass is dropped when a new one begins.
+ * The counters of every flow at the last pass, keyed by flow id (`CTA_ID`),
+ * for rates from deltas. Memory: one `Map` entry and 20 bytes of typed
+ * arrays per flow of the last pass; flows gone from the table are swept
+ * out at the end of each pass ({@link end}).
  *
  * A flow not seen at the previous pass started since: all of its counters
  * are its delta. A counter that went down is an id the kernel reused: the
  * same. Before the second pass there is no delta (rates are unknown).
+ * {@link record} returns whether there is a delta and leaves it in
+ * {@link bytes} and {@link packets} (no object per flow).
  *
  * @example Two passes one second apart
  * ```ts
  * import { CounterSamples } from "./rates.ts";
- * import { deepEqual, equal } from "node:assert/strict";
+ * import { equal } from "node:assert/strict";
  *
  * const s = new CounterSamples();
  * s.begin(1000);
- * equal(s.record(7, 100, 2), undefined); // first pass: no rate yet
+ * equal(s.record(7, 100, 2), false); // first pass: no rate yet
+ * s.end();
  * s.begin(2000);
- * deepEqual(s.record(7, 1100, 12), { bytes: 1000, packets: 10 });
+ * equal(s.record(7, 1100, 12), true);
+ * equal(s.bytes, 1000);
+ * equal(s.packets, 10);
  * equal(s.seconds, 1);
- * deepEqual(s.record(8, 50, 1), { bytes: 50, packets: 1 }); // new since the last pass
+ * equal(s.record(8, 50, 1), true); // new since the last pass: all of it
+ * equal(s.bytes, 50);
+ * s.end();
+ * equal(s.size, 2);
  * ```
  */
 export class CounterSamples {
-  #prev = new Map<number, number>();
-  #prevCounters = new Float64Array(0);
-  #next = new Map<number, number>();
-  #nextCounters = new Float64Array(2048);
+  readonly #slots = new Map<number, number>();
+  #bytes = new Float64Array(1024);
+  #packets = new Float64Array(1024);
+  #seen = new Uint32Array(1024); // the pass a slot was last recorded in
+  readonly #free: number[] = [];
+  #used = 0;
+  #pass = 0;
   #prevTime: number | undefined;
-  #nextTime: number | undefined;
+  #time: number | undefined;
+  #ended = false;
+  /** The last delta {@link record} found: bytes. */
+  bytes = 0;
+  /** The last delta {@link record} found: packets. */
+  packets = 0;
 
-  /** Starts a pass at `now` (milliseconds); the pass before the last is forgotten. */
+  /** Starts a pass at `now` (milliseconds). */
   begin(now: number): void {
-    if (this.#nextTime !== undefined) {
-      this.#prev = this.#next;
-      this.#prevCounters = this.#nextCounters;
-      this.#prevTime = this.#nextTime;
-      this.#next = new Map();
-      this.#nextCounters = new Float64Array(Math.max(2048, this.#prev.size * 2 + 64));
+    if (this.#time !== undefined && this.#ended) this.#prevTime = this.#time;
+    else if (this.#time !== undefined) this.#prevTime = undefined; // an unfinished pass: start over
+    this.#time = now;
+    this.#pass++;
+    this.#ended = false;
+  }
+
+  /** Ends a pass that saw the whole table: forgets the flows it did not see. */
+  end(): void {
+    for (const [id, slot] of this.#slots) {
+      if (this.#seen[slot] !== this.#pass) {
+        this.#slots.delete(id);
+        this.#free.push(slot);
+      }
     }
-    this.#nextTime = now;
+    this.#ended = true;
   }
 
   /** Seconds between the previous pass and this one (undefined before the second pass). */
   get seconds(): number | undefined {
-    if (this.#prevTime === undefined || this.#nextTime === undefined) return undefined;
-    return (this.#nextTime - this.#prevTime) / 1000;
+    if (this.#prevTime === undefined || this.#time === undefined) return undefined;
+    return (this.#time - this.#prevTime) / 1000;
   }
 
-  /** Flows recorded in this pass. */
+  /** Flows it holds counters of. */
   get size(): number {
-    return this.#next.size;
+    return this.#slots.size;
   }
 
-  /** Records flow `id`'s totals in this pass and returns its delta since the previous one. */
-  record(id: number, bytes: number, packets: number): Delta | undefined {
-    let slot = this.#next.get(id);
+  #grow(): void {
+    const n = this.#bytes.length * 2;
+    const grow = <T extends Float64Array | Uint32Array>(a: T, b: T) => (b.set(a), b);
+    this.#bytes = grow(this.#bytes, new Float64Array(n));
+    this.#packets = grow(this.#packets, new Float64Array(n));
+    this.#seen = grow(this.#seen, new Uint32Array(n));
+  }
+
+  /** Records flow `id`'s totals; whether there is a delta (then in {@link bytes}, {@link packets}). */
+  record(id: number, bytes: number, packets: number): boolean {
+    let slot = this.#slots.get(id);
+    let known = false;
     if (slot === undefined) {
-      slot = this.#next.size * 2;
-      if (slot + 2 > this.#nextCounters.length) {
-        const bigger = new Float64Array(this.#nextCounters.length * 2);
-        bigger.set(this.#nextCounters);
-        this.#nextCounters = bigger;
+      slot = this.#free.pop();
+      if (slot === undefined) {
+        if (this.#used === this.#bytes.length) this.#grow();
+        slot = this.#used++;
       }
-      this.#next.set(id, slot);
+      this.#slots.set(id, slot);
+    } else {
+      known = this.#seen[slot] === this.#pass - 1;
     }
-    this.#nextCounters[slot] = bytes;
-    this.#nextCounters[slot + 1] = packets;
-    if (this.#prevTime === undefined) return undefined;
-    const before = this.#prev.get(id);
-    if (before === undefined) return { bytes, packets };
-    const b = this.#prevCounters[before]!, p = this.#prevCounters[before + 1]!;
-    if (bytes < b || packets < p) return { bytes, packets };
-    return { bytes: bytes - b, packets: packets - p };
+    const b = this.#bytes[slot]!, p = this.#packets[slot]!;
+    this.#bytes[slot] = bytes;
+    this.#packets[slot] = packets;
+    this.#seen[slot] = this.#pass;
+    if (this.#prevTime === undefined) return false;
+    if (!known || bytes < b || packets < p) {
+      this.bytes = bytes;
+      this.packets = packets;
+    } else {
+      this.bytes = bytes - b;
+      this.packets = packets - p;
+    }
+    return true;
   }
 }
 

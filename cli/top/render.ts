@@ -126,7 +126,7 @@ function header(view: View, style: Style): string[] {
     ? "reading the table…"
     : `${f.total} flows${protos && `: ${protos}`}`;
   const lines = [
-    `ctnl top - ${clock} - ${flows} - every ${view.interval}s${view.paused ? " - PAUSED" : ""}`,
+    `ctnl top - ${clock}${view.paused ? " - PAUSED" : ""} - ${flows} - every ${view.interval}s`,
   ];
   let settings = `sort: ${sortText(view.sort, view.reverse)}`;
   if (view.by.length > 0) settings += ` - by: ${view.by.join(",")}`;
@@ -135,10 +135,10 @@ function header(view: View, style: Style): string[] {
   lines.push(settings);
   const notes: string[] = [];
   if (f !== undefined && f.total > 0 && f.counted === 0) {
-    notes.push("accounting off: no bytes or rates (sysctl net.netfilter.nf_conntrack_acct=1)");
+    notes.push("accounting off (net.netfilter.nf_conntrack_acct=1 for rates)");
   }
   if (f !== undefined && f.total > 0 && f.stamped === 0 && view.by.length === 0) {
-    notes.push("timestamps off: no age (sysctl net.netfilter.nf_conntrack_timestamp=1)");
+    notes.push("timestamps off (nf_conntrack_timestamp=1 for ages)");
   }
   if (style.interactive) {
     lines.push(

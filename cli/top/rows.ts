@@ -8,21 +8,24 @@
  */
 
 import { type Flow, PROTOCOL_NAMES } from "../../mod.ts";
-import { type CounterSamples, type Delta, TopN } from "./rates.ts";
+import { type CounterSamples, TopN } from "./rates.ts";
 import { endpoint } from "./units.ts";
 
 /** One row: a flow, or (with `--by`) a group of flows. */
 export interface TopRow {
   /** The flow id (ungrouped) or the group's key text. */
-  readonly key: string;
+  key: string;
+  /** Breaks ties in the order: the flow id, or the group's number. */
+  readonly order: number;
   /** The flow itself (ungrouped rows only): what `d` deletes. */
   readonly flow: Flow | undefined;
   /** The group's values, one per `--by` key (grouped rows only). */
   readonly group: readonly string[];
-  readonly proto: string;
-  readonly state: string;
-  readonly src: string;
-  readonly dst: string;
+  /** Protocol, state, source and destination: filled by {@link describe} when needed. */
+  proto: string;
+  state: string;
+  src: string;
+  dst: string;
   /** Flows in the row (1 ungrouped). */
   flows: number;
   /** Whether the flow (or a flow of the group) has counters: accounting was on when it started. */
@@ -90,8 +93,9 @@ function sortValue(row: TopRow, key: SortKey): number | string | undefined {
  * import { compareRows, type TopRow } from "./rows.ts";
  * import { deepEqual } from "node:assert/strict";
  *
- * const row = (key: string, bytesRate?: number) => ({ key, bytesRate, bytes: 0 }) as TopRow;
- * const rows = [row("a", 5), row("b"), row("c", 50)];
+ * const row = (key: string, order: number, bytesRate?: number) =>
+ *   ({ key, order, bytesRate, bytes: 0 }) as TopRow;
+ * const rows = [row("a", 1, 5), row("b", 2), row("c", 3, 50)];
  * deepEqual(rows.sort(compareRows("rate", false)).map((r) => r.key), ["c", "a", "b"]);
  * deepEqual(rows.sort(compareRows("rate", true)).map((r) => r.key), ["a", "c", "b"]);
  * ```
@@ -107,7 +111,7 @@ export function compareRows(key: SortKey, reverse: boolean): (a: TopRow, b: TopR
       return (x < y ? -1 : 1) * sign;
     }
     if (a.bytes !== b.bytes) return b.bytes - a.bytes;
-    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+    return a.order - b.order;
   };
 }
 
@@ -238,36 +242,52 @@ function packetsOf(flow: Flow): number {
   return (o === undefined ? 0 : Number(o.packets)) + (r === undefined ? 0 : Number(r.packets));
 }
 
-/** The row of one flow at `now` (milliseconds), with its delta over `seconds`. */
+/**
+ * The row of one flow at `now` (milliseconds), its rates from a delta over
+ * `seconds` (`rated`); the text columns stay empty until {@link describe}.
+ */
 export function flowRow(
   flow: Flow,
-  delta: Delta | undefined,
+  rated: boolean,
+  delta: { readonly bytes: number; readonly packets: number },
   seconds: number | undefined,
   now: number,
+  bytes: number = bytesOf(flow),
+  packets: number = packetsOf(flow),
 ): TopRow {
-  const o = flow.orig;
   const start = flow.timestampStart;
-  const rate = delta !== undefined && seconds !== undefined && seconds > 0 &&
-    flow.countersOrig !== undefined;
+  const rate = rated && seconds !== undefined && seconds > 0;
   return {
-    key: String(flow.id ?? `${protoName(o.protocol)} ${o.src} ${o.dst} ${o.srcPort} ${o.dstPort}`),
+    key: "",
+    order: flow.id ?? 0,
     flow,
     group: [],
-    proto: protoName(o.protocol),
-    state: stateName(flow),
-    src: endpoint(o.src, o.srcPort),
-    dst: endpoint(o.dst, o.dstPort),
+    proto: "",
+    state: "",
+    src: "",
+    dst: "",
     flows: 1,
     accounted: flow.countersOrig !== undefined,
-    bytes: bytesOf(flow),
-    packets: packetsOf(flow),
+    bytes,
+    packets,
     bytesRate: rate ? delta.bytes / seconds : undefined,
     packetsRate: rate ? delta.packets / seconds : undefined,
-    age: start === undefined
-      ? undefined
-      : Math.max(0, now / 1000 - Number(start / 1_000_000n) / 1000),
+    age: start === undefined ? undefined : Math.max(0, (now - Number(start) / 1e6) / 1000),
     timeout: flow.timeout,
   };
+}
+
+/** Fills the text columns of a flow's row (once); returns it. */
+export function describe(row: TopRow): TopRow {
+  const flow = row.flow;
+  if (flow === undefined || row.key !== "") return row;
+  const o = flow.orig;
+  row.proto = protoName(o.protocol);
+  row.state = stateName(flow);
+  row.src = endpoint(o.src, o.srcPort);
+  row.dst = endpoint(o.dst, o.dstPort);
+  row.key = flow.id !== undefined ? String(flow.id) : `${row.proto} ${row.src} ${row.dst}`;
+  return row;
 }
 
 /** The text a filter is matched against: protocol, state, source, destination or group. */
@@ -349,34 +369,40 @@ export async function collect(
   const compare = compareRows(options.sort, options.reverse);
   const top = new TopN<TopRow>(options.limit, compare);
   const needle = options.filter?.toLowerCase() || undefined;
+  const textSort = !SORT_KEYS.find((k) => k.key === options.sort)!.numeric;
   const groups = options.by !== undefined && options.by.length > 0
     ? new Map<string, TopRow>()
     : undefined;
-  const protocols = new Map<string, number>();
-  let total = 0, matched = 0, counted = 0, stamped = 0;
+  const protocols = new Map<number | undefined, number>();
+  let total = 0, matched = 0, counted = 0, stamped = 0, complete = true;
   for await (const flow of flows) {
-    if (options.stop?.()) break;
+    if (options.stop?.()) {
+      complete = false;
+      break;
+    }
     total++;
-    const proto = protoName(flow.orig.protocol);
-    protocols.set(proto, (protocols.get(proto) ?? 0) + 1);
+    const p = flow.orig.protocol;
+    protocols.set(p, (protocols.get(p) ?? 0) + 1);
     if (flow.timestampStart !== undefined) stamped++;
-    let delta: Delta | undefined;
+    let rated = false;
+    const bytes = bytesOf(flow), packets = packetsOf(flow);
     if (flow.countersOrig !== undefined) {
       counted++;
-      if (flow.id !== undefined) delta = samples.record(flow.id, bytesOf(flow), packetsOf(flow));
+      if (flow.id !== undefined) rated = samples.record(flow.id, bytes, packets);
     }
-    const row = flowRow(flow, delta, seconds, now);
+    const row = flowRow(flow, rated, samples, seconds, now, bytes, packets);
     if (groups === undefined) {
-      if (needle !== undefined && !rowText(row).toLowerCase().includes(needle)) continue;
+      if (needle !== undefined && !rowText(describe(row)).toLowerCase().includes(needle)) continue;
       matched++;
-      top.push(row);
+      top.push(textSort ? describe(row) : row);
       continue;
     }
     const values = options.by!.map((key) => key(flow));
     const key = values.join("\u0000");
     const g = groups.get(key);
     if (g === undefined) {
-      groups.set(key, { ...row, key: values.join(" "), flow: undefined, group: values });
+      const group = { ...row, key: values.join(" "), order: groups.size, flow: undefined };
+      groups.set(key, { ...group, group: values });
       continue;
     }
     g.flows++;
@@ -390,6 +416,7 @@ export async function collect(
       g.timeout = row.timeout;
     }
   }
+  if (complete) samples.end();
   if (groups !== undefined) {
     for (const g of groups.values()) {
       if (needle !== undefined && !rowText(g).toLowerCase().includes(needle)) continue;
@@ -397,5 +424,8 @@ export async function collect(
       top.push(g);
     }
   }
-  return { rows: top.sorted(), total, matched, counted, stamped, protocols, seconds, at: now };
+  const names = new Map<string, number>();
+  for (const [p, n] of protocols) names.set(protoName(p), (names.get(protoName(p)) ?? 0) + n);
+  const rows = top.sorted().map(describe);
+  return { rows, total, matched, counted, stamped, protocols: names, seconds, at: now };
 }
