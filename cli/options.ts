@@ -7,6 +7,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { unknownLong, unknownShort } from "./suggest.ts";
 
 /** One option: how it is written, whether it takes a value, its help. */
 export interface OptionSpec {
@@ -407,7 +408,7 @@ export class Parser {
     if (hits.size > 1) {
       throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
     }
-    throw new UsageError(`unknown option --${name}`);
+    throw new UsageError(unknownLong(name, this.#rows.flatMap((r) => r.long)));
   }
 
   /** Parses `args`; bad syntax is a {@link UsageError}. */
@@ -444,7 +445,9 @@ export class Parser {
         for (let j = 1; j < arg.length; j++) {
           const letter = arg[j]!;
           const row = this.#byShort.get(letter);
-          if (!row) throw new UsageError(`unknown option -${letter}`);
+          if (!row) {
+            throw new UsageError(unknownShort(letter, arg, this.#rows.flatMap((r) => r.long)));
+          }
           if (row.value) {
             const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
             record(p, row, `-${letter}`, value);
