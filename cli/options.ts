@@ -318,6 +318,8 @@ export interface CommandSyntax {
   readonly flags: readonly string[];
   /** Whether a table name may follow (`ctnl dump conntrack`); default true. */
   readonly table?: boolean;
+  /** One free word follows instead of a table (`ctnl completions bash`): `Parsed.operand`. */
+  readonly operand?: boolean;
 }
 
 /** The command words for messages: `dump, get, … or update`. */
@@ -339,6 +341,8 @@ export interface Parsed {
   /** The options without a value that were given. */
   flags: Set<string>;
   table: string | undefined;
+  /** The free word of a command that takes one (`bash` in `ctnl completions bash`). */
+  operand?: string;
 }
 
 /** A row the parser matches: an option, or a command flag (`-L`, `--dump`). */
@@ -466,6 +470,8 @@ export class Parser {
           throw new UsageError(`unknown command "${word}" (try ${this.#list})`);
         }
         setCommand(p, command, word);
+      } else if (p.operand === undefined && this.#byName.get(p.command)?.operand) {
+        p.operand = word;
       } else if (p.table === undefined && this.#byName.get(p.command)?.table !== false) {
         p.table = word;
       } else {

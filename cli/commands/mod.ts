@@ -16,6 +16,7 @@ import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
 import { top } from "./top.ts";
+import { completions } from "./completions.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -29,4 +30,5 @@ export const COMMANDS: readonly Command[] = [
   create,
   update,
   top,
+  completions,
 ];
