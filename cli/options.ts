@@ -202,7 +202,7 @@ export const OPTIONS = [
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
   },
-  // ctnl top (helper "top"): sort/by may duplicate rows of summary's; keep one of each at merge.
+  // ctnl top (issue 14; --by and --sort are summary's rows below)
   {
     key: "interval",
     long: ["interval"],
@@ -223,21 +223,42 @@ export const OPTIONS = [
     placeholder: "N",
     help: "Rows to show (default: the screen's height; 20 on a pipe)",
   },
+  // summary (issue 14)
   {
     key: "by",
     long: ["by"],
     value: true,
     placeholder: "KEY[,KEY…]",
-    help: "Group by: proto, family, state, src, dst, sport, dport,\n" +
-      "reply-src, reply-dst, zone, mark, or src/N, dst/N",
+    help: "Group by these keys",
   },
   {
     key: "sort",
     long: ["sort"],
     value: true,
     placeholder: "KEY",
-    help: "Sort by: rate, prate, bytes, packets, flows, age,\n" +
-      "timeout, proto, state, src, dst, group",
+    help: "Sort by",
+  },
+  { key: "top", long: ["top"], value: true, placeholder: "N", help: "Only the first N" },
+  {
+    key: "olderThan",
+    long: ["older-than"],
+    value: true,
+    placeholder: "DURATION",
+    help: "Started at least DURATION ago (90s, 5m, 1h30m, 2d);\nneeds nf_conntrack_timestamp",
+  },
+  {
+    key: "youngerThan",
+    long: ["younger-than"],
+    value: true,
+    placeholder: "DURATION",
+    help: "Started less than DURATION ago",
+  },
+  {
+    key: "bytesGt",
+    long: ["bytes-gt"],
+    value: true,
+    placeholder: "SIZE",
+    help: "More than SIZE bytes, both directions (1500, 10k,\n64Ki); needs nf_conntrack_acct",
   },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },

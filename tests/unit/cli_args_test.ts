@@ -229,7 +229,7 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [["update", "-f", "ipv6", ...UDP, "-m", "1"], 2, "-f/--family ipv6 does not match"],
   [["update", "-m", "1", "-s", A, "-s", B], 2, "option -s/--src given twice"],
   [["help", "frob"], 2, `(try ${commandList(COMMANDS)})`],
-  [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, events, delete,'],
+  [["frob"], 2, `unknown command "frob" (try ${commandList(COMMANDS)})`],
 ];
 
 /** Runs the bad inputs: nothing on stdout, the exit code, one stderr line with the fragment. */
