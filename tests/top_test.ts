@@ -356,6 +356,14 @@ Deno.test({
         counts,
         by.stdout,
       );
+      // A listing extra: only the stream has moved more than 50 kB.
+      const big = await once("--interval", "0.5", "--bytes-gt", "50k");
+      assert.equal(big.code, 0, big.stderr);
+      assert.deepEqual(rows(big.stdout.split("\n")).map((x) => x.dst), [STREAM_DST]);
+      // --by dport, sorted by bytes: the stream's port first, its rate summed.
+      const ports = await once("--interval", "0.5", "--by", "dport", "--sort", "bytes");
+      const first = ports.stdout.split("\n").find((l) => /^ {2} +\d/.test(l))!;
+      assert.match(first, /^ +1 +9000 +\d/, ports.stdout);
       // Bad values: exit 2 and one line, before the table is opened.
       for (
         const [args, message] of [

@@ -11,9 +11,27 @@ import { type OptionHelp, optionHelp } from "../options.ts";
 import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 import { runTop, type TopSettings } from "../top/app.ts";
-import { groupKey, SORT_KEYS, type SortKey, sortKeys } from "../top/rows.ts";
+import { GROUP_KEYS, groupKey, SORT_KEYS, type SortKey, sortKeys } from "../top/rows.ts";
+import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
 
-const VIEW: readonly OptionHelp[] = ["interval", "once", "rows", "sort", "by", "netns"];
+const VIEW: readonly OptionHelp[] = [
+  "interval",
+  "once",
+  "rows",
+  {
+    key: "sort",
+    help: "Sort by: rate (default), prate, bytes, packets, age,\n" +
+      "timeout, proto, state, src, dst; with --by: flows, group,\n" +
+      "rate, prate, bytes, packets",
+  },
+  {
+    key: "by",
+    help: `One row per group: ${GROUP_KEYS.slice(0, 6).join(", ")},\n` +
+      `${GROUP_KEYS.slice(6).join(", ")},\n` +
+      "or an address prefix: src/24, dst/64, src/24/64 (IPv4/IPv6)",
+  },
+  "netns",
+];
 
 function settings(ctx: Context): TopSettings {
   const v = ctx.parsed.values;
@@ -59,7 +77,18 @@ function settings(ctx: Context): TopSettings {
     by,
     groupBy,
     filter,
-    keep: stateMatcher(ctx.filters.state),
+    keep: keeper(ctx),
+  };
+}
+
+/** `--state` and the listing extras (`--older-than`, `--younger-than`, `--bytes-gt`), per pass. */
+function keeper(ctx: Context): TopSettings["keep"] {
+  const state = stateMatcher(ctx.filters.state);
+  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
+  if (state === undefined && !extras.active) return undefined;
+  return () => {
+    extras.nowNs = BigInt(Date.now()) * 1_000_000n; // ages as of this pass
+    return (flow) => (state === undefined || state(flow)) && (!extras.active || extras.test(flow));
   };
 }
 
@@ -85,7 +114,7 @@ export const top: Command = {
   flags: [],
   table: false,
   summary: "A live view of the busiest flows, refreshed (like top)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, VIEW),
+  options: optionKeys(DUMP_FILTER_OPTIONS, EXTRA_OPTIONS, VIEW),
   help: `Usage: ctnl top [FILTERS] [--interval S] [--sort KEY] [--by KEY,…] [--once]
 
 A full-screen view of the table that refreshes every --interval seconds: one
@@ -106,6 +135,7 @@ turns styling off.
 
 Filters (as dump's; they select what is shown):
 ${optionHelp(DUMP_FILTER_OPTIONS)}
+${optionHelp(EXTRA_OPTIONS)}
 
 View:
 ${optionHelp(VIEW)}

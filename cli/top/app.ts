@@ -33,9 +33,10 @@ export interface TopSettings {
   /** `--by`, as written and as extractors. */
   readonly by: readonly string[];
   readonly groupBy: readonly GroupKey[];
-  /** The dump filter the options make, and the test the kernel cannot do (`--state`). */
+  /** The dump filter the options make. */
   readonly filter: DumpFilter;
-  readonly keep: ((flow: Flow) => boolean) | undefined;
+  /** The tests the kernel cannot do (`--state`, `--older-than`, …), made afresh for each pass. */
+  readonly keep: (() => (flow: Flow) => boolean) | undefined;
 }
 
 /** Where `ctnl top` runs: its table handle and its output. */
@@ -57,7 +58,7 @@ const PIPE_COLUMNS = 1000;
 
 function flows(s: TopSettings, ct: Conntrack): AsyncIterable<Flow> {
   const stream = ct.dump(s.filter, { onInterrupted: "ignore" });
-  const keep = s.keep;
+  const keep = s.keep?.();
   if (keep === undefined) return stream;
   return (async function* () {
     for await (const flow of stream) if (keep(flow)) yield flow;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Flow, PROTOCOL_NAMES } from "../../mod.ts";
+import { type Flow, PROTOCOL_NAMES, statusFlags, SUMMARY_KEYS } from "../../mod.ts";
 import { type CounterSamples, TopN } from "./rates.ts";
 import { endpoint } from "./units.ts";
 
@@ -115,20 +115,12 @@ export function compareRows(key: SortKey, reverse: boolean): (a: TopRow, b: TopR
   };
 }
 
-/** The keys `--by` takes; `src/24`, `dst/64`, `reply-src/16`, … group by prefix. */
-export const GROUP_KEYS = [
-  "proto",
-  "family",
-  "state",
-  "src",
-  "dst",
-  "sport",
-  "dport",
-  "reply-src",
-  "reply-dst",
-  "zone",
-  "mark",
-] as const;
+/**
+ * The keys `--by` takes: those of `ctnl summary` (the library's
+ * `SUMMARY_KEYS`); `src/24`, `dst/64`, `src/24/64` (IPv4/IPv6 lengths) group
+ * addresses by prefix.
+ */
+export const GROUP_KEYS: readonly string[] = SUMMARY_KEYS;
 
 /** Extracts one `--by` value from a flow. */
 export type GroupKey = (flow: Flow) => string;
@@ -196,13 +188,20 @@ function prefixOf(address: string, bits: number): string {
  * ```
  */
 export function groupKey(text: string): GroupKey {
-  const m = /^(src|dst|reply-src|reply-dst)\/(\d{1,3})$/.exec(text);
+  const m = /^(src|dst|reply-src|reply-dst)\/(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
   if (m) {
-    const bits = Number(m[2]);
+    const v4 = Number(m[2]), v6 = m[3] === undefined ? v4 : Number(m[3]);
+    if (m[3] !== undefined && v4 > 32) {
+      throw new RangeError(`prefix length ${v4} is too long for IPv4`);
+    }
+    if (v6 > 128) throw new RangeError(`prefix length ${v6} is too long`);
     const of = groupKey(m[1]!);
-    if (bits > 128) throw new RangeError(`prefix length ${bits} is too long`);
-    return (flow) => prefixOf(of(flow), bits);
+    return (flow) => {
+      const address = of(flow);
+      return address.includes(":") ? prefixOf(address, v6) : prefixOf(address, Math.min(v4, 32));
+    };
   }
+  const port = (p: number | undefined) => String(p ?? "-");
   switch (text) {
     case "proto":
       return (f) => protoName(f.orig.protocol);
@@ -210,18 +209,26 @@ export function groupKey(text: string): GroupKey {
       return (f) => f.family;
     case "state":
       return (f) => stateName(f) || "-";
+    case "status":
+      return (f) => statusFlags(f.status).join(",") || "-";
+    case "helper":
+      return (f) => f.helper ?? "-";
     case "src":
-      return (f) => f.orig.src ?? "?";
+      return (f) => f.orig.src ?? "-";
     case "dst":
-      return (f) => f.orig.dst ?? "?";
+      return (f) => f.orig.dst ?? "-";
     case "reply-src":
-      return (f) => f.reply.src ?? "?";
+      return (f) => f.reply.src ?? "-";
     case "reply-dst":
-      return (f) => f.reply.dst ?? "?";
+      return (f) => f.reply.dst ?? "-";
     case "sport":
-      return (f) => String(f.orig.srcPort ?? "-");
+      return (f) => port(f.orig.srcPort);
     case "dport":
-      return (f) => String(f.orig.dstPort ?? "-");
+      return (f) => port(f.orig.dstPort);
+    case "reply-sport":
+      return (f) => port(f.reply.srcPort);
+    case "reply-dport":
+      return (f) => port(f.reply.dstPort);
     case "zone":
       return (f) => String(f.zone ?? 0);
     case "mark":

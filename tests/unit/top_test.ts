@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { type Flow, newFlow } from "../../mod.ts";
 import { CounterSamples, TopN } from "../../cli/top/rates.ts";
-import { collect, groupKey, type PassOptions } from "../../cli/top/rows.ts";
+import { collect, GROUP_KEYS, groupKey, type PassOptions } from "../../cli/top/rows.ts";
 import { renderLines, type View } from "../../cli/top/render.ts";
 import { parseKeys } from "../../cli/top/terminal.ts";
 
@@ -257,33 +257,57 @@ Deno.test("parseKeys: what a raw terminal sends, split into keys", () => {
   assert.deepEqual(keys("é"), ["é"]);
 });
 
-Deno.test("groupKey: every key, prefixes of both families, and what it refuses", () => {
-  const f = flow(9, 0, 0, { mark: 5, zone: 3 });
-  f.reply = { ...f.reply, src: "192.0.2.200", dst: "10.0.0.1" };
+Deno.test("groupKey: every key of ctnl summary, prefixes of both families, and what it refuses", () => {
+  const f = flow(9, 0, 0, { mark: 5, zone: 3, helper: "ftp", status: 0x8 | 0x2 });
+  f.reply = { ...f.reply, src: "192.0.2.200", dst: "10.0.0.1", srcPort: 80, dstPort: 9 };
   const of = (k: string) => groupKey(k)(f);
   assert.deepEqual(
     [
       "proto",
       "family",
       "state",
+      "status",
+      "helper",
       "src",
       "dst",
       "sport",
       "dport",
       "reply-src",
       "reply-dst",
+      "reply-sport",
+      "reply-dport",
       "zone",
       "mark",
     ].map(of),
-    ["tcp", "ipv4", "-", "10.0.0.1", "10.0.0.9", "9", "80", "192.0.2.200", "10.0.0.1", "3", "5"],
+    [
+      "tcp",
+      "ipv4",
+      "-",
+      "SEEN_REPLY,CONFIRMED",
+      "ftp",
+      "10.0.0.1",
+      "10.0.0.9",
+      "9",
+      "80",
+      "192.0.2.200",
+      "10.0.0.1",
+      "80",
+      "9",
+      "3",
+      "5",
+    ],
   );
+  for (const key of GROUP_KEYS) assert.equal(typeof groupKey(key)(f), "string", key); // summary's keys
   assert.equal(of("reply-src/25"), "192.0.2.128/25");
   assert.equal(of("src/0"), "0.0.0.0/0");
   assert.equal(of("src/32"), "10.0.0.1/32");
+  assert.equal(of("src/24/64"), "10.0.0.0/24");
+  assert.equal(of("src/64"), "10.0.0.1/32", "one length: as long as IPv4 allows");
   const v6 = { ...f, orig: { ...f.orig, src: "2001:db8:abcd:12::1" } };
   assert.equal(groupKey("src/64")(v6), "2001:db8:abcd:12::/64");
-  assert.equal(groupKey("src/36")(v6), "2001:db8:a000::/36");
+  assert.equal(groupKey("src/24/36")(v6), "2001:db8:a000::/36");
   assert.equal(groupKey("src/128")(v6), "2001:db8:abcd:12::1/128");
   assert.throws(() => groupKey("colour"), /unknown key "colour"/);
   assert.throws(() => groupKey("src/200"), /prefix length 200/);
+  assert.throws(() => groupKey("src/33/64"), /33 is too long for IPv4/);
 });
