@@ -79,18 +79,19 @@ export class Tmux {
     return (await this.tmux("display-message", "-p", "-t", "t", `#{${name}}`)).trim();
   }
 
-  /** Waits until `test` holds for the screen; throws with the screen after `ms`. */
+  /** Waits until `test` holds for the screen (looking `every` ms); throws with the screen after `ms`. */
   async until(
     what: string,
     test: (lines: string[]) => boolean,
     ms = 20_000,
+    every = 200,
   ): Promise<string[]> {
     const end = Date.now() + ms;
     let lines: string[] = [];
     while (Date.now() < end) {
       lines = await this.screen();
       if (test(lines)) return lines;
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, every));
     }
     throw new Error(`timed out waiting for ${what}; the screen:\n${lines.join("\n")}`);
   }

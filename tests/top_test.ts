@@ -9,7 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type Netns, run } from "./_ns.ts";
+import { Netns, run } from "./_ns.ts";
+import { fill } from "../bench/_setup.ts";
 import { trafficNamespace } from "./_traffic.ts";
 import { parseConntrackOutput, type TextEntry } from "./_conntrack_text.ts";
 import { Tmux } from "./_tmux.ts";
@@ -380,6 +381,74 @@ Deno.test({
         assert.equal(bad.stderr.trimEnd().split("\n").length, 1);
       }
     } finally {
+      await ns.delete();
+    }
+  },
+});
+
+Deno.test({
+  name: "top on a table of 100,000 entries: keys are answered while a refresh streams in",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const ns = await Netns.create("top-big");
+    let tmux: Tmux | undefined;
+    try {
+      const n = await fill(ns.name, 100_000);
+      assert.equal(n, 100_000);
+      // How long one pass takes here: --once is two passes and the interval.
+      const t0 = performance.now();
+      const once = await run([
+        DENO,
+        "run",
+        "--allow-ffi",
+        CLI,
+        "top",
+        "--netns",
+        ns.name,
+        "--once",
+        "--interval",
+        "0.1",
+      ]);
+      const pass = (performance.now() - t0 - 100) / 2;
+      assert.equal(once.code, 0, once.stderr);
+      assert.match(once.stdout, /^ctnl top - .* - 100000 flows: udp 60000, tcp 40000 - /);
+      tmux = await Tmux.start(160, 40);
+      await tmux.line(topCommand(ns).replace("--interval 1", "--interval 0.1")); // back-to-back passes
+      await tmux.until("a frame", (l) => header(l).includes(" - 100000 flows"));
+      // Open and close the filter prompt a few times; each answer must not wait for a pass.
+      const latencies: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 137 * i % 400)); // somewhere in a pass
+        const start = performance.now();
+        await tmux.keys("/");
+        await tmux.until(
+          "the prompt",
+          (l) => l[3]?.startsWith("filter (Enter") ?? false,
+          10_000,
+          20,
+        );
+        latencies.push(performance.now() - start);
+        await tmux.keys("Escape");
+        await tmux.until(
+          "no prompt",
+          (l) => !(l[3]?.startsWith("filter (Enter") ?? true),
+          10_000,
+          20,
+        );
+      }
+      latencies.sort((a, b) => a - b);
+      console.log(
+        `one pass ≈ ${pass.toFixed(0)} ms; key to screen: ${
+          latencies.map((x) => x.toFixed(0)).join(", ")
+        } ms`,
+      );
+      // A refresh that held the event loop would answer in up to a pass: most answers would be slow.
+      assert(latencies[4]! < Math.max(300, pass / 3), `keys wait for the pass: ${latencies}`);
+      await tmux.keys("q");
+      await assertRestored(tmux, 0);
+    } finally {
+      await tmux?.close();
       await ns.delete();
     }
   },
