@@ -365,6 +365,33 @@ Deno.test({
       const ports = await once("--interval", "0.5", "--by", "dport", "--sort", "bytes");
       const first = ports.stdout.split("\n").find((l) => /^ {2} +\d/.test(l))!;
       assert.match(first, /^ +1 +9000 +\d/, ports.stdout);
+      // Without --once on a pipe: a plain frame every interval, a blank line between, until killed.
+      const child = new Deno.Command(DENO, {
+        args: [
+          "run",
+          "--allow-ffi",
+          CLI,
+          "top",
+          "--netns",
+          ns.name,
+          "--interval",
+          "0.3",
+          "--rows",
+          "3",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      setTimeout(() => child.kill("SIGTERM"), 2500);
+      const streamed = await child.output();
+      const text = new TextDecoder().decode(streamed.stdout);
+      const frames = text.trimEnd().split("\n\n");
+      assert(frames.length >= 3, text);
+      for (const frame of frames) {
+        assert.match(frame, /^ctnl top - /);
+        assert.equal(rows(frame.split("\n")).length, 3, frame);
+      }
+      assert(!text.includes("\x1b"));
       // Bad values: exit 2 and one line, before the table is opened.
       for (
         const [args, message] of [

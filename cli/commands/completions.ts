@@ -8,14 +8,15 @@ import { UsageError } from "../errors.ts";
 import { writeText } from "../output.ts";
 import type { Command, Context } from "../context.ts";
 import { completionScript, type Shell, SHELLS } from "../completions.ts";
-import { COMMANDS } from "./mod.ts";
 
-function run(ctx: Context): number {
+async function run(ctx: Context): Promise<number> {
   const shell = ctx.parsed.operand;
   if (shell === undefined || !(SHELLS as readonly string[]).includes(shell)) {
     const what = shell === undefined ? "no shell given" : `unknown shell "${shell}"`;
     throw new UsageError(`${what} (try ${SHELLS.join(", ")})`);
   }
+  // The registry lists this command: imported when it runs, not when it loads (no cycle).
+  const { COMMANDS } = await import("./mod.ts");
   writeText(ctx.io.stdout, completionScript(shell as Shell, COMMANDS));
   return 0;
 }
