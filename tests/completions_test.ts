@@ -92,6 +92,9 @@ Deno.test("bash: commands, options and values complete as readline would ask", a
     [["ctnl", "dump", "-u", "SEEN"], ["SEEN_REPLY"]],
     [["ctnl", "events", "-e", "DE"], ["DESTROY"]],
     [["ctnl", "dump", "-o", "ext"], ["extended"]],
+    [["ctnl", "dump", "-o", "extended,i"], ["extended,id"]], // a list: one item at a time
+    [["ctnl", "summary", "--by", "src,dp"], ["src,dport"]],
+    [["ctnl", "dump", "-u", "ASSURED,SEEN"], ["ASSURED,SEEN_REPLY"]],
     [["ctnl", "top", "--sort", "pr"], ["prate", "proto"]],
     [["ctnl", "top", "--by", "dp"], ["dport"]],
     [["ctnl", "dump", "-s", ""], []], // an address: nothing to offer
