@@ -19,7 +19,7 @@ import { type SyncWriter, writeText } from "../output.ts";
 import { CounterSamples } from "./rates.ts";
 import { collect, compareRows, type Frame, type GroupKey, type SortKey, sortKeys } from "./rows.ts";
 import { HEADER_LINES, renderLines, type View } from "./render.ts";
-import { Screen } from "./terminal.ts";
+import { Screen, type TopScreen } from "./terminal.ts";
 
 /** What `ctnl top` was asked for. */
 export interface TopSettings {
@@ -41,7 +41,8 @@ export interface TopSettings {
 
 /** Where `ctnl top` runs: its table handle and its output. */
 export interface TopIo {
-  readonly ct: Conntrack;
+  /** The table: what `top` dumps and deletes from. */
+  readonly ct: Pick<Conntrack, "dump" | "delete">;
   readonly stdout: SyncWriter;
   /** Keys are read and the screen is taken over. */
   readonly interactive: boolean;
@@ -49,6 +50,8 @@ export interface TopIo {
   readonly color: boolean;
   /** The screen's size when stdout is a terminal. */
   readonly size: (() => { columns: number; rows: number }) | undefined;
+  /** The screen to take over when interactive (default: the terminal, {@link Screen.open}). */
+  readonly screen?: () => TopScreen;
 }
 
 /** Rows when stdout is not a terminal and `--rows` is not given. */
@@ -56,7 +59,7 @@ const PIPE_ROWS = 20;
 /** The width of a line when stdout is not a terminal: nothing is cut. */
 const PIPE_COLUMNS = 1000;
 
-function flows(s: TopSettings, ct: Conntrack): AsyncIterable<Flow> {
+function flows(s: TopSettings, ct: TopIo["ct"]): AsyncIterable<Flow> {
   const stream = ct.dump(s.filter, { onInterrupted: "ignore" });
   const keep = s.keep?.();
   if (keep === undefined) return stream;
@@ -118,7 +121,7 @@ class Live {
   readonly #s: TopSettings;
   readonly #io: TopIo;
   readonly #samples = new CounterSamples();
-  #screen: Screen | undefined;
+  #screen: TopScreen | undefined;
   #frame: Frame | undefined;
   #sort: SortKey;
   #reverse = false;
@@ -153,7 +156,7 @@ class Live {
   }
 
   #size(): { columns: number; rows: number } {
-    return this.#io.size?.() ?? { columns: 80, rows: 24 };
+    return this.#screen?.size() ?? { columns: 80, rows: 24 };
   }
 
   #limit(): number {
@@ -198,7 +201,7 @@ class Live {
       ["SIGINT", () => this.#quit(130)],
       ["SIGTERM", () => this.#quit(143)],
     ];
-    this.#screen = Screen.open();
+    this.#screen = this.#io.screen?.() ?? Screen.open();
     try {
       for (const [signal, handler] of signals) Deno.addSignalListener(signal, handler);
       this.#draw();

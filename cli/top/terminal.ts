@@ -61,8 +61,22 @@ const encoder = new TextEncoder();
 const ENTER = "\x1b[?1049h\x1b[?25l"; // alternate screen, hide the cursor
 const LEAVE = "\x1b[0m\x1b[?25h\x1b[?1049l"; // attributes off, show the cursor, main screen
 
+/** What the live view draws on and reads keys from: the terminal ({@link Screen}), or a test's. */
+export interface TopScreen {
+  /** Columns and rows. */
+  size(): { columns: number; rows: number };
+  /** Draws `lines` from the top left. */
+  draw(lines: readonly string[]): void;
+  /** Writes raw text (escape sequences). */
+  write(text: string): void;
+  /** The next keys; null at the end of input. */
+  keys(): Promise<string[] | null>;
+  /** Gives the terminal back as it was; safe to call twice. */
+  restore(): void;
+}
+
 /** The terminal on stdin and stdout, taken over until {@link Screen.restore}. */
-export class Screen {
+export class Screen implements TopScreen {
   #restored = false;
 
   private constructor() {}
