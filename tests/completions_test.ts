@@ -128,7 +128,7 @@ Deno.test("zsh and fish: every option in the script; parsed by the shell when it
       }
     }
     for (const c of COMMANDS) {
-      const when = shell === "fish" ? `(__ctnl_command) = ${c.name}'` : `(${c.name}) options=(`;
+      const when = shell === "fish" ? `(__ctnl_command) = ${c.name}'` : `(${c.name}) opts=(`;
       if (c.options.length > 0 || shell === "zsh") {
         assert(source.includes(when), `${shell}: ${c.name}`);
       }
