@@ -79,7 +79,10 @@ export class Tmux {
     return (await this.tmux("display-message", "-p", "-t", "t", `#{${name}}`)).trim();
   }
 
-  /** Waits until `test` holds for the screen (looking `every` ms); throws with the screen after `ms`. */
+  /**
+   * Waits until `test` holds for the screen, seen the same twice in a row
+   * (looking every `every` ms); throws with the screen after `ms`.
+   */
   async until(
     what: string,
     test: (lines: string[]) => boolean,
@@ -90,7 +93,13 @@ export class Tmux {
     let lines: string[] = [];
     while (Date.now() < end) {
       lines = await this.screen();
-      if (test(lines)) return lines;
+      if (test(lines)) {
+        // A capture may catch a frame half drawn: trust it only if the next one is the same.
+        await new Promise((r) => setTimeout(r, 30));
+        const again = await this.screen();
+        if (again.join("\n") === lines.join("\n")) return lines;
+        continue;
+      }
       await new Promise((r) => setTimeout(r, every));
     }
     throw new Error(`timed out waiting for ${what}; the screen:\n${lines.join("\n")}`);

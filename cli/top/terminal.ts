@@ -98,9 +98,13 @@ export class Screen implements TopScreen {
     return { columns: 80, rows: 24 };
   }
 
-  /** Draws `lines` from the top left, clearing what is left of each line and below. */
+  /**
+   * Draws `lines` from the top left, clearing what is left of each line and
+   * below, as one synchronized update (mode 2026: terminals that know it
+   * show the frame whole, the others ignore it).
+   */
   draw(lines: readonly string[]): void {
-    this.write(`\x1b[H${lines.join("\x1b[K\r\n")}\x1b[K\x1b[J`);
+    this.write(`\x1b[?2026h\x1b[H${lines.join("\x1b[K\r\n")}\x1b[K\x1b[J\x1b[?2026l`);
   }
 
   write(text: string): void {
