@@ -14,6 +14,17 @@ import { runTop, type TopSettings } from "../top/app.ts";
 import { GROUP_KEYS, groupKey, SORT_KEYS, type SortKey, sortKeys } from "../top/rows.ts";
 import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
 
+/** `text` in lines of at most 58 characters, as the option help lays them out. */
+function wrap(text: string): string {
+  const lines = [""];
+  for (const word of text.split(" ")) {
+    const line = lines.at(-1)!;
+    if (line !== "" && line.length + 1 + word.length > 58) lines.push(word);
+    else lines[lines.length - 1] = line === "" ? word : `${line} ${word}`;
+  }
+  return lines.join("\n");
+}
+
 const VIEW: readonly OptionHelp[] = [
   "interval",
   "once",
@@ -26,9 +37,10 @@ const VIEW: readonly OptionHelp[] = [
   },
   {
     key: "by",
-    help: `One row per group: ${GROUP_KEYS.slice(0, 6).join(", ")},\n` +
-      `${GROUP_KEYS.slice(6).join(", ")},\n` +
-      "or an address prefix: src/24, dst/64, src/24/64 (IPv4/IPv6)",
+    help: wrap(
+      `One row per group: ${GROUP_KEYS.join(", ")}, or an address prefix: ` +
+        "src/24, dst/64, src/24/64 (IPv4/IPv6)",
+    ),
   },
   "netns",
 ];
