@@ -110,8 +110,11 @@ export class Tmux {
     await this.tmux("resize-window", "-t", "t", "-x", String(columns), "-y", String(rows));
   }
 
-  /** Kills this server (and what runs in it). */
+  /** Kills this server (and what runs in it) and removes its socket. */
   async close(): Promise<void> {
+    const path = (await run(["tmux", "-L", this.socket, "display-message", "-p", "#{socket_path}"]))
+      .stdout.trim();
     await run(["tmux", "-L", this.socket, "kill-server"]);
+    if (path.endsWith(`/${this.socket}`)) await Deno.remove(path).catch(() => {});
   }
 }

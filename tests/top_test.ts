@@ -112,6 +112,11 @@ const header = (lines: string[]) => lines[0] ?? "";
 const hasRates = (lines: string[]) =>
   lines.some((l) => /^ {2}PROTO\S* /.test(l)) && !lines[1]?.includes("rates from the next refresh");
 
+/** `deno run --allow-ffi cli.ts top --netns NS …` as arguments of deno. */
+function topArgs(ns: Netns, ...extra: string[]): string[] {
+  return ["run", "--allow-ffi", CLI, "top", "--netns", ns.name, ...extra];
+}
+
 function topCommand(ns: Netns, extra = ""): string {
   return `${DENO} run --allow-ffi ${CLI} top --netns ${ns.name} --interval 1 ${extra}; echo "exit=$?"`;
 }
@@ -314,8 +319,7 @@ Deno.test({
     const ns = await trafficNamespace("top-once");
     try {
       await ns.spawn([DENO, "eval", STREAM]);
-      const once = (...args: string[]) =>
-        run([DENO, "run", "--allow-ffi", CLI, "top", "--netns", ns.name, "--once", ...args]);
+      const once = (...args: string[]) => run([DENO, ...topArgs(ns, "--once", ...args)]);
       const r = await once("--interval", "0.5", "--rows", "100");
       const entries = await conntrack(ns);
       assert.equal(r.code, 0, r.stderr);
@@ -367,18 +371,7 @@ Deno.test({
       assert.match(first, /^ +1 +9000 +\d/, ports.stdout);
       // Without --once on a pipe: a plain frame every interval, a blank line between, until killed.
       const child = new Deno.Command(DENO, {
-        args: [
-          "run",
-          "--allow-ffi",
-          CLI,
-          "top",
-          "--netns",
-          ns.name,
-          "--interval",
-          "0.3",
-          "--rows",
-          "3",
-        ],
+        args: topArgs(ns, "--interval", "0.3", "--rows", "3"),
         stdout: "piped",
         stderr: "piped",
       }).spawn();
@@ -425,18 +418,7 @@ Deno.test({
       assert.equal(n, 100_000);
       // How long one pass takes here: --once is two passes and the interval.
       const t0 = performance.now();
-      const once = await run([
-        DENO,
-        "run",
-        "--allow-ffi",
-        CLI,
-        "top",
-        "--netns",
-        ns.name,
-        "--once",
-        "--interval",
-        "0.1",
-      ]);
+      const once = await run([DENO, ...topArgs(ns, "--once", "--interval", "0.1")]);
       const pass = (performance.now() - t0 - 100) / 2;
       assert.equal(once.code, 0, once.stderr);
       assert.match(once.stdout, /^ctnl top - .* - 100000 flows: udp 60000, tcp 40000 - /);
