@@ -133,7 +133,7 @@ function unsupportedLong(name: string): Unsupported | undefined {
  * import { equal, match } from "node:assert/strict";
  *
  * equal(unknownLong("dprot", ["sport", "dport"]), "unknown option --dprot (did you mean --dport?)");
- * match(unknownLong("src-nat", ["src"]), /^option --src-nat is not supported yet; use ctnl dump --json/);
+ * match(unknownLong("nat-range", ["src"]), /^option --nat-range is not supported yet; use conntrack/);
  * ```
  */
 export function unknownLong(name: string, known: readonly string[]): string {
@@ -155,7 +155,7 @@ export function unknownLong(name: string, known: readonly string[]): string {
  * import { unknownShort } from "./suggest.ts";
  * import { equal, match } from "node:assert/strict";
  *
- * match(unknownShort("z", "-z", []), /^option -z\/--zero is not supported yet; use /);
+ * match(unknownShort("a", "-a", []), /^option -a\/--nat-range is not supported yet; use /);
  * equal(unknownShort("x", "-x", []), "unknown option -x");
  * equal(unknownShort("o", "-dport", ["dport"]), "unknown option -o (did you mean --dport?)");
  * ```
