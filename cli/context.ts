@@ -24,7 +24,7 @@ import { FailError, UsageError } from "./errors.ts";
 import type { CommandSyntax, OptionKey, Parsed } from "./options.ts";
 import type { OutputKeyword } from "./values.ts";
 import type { Filters } from "./filters.ts";
-import { type Io, LineWriter, messageLine } from "./output.ts";
+import { commandOutput, type Io, LineWriter, messageLine } from "./output.ts";
 
 /** ctnl's version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -163,7 +163,7 @@ export class Context {
       }
       if (!want.has(e.type)) continue;
       this.#tag = { netns: undefined, synthetic: e.synthetic };
-      yield { type: e.type, flow: e.flow, portId: 0 };
+      yield { type: e.type, flow: e.flow, portId: e.portId };
     }
   }
 
@@ -218,6 +218,8 @@ export class Context {
 
   /** The line of a flow: its JSON with `--json`, else its text in `format`. */
   flowText(format: FormatOptions = this.format): (flow: Flow) => string {
+    const other = commandOutput(this.outputs, this.parsed.command, format); // -o save, -o xml
+    if (other !== undefined) return other;
     return this.json ? flowToJson : (flow) => formatFlow(flow, format);
   }
 

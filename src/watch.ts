@@ -45,6 +45,8 @@ export type WatchEvent =
     flow: Flow;
     /** True when the change was found by a dump (the first, or a resync), not sent by the kernel. */
     synthetic: boolean;
+    /** Netlink port id of the process whose request caused the event (0: the kernel, or a dump). */
+    portId: number;
   }
   | {
     type: "synced";
@@ -176,16 +178,16 @@ export class TableWatch implements AsyncIterableIterator<WatchEvent> {
       const fresh = now.get(k);
       if (fresh !== undefined && fresh.id === flow.id) continue;
       table.delete(k);
-      yield { type: "destroy", flow, synthetic: true };
+      yield { type: "destroy", flow, synthetic: true, portId: 0 };
     }
     for (const [k, flow] of now) {
       const old = table.get(k);
       if (old === undefined) {
         table.set(k, flow);
-        yield { type: "new", flow, synthetic: true };
+        yield { type: "new", flow, synthetic: true, portId: 0 };
       } else if (differs(old, flow)) {
         table.set(k, flow);
-        yield { type: "update", flow, synthetic: true };
+        yield { type: "update", flow, synthetic: true, portId: 0 };
       }
     }
   }
@@ -203,10 +205,11 @@ export class TableWatch implements AsyncIterableIterator<WatchEvent> {
         return undefined;
       }
       table.delete(k);
-      return { type: "destroy", flow: event.flow, synthetic: false };
+      return { type: "destroy", flow: event.flow, synthetic: false, portId: event.portId };
     }
     table.set(k, event.flow);
-    return { type: old === undefined ? "new" : "update", flow: event.flow, synthetic: false };
+    const type = old === undefined ? "new" : "update";
+    return { type, flow: event.flow, synthetic: false, portId: event.portId };
   }
 
   async *#run(

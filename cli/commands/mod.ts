@@ -16,6 +16,10 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
+import { add } from "./add.ts";
+import { load } from "./load.ts";
+import { top } from "./top.ts";
+import { completions } from "./completions.ts";
 import { exporter } from "./exporter.ts";
 
 /** Every command ctnl has. */
@@ -25,10 +29,14 @@ export const COMMANDS: readonly Command[] = [
   stats,
   count,
   summary,
+  top,
   events,
   del,
   flush,
   create,
   update,
+  add,
+  load,
+  completions,
   exporter,
 ];
