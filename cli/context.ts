@@ -105,6 +105,12 @@ export class Context {
     if (flags.has("resync")) {
       throw new UsageError("option --resync cannot be used with --all-netns");
     }
+    for (const keyword of ["save", "xml"] as const) {
+      // A line prefix would break what ctnl load and XML readers read.
+      if (this.outputs.has(keyword)) {
+        throw new UsageError(`-o ${keyword} cannot be used with --all-netns`);
+      }
+    }
     return true;
   }
 
@@ -167,7 +173,7 @@ export class Context {
     }
   }
 
-  /** `ctnl dump --all-netns`: every namespace's entries, each line {@link tagged}. */
+  /** `ctnl dump --all-netns` (also with `-z`): every namespace's entries, each line {@link tagged}. */
   async dumpAllNetns(
     filter: DumpFilter,
     keep: ((flow: Flow) => boolean) | undefined,
@@ -179,7 +185,11 @@ export class Context {
     let n = 0;
     format.now = Math.floor(Date.now() / 1000);
     await showingPartial(out, async () => {
-      for await (const { netns, flow } of dumpAllNetns(filter, { onInterrupted: "ignore" })) {
+      const options = {
+        onInterrupted: "ignore",
+        ...(this.filters.zero ? { zero: true } : {}),
+      } as const;
+      for await (const { netns, flow } of dumpAllNetns(filter, options)) {
         if (keep !== undefined && !keep(flow)) continue;
         this.#tag = { netns, synthetic: false };
         out.line(this.tagged(text(flow)));
