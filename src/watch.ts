@@ -79,6 +79,14 @@ export function flowKey(flow: Flow): string {
   } ${flow.zone ?? 0}`;
 }
 
+/** `old` with every field `change` has (not undefined) taken from `change`. */
+function merged(old: Flow, change: Flow): Flow {
+  const out = { ...old };
+  const target = out as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(change)) if (value !== undefined) target[key] = value;
+  return out;
+}
+
 /** Whether what events report of an entry differs between `a` and `b`. */
 function differs(a: Flow, b: Flow): boolean {
   return a.id !== b.id || a.status !== b.status || a.mark !== b.mark ||
@@ -207,9 +215,16 @@ export class TableWatch implements AsyncIterableIterator<WatchEvent> {
       table.delete(k);
       return { type: "destroy", flow: event.flow, synthetic: false, portId: event.portId };
     }
-    table.set(k, event.flow);
+    // An update event carries the tuples, id and status, and only the
+    // other attributes that changed (the kernel's ctnetlink_conntrack_event:
+    // a mark set by a packet's rule comes without the TCP state): what it
+    // leaves out is as the mirror had it.
+    const flow = old === undefined || old.id !== event.flow.id
+      ? event.flow
+      : merged(old, event.flow);
+    table.set(k, flow);
     const type = old === undefined ? "new" : "update";
-    return { type, flow: event.flow, synthetic: false, portId: event.portId };
+    return { type, flow, synthetic: false, portId: event.portId };
   }
 
   async *#run(
