@@ -95,3 +95,27 @@ export {
   TCP_STATES,
 } from "./src/protocols.ts";
 export type * from "./src/types.ts";
+export {
+  type ConntrackList,
+  Expectations,
+  type ExpectationSpec,
+  type ExpectDumpFilter,
+  type ExpectEvent,
+  type ExpectEventOptions,
+  type ExpectMaskSpec,
+  type ExpectRef,
+  type ExpectRefOptions,
+} from "./src/expect.ts";
+export {
+  decodeExpectation,
+  type Expectation,
+  type ExpectationNat,
+  type ExpectStats,
+} from "./src/expect_decode.ts";
+export {
+  expectationToJson,
+  type ExpectFormatOptions,
+  formatExpectation,
+  formatExpectStats,
+} from "./src/expect_format.ts";
+export { EXPECT_FLAGS, type ExpectFlag, expectFlags } from "./src/constants.ts";
