@@ -16,6 +16,7 @@ import { loadLabelMap } from "./labels.ts";
 import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { helpFor, mainHelp } from "./help.ts";
+import { commandFor, tableOf } from "./expect/table.ts";
 
 /**
  * Where {@link main} writes: data to `stdout`, messages to `stderr`
@@ -75,16 +76,12 @@ async function run(args: string[], io: Io): Promise<number> {
   if (command === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
   }
-  if (parsed.table !== undefined && !"conntrack".startsWith(parsed.table)) {
-    if (["expect", "dying", "unconfirmed"].some((t) => t.startsWith(parsed.table!))) {
-      throw new UsageError(`only the conntrack table is supported, not "${parsed.table}"`);
-    }
-    throw new UsageError(`unexpected argument "${parsed.table}"`);
-  }
-  const allowed = new Set<string>([...command.options, ...COMMON_OPTIONS]);
+  // The table (conntrack, expect, dying, unconfirmed) picks the command that runs.
+  const target = commandFor(command, tableOf(parsed.table));
+  const allowed = new Set<string>([...target.options, ...COMMON_OPTIONS]);
   for (const key of [...parsed.values.keys(), ...parsed.flags, ...parsed.lists.keys()]) {
     if (!allowed.has(key)) {
-      throw new UsageError(`option ${optionName(key)} cannot be used with ${command.name}`);
+      throw new UsageError(`option ${optionName(key)} cannot be used with ${target.name}`);
     }
   }
   const outputLists = parsed.lists.get("output") ?? [];
@@ -105,10 +102,10 @@ async function run(args: string[], io: Io): Promise<number> {
   }
   const ctx = new Context({ parsed, filters, json, outputs, format, io });
   try {
-    return await command.run(ctx);
+    return await target.run(ctx);
   } catch (error) {
     if (error instanceof NetlinkError) {
-      throw new FailError(failure(error, command.name, parsed.values.get("netns")));
+      throw new FailError(failure(error, target.name, parsed.values.get("netns")));
     }
     if (isArgumentError(error) && error.argument === "netns") throw argumentError(error, "orig");
     throw error;

@@ -10,6 +10,7 @@ import { dumpFilter } from "../filters.ts";
 import { optionHelp } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
+import { dumpRows } from "../expect/table.ts";
 
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
@@ -24,7 +25,7 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      for (const flow of ct.dumpSync(filter)) {
+      for (const flow of dumpRows(ct, ctx, filter)) { // the table, or the dying/unconfirmed list
         if (keep !== undefined && !keep(flow)) continue;
         out.line(text(flow));
         if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);

@@ -1,0 +1,54 @@
+/**
+ * The table a command works on (`ctnl dump expect`, `-L dying`, …), as
+ * conntrack's `check_type` reads it, and the command that runs for it: the
+ * expectation table's own (cli/expect/commands.ts), or the conntrack
+ * table's, which for `dump` also lists the dying and unconfirmed lists.
+ *
+ * @module
+ */
+
+import type { Conntrack, DumpFilter, Flow } from "../../mod.ts";
+import { UsageError } from "../errors.ts";
+import type { Command, Context } from "../context.ts";
+import { EXPECT_COMMANDS } from "./commands.ts";
+
+/** The four tables of conntrack-tools. */
+export type Table = "conntrack" | "expect" | "dying" | "unconfirmed";
+
+const TABLES: readonly Table[] = ["expect", "conntrack", "dying", "unconfirmed"];
+
+/** The table `word` names: a prefix is enough, as in conntrack (`-L exp`). */
+export function tableOf(word: string | undefined): Table {
+  if (word === undefined) return "conntrack";
+  const table = TABLES.find((t) => word.length > 0 && t.startsWith(word));
+  if (table === undefined) {
+    throw new UsageError(`unknown table "${word}" (conntrack, expect, dying or unconfirmed)`);
+  }
+  return table;
+}
+
+/**
+ * The command to run for `command` on `table`: conntrack's refusals are
+ * usage errors (`ctnl update expect`, `ctnl get dying`).
+ */
+export function commandFor(command: Command, table: Table): Command {
+  if (table === "conntrack") return command;
+  if (table === "dying" || table === "unconfirmed") {
+    if (command.name === "dump") return command;
+    throw new UsageError(`${command.name} cannot be used with the tables dying and unconfirmed`);
+  }
+  const expect = EXPECT_COMMANDS.get(command.name);
+  if (expect === undefined) throw new UsageError(`${command.name} cannot be used on expectations`);
+  return expect;
+}
+
+/**
+ * What `ctnl dump` lists: the conntrack table through `dump` (filters in
+ * the kernel where it can), or the dying or unconfirmed list (filters in ctnl).
+ */
+export function dumpRows(ct: Conntrack, ctx: Context, filter: DumpFilter): Iterable<Flow> {
+  const table = tableOf(ctx.parsed.table);
+  return table === "dying" || table === "unconfirmed"
+    ? ct.dumpListSync(table, filter)
+    : ct.dumpSync(filter);
+}
