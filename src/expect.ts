@@ -267,14 +267,17 @@ function dumpRequest(
   options: DecodeOptions,
 ): Prepared<Expectation> {
   checkObject(filter, "filter");
-  const af = familyOf(filter.family, "filter.family");
-  const seq = t.nextSeq();
-  const enc = begin(t, C.IPCTNL_MSG_EXP_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
-  if (filter.master !== undefined) {
-    const m = parseTuple(filter.master, "filter.master");
+  let af = familyOf(filter.family, "filter.family");
+  const m = filter.master === undefined ? undefined : parseTuple(filter.master, "filter.master");
+  if (m !== undefined) {
     if (af !== C.AF_UNSPEC && familyNumber(m) !== af) {
       throw new ArgumentError("filter.master", filter.master, `is not ${filter.family}`);
     }
+    af = familyNumber(m); // the kernel reads the master's addresses in this family
+  }
+  const seq = t.nextSeq();
+  const enc = begin(t, C.IPCTNL_MSG_EXP_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
+  if (m !== undefined && filter.master !== undefined) {
     encodeTuple(enc, C.CTA_EXPECT_MASTER, m, m.family === "ipv6");
     const zone = filter.zone ?? filter.master.zone;
     if (zone !== undefined) enc.u16be(C.CTA_EXPECT_ZONE, checkUint(zone, 65535, "filter.zone"));
@@ -488,7 +491,7 @@ export function listRequest(
     operation: "dump",
     request: t.begin(msg, NLM_F_REQUEST | NLM_F_DUMP, seq, af).finish(),
     seq,
-    replyType: msg,
+    replyType: C.IPCTNL_MSG_CT_NEW, // as a dump of the table
     decode: flowDecoder(options),
     options: compiled.match === undefined ? {} : { keep: compiled.match },
   };
