@@ -119,3 +119,15 @@ export {
   formatExpectStats,
 } from "./src/expect_format.ts";
 export { EXPECT_FLAGS, type ExpectFlag, expectFlags } from "./src/constants.ts";
+export {
+  summarize,
+  summarizeAsync,
+  Summarizer,
+  type Summary,
+  SUMMARY_KEYS,
+  type SummaryGroup,
+  type SummaryKeyName,
+  type SummaryOptions,
+  type SummarySort,
+} from "./src/summary.ts";
+export { humanBytes, humanCount } from "./src/units.ts";
