@@ -22,7 +22,9 @@ export function tableOf(word: string | undefined): Table {
   if (word === undefined) return "conntrack";
   const table = TABLES.find((t) => word.length > 0 && t.startsWith(word));
   if (table === undefined) {
-    throw new UsageError(`unknown table "${word}" (conntrack, expect, dying or unconfirmed)`);
+    throw new UsageError(
+      `unexpected argument "${word}" (the tables are conntrack, expect, dying and unconfirmed)`,
+    );
   }
   return table;
 }
