@@ -538,6 +538,12 @@ function about(error: unknown, tuple: ParsedTuple | undefined): unknown {
   return error.about(describe(tuple));
 }
 
+/** True when a delete failed because the expectation went meanwhile (`ENOENT`); else rethrows. */
+function vanished(error: unknown): true {
+  if (error instanceof NetlinkError && error.errno === ERRNO.ENOENT) return true;
+  throw error;
+}
+
 /** Creates the {@link Expectations} of a {@link Conntrack} handle (not part of mod.ts). */
 export let newExpectations: (host: ExpectHost) => Expectations;
 
@@ -737,8 +743,7 @@ export class Expectations {
       try {
         await this.delete(e);
       } catch (error) {
-        if (error instanceof NetlinkError && error.errno === ERRNO.ENOENT) continue;
-        throw error;
+        if (vanished(error)) continue;
       }
       options.onDelete?.(e);
       n++;
@@ -756,8 +761,7 @@ export class Expectations {
       try {
         this.deleteSync(e);
       } catch (error) {
-        if (error instanceof NetlinkError && error.errno === ERRNO.ENOENT) continue;
-        throw error;
+        if (vanished(error)) continue;
       }
       options.onDelete?.(e);
       n++;

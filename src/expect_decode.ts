@@ -12,9 +12,9 @@
 import * as C from "./constants.ts";
 // EXPECT_FLAGS for {@link} in the docs.
 import type { EXPECT_FLAGS as _EXPECT_FLAGS, ExpectFlag } from "./constants.ts";
-import type { DecodeOptions } from "./decode.ts";
+import { checkStatsHeader, type DecodeOptions, decodeWhole, messageFamily } from "./decode.ts";
 import { DecodeError } from "./errors.ts";
-import { AttrCursor, type MessageHeader, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
+import { type AttrCursor, type MessageHeader, NLMSG_HDRLEN } from "./netlink.ts";
 import { decodeTuple, emptyTuple } from "./tuple.ts";
 import type { Family, RawAttribute, Tuple } from "./types.ts";
 
@@ -162,18 +162,7 @@ export function decodeExpectationAt(
   length: number,
   options?: DecodeOptions,
 ): Expectation {
-  if (length < ATTRS) {
-    throw new DecodeError(
-      "nfgenmsg",
-      offset + NLMSG_HDRLEN,
-      `message length ${length} has no nfgenmsg`,
-    );
-  }
-  const af = bytes[offset + NLMSG_HDRLEN]!;
-  if (af !== C.AF_INET && af !== C.AF_INET6) {
-    throw new DecodeError("nfgenmsg", offset + NLMSG_HDRLEN, `unknown address family ${af}`);
-  }
-  const exp = newExpectation(af === C.AF_INET ? "ipv4" : "ipv6");
+  const exp = newExpectation(messageFamily(bytes, offset, length));
   c.reset(bytes, view, offset + ATTRS, offset + length, C.SETS.expect);
   let sawTuple = false;
   while (c.next()) {
@@ -242,10 +231,7 @@ export function decodeExpectationAt(
  * ```
  */
 export function decodeExpectation(message: Uint8Array, options?: DecodeOptions): Expectation {
-  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
-  const header = newHeader();
-  readHeader(view, 0, message.byteLength, header);
-  return decodeExpectationAt(new AttrCursor(), message, view, 0, header.length, options);
+  return decodeWhole(message, decodeExpectationAt, options);
 }
 
 /** Decodes a per-CPU expectation stats message. */
@@ -255,9 +241,7 @@ export function decodeExpectStatsAt(
   view: DataView,
   header: MessageHeader,
 ): ExpectStats {
-  if (header.length < ATTRS) {
-    throw new DecodeError("nfgenmsg", header.offset + NLMSG_HDRLEN, "message has no nfgenmsg");
-  }
+  checkStatsHeader(header);
   const s: ExpectStats = {
     cpu: view.getUint16(header.offset + NLMSG_HDRLEN + 2, false),
     new: 0,

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { Conntrack, type Expectation, formatExpectation, formatFlow } from "../mod.ts";
 import { Netns, run, type RunResult } from "./_ns.ts";
 import { expectNamespace } from "./_expect_ns.ts";
+import { masked } from "./_expect_text.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -25,14 +26,6 @@ function ctnl(ns: Netns, args: string[]): Promise<RunResult> {
     "--netns",
     ns.name,
   ]);
-}
-
-/** Output with the countdowns masked (an expectation's leading timeout, a flow's). */
-function masked(text: string): string[] {
-  return text.split("\n").filter((l) => l !== "").map((l) =>
-    l.replace(/^((?:\s*\[\w+\] )?)\d+ proto=/, "$1T proto=")
-      .replace(/^(\w+ +\d+ )\d+ /, "$1T ")
-  ).sort();
 }
 
 /** The summary line, whoever printed it. */
@@ -237,27 +230,13 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
       "60",
     ]);
     assert.equal(created.code, 0, created.stderr);
+    const made6 = ["-s", v6.src!, "-d", v6.dst!, "-p", "tcp", "--sport", "0", "--dport", "45000"];
     const listed = (await ns.run(["conntrack", "-L", "expect", "-f", "ipv6"])).stdout;
     assert.match(
       listed,
       /proto=6 src=fd50::2 dst=fd50::2 sport=0 dport=45000 mask-src=ffff:(ffff:){6}ffff mask-dst=/,
     );
-    const got = await ns.run([
-      "conntrack",
-      "-G",
-      "expect",
-      "-s",
-      v6.src!,
-      "-d",
-      v6.dst!,
-      "-p",
-      "tcp",
-      "--sport",
-      "0",
-      "--dport",
-      "45000",
-      ...REPLY_PORTS,
-    ]);
+    const got = await ns.run(["conntrack", "-G", "expect", ...made6, ...REPLY_PORTS]);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(masked(got.stdout).length, 1);
     // The library creates from a dumped master, with names for flags.
@@ -303,53 +282,12 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
     assert.equal(noMaster.stderr, "ctnl: Operation failed: master conntrack not found\n");
 
     // delete: ctnl deletes, conntrack no longer finds it.
-    const del = await ctnl(ns, [
-      "delete",
-      "expect",
-      "-s",
-      v6.src!,
-      "-d",
-      v6.dst!,
-      "-p",
-      "tcp",
-      "--sport",
-      "0",
-      "--dport",
-      "45000",
-    ]);
+    const del = await ctnl(ns, ["delete", "expect", ...made6]);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stderr, /1 expectations have been deleted\.$/m);
-    const gone = await ns.run([
-      "conntrack",
-      "-G",
-      "expect",
-      "-s",
-      v6.src!,
-      "-d",
-      v6.dst!,
-      "-p",
-      "tcp",
-      "--sport",
-      "0",
-      "--dport",
-      "45000",
-      ...REPLY_PORTS,
-    ]);
+    const gone = await ns.run(["conntrack", "-G", "expect", ...made6, ...REPLY_PORTS]);
     assert.equal(gone.code, 1);
-    const again = await ctnl(ns, [
-      "delete",
-      "expect",
-      "-s",
-      v6.src!,
-      "-d",
-      v6.dst!,
-      "-p",
-      "tcp",
-      "--sport",
-      "0",
-      "--dport",
-      "45000",
-    ]);
+    const again = await ctnl(ns, ["delete", "expect", ...made6]);
     assert.equal(again.stderr, "ctnl: Operation failed: No such file or directory\n");
     assert.equal(again.code, 1);
     // deleteWhere: the library's "every match".
@@ -380,8 +318,7 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
     const theirs = dec.decode(t.stdout), ours = dec.decode(o.stdout);
     assert(masked(theirs).length >= 8, theirs);
     // Byte for byte (countdowns masked), in the order the kernel sent them.
-    const order = (s: string) => s.split("\n").map((l) => l.replace(/^(\s*\[\w+\] )\d+/, "$1T"));
-    assert.deepEqual(order(ours), order(theirs));
+    assert.deepEqual(masked(ours, true), masked(theirs, true));
     assert.equal(summary(dec.decode(o.stderr)), summary(dec.decode(t.stderr)));
     assert.equal(o.code, 0);
   } finally {
