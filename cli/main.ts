@@ -16,7 +16,7 @@ import { loadLabelMap } from "./labels.ts";
 import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { helpFor, mainHelp } from "./help.ts";
-import { commandFor, tableOf } from "./expect/table.ts";
+import { commandFor, tableHelp, tableOf } from "./expect/table.ts";
 
 /**
  * Where {@link main} writes: data to `stdout`, messages to `stderr`
@@ -54,7 +54,7 @@ async function run(args: string[], io: Io): Promise<number> {
   const end = args.indexOf("--");
   const before = end < 0 ? args : args.slice(0, end);
   if (before.some(wantsHelp)) {
-    writeText(io.stdout, helpFor(before, COMMANDS));
+    writeText(io.stdout, tableHelp(before, COMMANDS) ?? helpFor(before, COMMANDS));
     return 0;
   }
   if (before.includes("-V") || before.includes("--version")) {
@@ -68,7 +68,8 @@ async function run(args: string[], io: Io): Promise<number> {
     if (topic !== undefined && PARSER.command(topic) === undefined) {
       throw new UsageError(`no help for "${topic}" (try ${COMMAND_LIST})`);
     }
-    writeText(io.stdout, helpFor(before.slice(help + 1), COMMANDS));
+    const topic2 = before.slice(help + 1);
+    writeText(io.stdout, tableHelp(topic2, COMMANDS) ?? helpFor(topic2, COMMANDS));
     return 0;
   }
   const parsed = PARSER.parse(args);

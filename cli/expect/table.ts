@@ -54,3 +54,21 @@ export function dumpRows(ct: Conntrack, ctx: Context, filter: DumpFilter): Itera
     ? ct.dumpListSync(table, filter)
     : ct.dumpSync(filter);
 }
+
+/**
+ * The help `args` ask for when they name a command on the expectation
+ * table (`ctnl help dump expect`, `ctnl -L expect -h`), else `undefined`.
+ */
+export function tableHelp(
+  args: readonly string[],
+  commands: readonly Command[],
+): string | undefined {
+  const at = args.findIndex((a) =>
+    commands.some((c) => c.words.includes(a) || c.flags.includes(a))
+  );
+  if (at < 0) return undefined;
+  const command = commands.find((c) => c.words.includes(args[at]!) || c.flags.includes(args[at]!))!;
+  const table = args.slice(at + 1).find((a) => !a.startsWith("-"));
+  if (table === undefined || !"expect".startsWith(table)) return undefined;
+  return EXPECT_COMMANDS.get(command.name)?.help;
+}
