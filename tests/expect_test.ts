@@ -69,6 +69,12 @@ Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get
     await same(ns, ["-L", "expect", "-f", "ipv6"], 3); // epsv, eprt, tftp
     await same(ns, ["-L", "expect", "-f", "ipv4", "-o", "extended,id"], 4); // keywords without effect
     await same(ns, ["-C", "expect"]);
+    // -o timestamp: conntrack's "[%-8ld.%-6ld]\t" of the moment, then the line.
+    const stamped = await ctnl(ns, ["-L", "expect", "-o", "timestamp"]);
+    const plain = (await ns.run(["conntrack", "-L", "expect"])).stdout;
+    const lines = stamped.stdout.trimEnd().split("\n");
+    for (const l of lines) assert.match(l, /^\[\d{10}\.[\d ]{6}\]\t\d+ proto=/);
+    assert.deepEqual(masked(lines.map((l) => l.split("\t")[1]!)), masked(plain));
     await same(ns, ["-S", "expect"]);
 
     using ct = Conntrack.open({ netns: ns.name });
@@ -373,6 +379,11 @@ Deno.test("dying list: entries held by an undelivered destroy event, as conntrac
         .stdout;
     assert.equal(masked(theirs).length, 1);
     await same(ns, ["-L", "dying", "-p", "udp", "--sport", String(one.orig.srcPort)], 1);
+    const json = (await ctnl(ns, ["dump", "dying", "--json"])).stdout.trimEnd().split("\n");
+    assert.deepEqual(
+      json.map((l) => JSON.parse(l).orig.srcPort).sort(),
+      dying.map((f) => f.orig.srcPort).sort(),
+    );
     const refused = await ctnl(ns, ["-G", "dying"]);
     assert.equal(refused.code, 2);
   } finally {
