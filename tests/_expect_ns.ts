@@ -8,7 +8,7 @@
 
 import { Netns, prepare } from "./_ns.ts";
 
-/** Helpers on ftp (tcp 21) and tftp (udp 69), and a DNAT of 10.60.0.100 to 10.50.0.2. */
+/** Helpers on ftp (tcp 21) and tftp (udp 69), and DNATs of 10.60.0.100 (ftp, tftp) to 10.50.0.2. */
 export const EXPECT_RULES = `
 table inet ctnl_expect {
   ct helper ftp-std {
@@ -25,6 +25,7 @@ table inet ctnl_expect {
   chain nat_out {
     type nat hook output priority -100;
     ip daddr 10.60.0.100 tcp dport 21 dnat ip to 10.50.0.2
+    ip daddr 10.60.0.100 udp dport 69 dnat ip to 10.50.0.2
   }
   chain nat_post {
     type nat hook postrouting priority 100;
@@ -35,7 +36,16 @@ table inet ctnl_expect {
 const TRAFFIC = new URL("./fixtures/expect_traffic.ts", import.meta.url).pathname;
 
 /** Every scenario of tests/fixtures/expect_traffic.ts. */
-export const ALL_SCENARIOS = ["pasv4", "port4", "epsv6", "eprt6", "pasv4nat", "tftp4", "tftp6"];
+export const ALL_SCENARIOS = [
+  "pasv4",
+  "port4",
+  "epsv6",
+  "eprt6",
+  "pasv4nat",
+  "tftp4",
+  "tftp6",
+  "tftp4nat",
+];
 
 /**
  * Gives `ns` addresses, event delivery for every entry

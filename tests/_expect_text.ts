@@ -1,7 +1,8 @@
 /**
  * What the expectation tests compare: lines of conntrack-style output with
- * their countdowns masked (an expectation's leading timeout, after any
- * `[NEW]`; a flow's timeout), for the unit and the kernel tests alike.
+ * their clocks masked (an expectation's leading timeout, after any
+ * `[NEW]`; a flow's timeout and `delta-time=`), for the unit and the kernel
+ * tests alike.
  *
  * @module
  */
@@ -11,6 +12,7 @@ export function masked(text: string | string[], ordered = false): string[] {
   const lines = (typeof text === "string" ? text.split("\n") : text).filter((l) => l !== "")
     .map((l) =>
       l.replace(/^((?:\s*\[\w+\] )?)\d+ proto=/, "$1T proto=").replace(/^(\w+ +\d+ )\d+ /, "$1T ")
+        .replace(/ delta-time=\d+/, " delta-time=T")
     );
   return ordered ? lines : lines.sort();
 }

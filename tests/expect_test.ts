@@ -65,9 +65,9 @@ const REPLY_PORTS = ["--reply-port-src", "1", "--reply-port-dst", "1"];
 Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get as conntrack", async () => {
   const ns = await expectNamespace("expect-list");
   try {
-    await same(ns, ["-L", "expect"], 4); // pasv, port, pasv through DNAT, tftp: IPv4 only, as conntrack
+    await same(ns, ["-L", "expect"], 5); // pasv, port, pasv and tftp through DNAT, tftp: IPv4 only, as conntrack
     await same(ns, ["-L", "expect", "-f", "ipv6"], 3); // epsv, eprt, tftp
-    await same(ns, ["-L", "expect", "-f", "ipv4", "-o", "extended,id"], 4); // keywords without effect
+    await same(ns, ["-L", "expect", "-f", "ipv4", "-o", "extended,id"], 5); // keywords without effect
     await same(ns, ["-C", "expect"]);
     // -o timestamp: conntrack's "[%-8ld.%-6ld]\t" of the moment, then the line.
     const stamped = await ctnl(ns, ["-L", "expect", "-o", "timestamp"]);
@@ -79,23 +79,26 @@ Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get
 
     using ct = Conntrack.open({ netns: ns.name });
     const all = [...ct.expectations.dumpSync()];
-    assert.equal(all.length, 7);
+    assert.equal(all.length, 8);
     const theirs = (await ns.run(["conntrack", "-L", "expect"])).stdout +
       (await ns.run(["conntrack", "-L", "expect", "-f", "ipv6"])).stdout;
     assert.deepEqual(masked(all.map((e) => formatExpectation(e)).join("\n")), masked(theirs));
-    assert.equal(await ct.expectations.count(), 7);
+    assert.equal(await ct.expectations.count(), 8);
     assert.equal(ct.expectations.countSync({ family: "ipv6" }), 3);
     assert.deepEqual(
       all.map((e) => e.helper).sort(),
-      ["ftp", "ftp", "ftp", "ftp", "ftp", "tftp", "tftp"],
+      ["ftp", "ftp", "ftp", "ftp", "ftp", "tftp", "tftp", "tftp"],
     );
     // PORT/EPRT expect the server to connect back; PASV/EPSV the client to connect.
     assert(all.some((e) => e.tuple.dstPort === 40001 && e.tuple.src === "10.50.0.2"));
     assert(all.some((e) => e.tuple.dstPort === 40002 && e.family === "ipv6"));
-    const nat = all.filter((e) => e.nat !== undefined);
-    assert.equal(nat.length, 1, "only the DNATed control connection's expectation has NAT");
-    assert.equal(nat[0]!.master.dst, "10.60.0.100");
-    assert.equal(nat[0]!.fn, "nat-follow-master");
+    // Through a DNAT the helpers (nf_nat_ftp, nf_nat_tftp) save where to map the
+    // expected connection: ftp in the original direction, tftp in the reply one.
+    const nat = all.filter((e) => e.nat !== undefined).sort((a, b) => a.nat!.dir - b.nat!.dir);
+    assert.deepEqual(nat.map((e) => [e.helper, e.nat!.direction, e.master.dst, e.fn]), [
+      ["ftp", "original", "10.60.0.100", "nat-follow-master"],
+      ["tftp", "reply", "10.60.0.100", "nat-follow-master"],
+    ]);
     assert.equal(nat[0]!.nat!.tuple.srcPort, nat[0]!.tuple.dstPort);
     for (const e of all) {
       assert.equal(e.mask.srcPort, 0);
@@ -137,7 +140,7 @@ Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get
     assert.deepEqual([...ct.expectations.dumpSync({ master: tftp.master })].map((e) => e.id), [
       tftp.id,
     ]);
-    assert.equal((await Array.fromAsync(ct.expectations.dump({ helper: "tftp" }))).length, 2);
+    assert.equal((await Array.fromAsync(ct.expectations.dump({ helper: "tftp" }))).length, 3);
   } finally {
     await ns.delete();
   }
