@@ -20,6 +20,8 @@ import {
   NetlinkError,
 } from "../../mod.ts";
 import { main } from "../../cli/main.ts";
+import { EXPECT_COMMANDS } from "../../cli/expect/commands.ts";
+import { OPTIONS } from "../../cli/options.ts";
 import { openWithSockets } from "../../src/conntrack.ts";
 import * as C from "../../src/constants.ts";
 import { decodeFlow } from "../../src/decode.ts";
@@ -288,5 +290,44 @@ Deno.test("CLI: what conntrack refuses for the expect, dying and unconfirmed tab
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.equal(r.stderr.split("\n").length, 2, `${args.join(" ")}: one line`);
     assert.match(r.stderr, /^ctnl: /);
+  }
+});
+
+Deno.test({
+  name: "CLI: good arguments on the expect, dying and unconfirmed tables get past parsing",
+  permissions: { read: true, ffi: false },
+}, async () => {
+  // Without FFI permission a command stops right before opening netlink.
+  const cases = [
+    "-L expect",
+    "dump exp -f ipv6 -o timestamp",
+    "-L dying -p udp --sport 53 -o extended",
+    "dump unconfirmed --json",
+    "-G expect -s 10.0.0.1 -d 10.0.0.2 -p tcp --sport 0 --dport 4000 --reply-port-src 1 --reply-port-dst 1",
+    "-D expect -s fd00::1 -d fd00::2 -p udp --sport 0 --dport 69",
+    "-I expect -s 10.0.0.1 -d 10.0.0.2 -p tcp --sport 4000 --dport 21 --tuple-src 10.0.0.2 " +
+    "--tuple-dst 10.0.0.1 --tuple-port-src 0 --tuple-port-dst 5000 --mask-src 255.255.255.255 " +
+    "--mask-dst 255.255.255.255 --mask-port-src 0 --mask-port-dst 65535 -t 60",
+    "-F expect",
+    "-C expect --json",
+    "-S expect",
+    "-E expect -o timestamp",
+  ].map((line) => line.split(" "));
+  for (const args of cases) {
+    const r = await cli(args);
+    assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /^ctnl: needs FFI access/, args.join(" "));
+  }
+});
+
+Deno.test("CLI: each expectation command's help names the options it takes", () => {
+  for (const command of EXPECT_COMMANDS.values()) {
+    const shown = new Set([...command.help.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]));
+    const ignored = ["replySrc", "replyDst", "replySport", "replyDport", "status"];
+    for (const key of command.options) {
+      if (ignored.includes(key)) continue;
+      const long = OPTIONS.find((o) => o.key === key)!.long[0];
+      assert(shown.has(long), `${command.name}: --${long} missing from its help`);
+    }
   }
 });
