@@ -244,11 +244,28 @@ function isExpectation(ref: ExpectRef): ref is Expectation {
   return typeof ref === "object" && ref !== null && "mask" in ref && "master" in ref;
 }
 
-function checkObject(value: unknown, argument: string): void {
+function checkObject(value: unknown, argument: string, keys?: ReadonlySet<string>): void {
   if (value === null || typeof value !== "object") {
     throw new ArgumentError(argument, value, `${String(value)} is not an object`);
   }
+  for (const key of keys === undefined ? [] : Object.keys(value)) {
+    if (!keys!.has(key)) throw new ArgumentError(argument, key, `unknown field "${key}"`);
+  }
 }
+
+const FILTER_KEYS = new Set(["family", "master", "zone", "helper"]);
+const SPEC_KEYS = new Set([
+  "master",
+  "tuple",
+  "mask",
+  "timeout",
+  "helper",
+  "zone",
+  "flags",
+  "class",
+  "nat",
+  "fn",
+]);
 
 /** Starts an expectation-subsystem request. */
 function begin(t: Transport, msg: number, flags: number, seq: number, af: number): Encoder {
@@ -266,7 +283,7 @@ function dumpRequest(
   filter: ExpectDumpFilter,
   options: DecodeOptions,
 ): Prepared<Expectation> {
-  checkObject(filter, "filter");
+  checkObject(filter, "filter", FILTER_KEYS);
   let af = familyOf(filter.family, "filter.family");
   const m = filter.master === undefined ? undefined : parseTuple(filter.master, "filter.master");
   if (m !== undefined) {
@@ -375,7 +392,7 @@ function checkString(value: unknown, argument: string): string {
 
 /** The create request of `spec`. */
 function createRequest(tr: Transport, spec: ExpectationSpec) {
-  checkObject(spec, "spec");
+  checkObject(spec, "spec", SPEC_KEYS);
   const master = parseTuple(spec.master, "master");
   const tuple = parseTuple(spec.tuple, "tuple");
   if (master.family !== tuple.family) {

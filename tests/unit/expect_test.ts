@@ -262,6 +262,31 @@ Deno.test("expectation events from the fake kernel: new and destroy, decoded; th
   assert.equal(got.filter((t) => t === "new").length, 1);
 });
 
+Deno.test("expectation events: an overrun is reported as lost after the backlog; close ends the stream", async () => {
+  const kernel = expectKernel();
+  const ct = openWithSockets(kernel.open, { kernelRelease: "6.18.0" });
+  const stream = ct.expectations.events({ types: ["new"] });
+  const first = stream.next(); // subscribes
+  await new Promise((r) => setTimeout(r, 5));
+  const sock = kernel.sockets.find((s) => s.kind === "events")!;
+  assert.deepEqual(sock.groups, [C.NFNLGRP_CONNTRACK_EXP_NEW]);
+  kernel.multicast(C.NFNLGRP_CONNTRACK_EXP_NEW, fixture("expect_events.bin"));
+  sock.overrun = true;
+  const got = [(await first).value!];
+  while (got.at(-1)!.type !== "lost") got.push((await stream.next()).value!);
+  assert.deepEqual(got.map((e) => e.type), ["new", "lost"], "destroy events are not asked for");
+  assert.deepEqual(got[1], { type: "lost", lost: 1 });
+  ct.close();
+  assert.equal((await stream.next()).done, true);
+  assert.ok(sock.closed);
+  assert.throws(() => ct.expectations.dumpSync().next(), (e: Error) => e.name === "ClosedError");
+  await assert.rejects(ct.expectations.count(), (e: Error) => e.name === "ClosedError");
+  assert.throws(
+    () => ct.expectations.dumpSync({ fmaily: "ipv4" } as never),
+    /unknown field "fmaily"/,
+  );
+});
+
 /** Runs the CLI in-process; returns the status and stderr. */
 async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
   let stderr = "";
