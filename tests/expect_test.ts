@@ -248,17 +248,26 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
     const got = await ns.run(["conntrack", "-G", "expect", ...made6, ...REPLY_PORTS]);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(masked(got.stdout).length, 1);
-    // The library creates from a dumped master, with names for flags.
+    // The library creates from a dumped master: flags by name, helper, class, NAT, fn.
     await ct.expectations.create({
       master: port.master,
       tuple: { src: m.dst!, dst: m.src!, protocol: "tcp", srcPort: 0, dstPort: 42000 },
       mask: { srcPort: 0 },
-      flags: ["PERMANENT"],
+      flags: ["PERMANENT", "INACTIVE"],
+      helper: "ftp",
+      class: 0,
+      nat: { direction: "reply", src: "10.50.0.9", srcPort: 5555 },
+      fn: "nat-follow-master",
     });
     assert.match(
       (await ns.run(["conntrack", "-L", "expect"])).stdout,
-      /dport=42000 .* PERMANENT class=0 helper=ftp/,
+      /dport=42000 .* PERMANENT,INACTIVE class=0 helper=ftp/,
     );
+    const [rich] = ct.expectations.dumpSync({ master: port.master });
+    assert.deepEqual(rich!.flagNames, ["PERMANENT", "INACTIVE"]);
+    assert.equal(rich!.fn, "nat-follow-master");
+    assert.equal(rich!.nat!.direction, "reply");
+    assert.deepEqual([rich!.nat!.tuple.src, rich!.nat!.tuple.srcPort], ["10.50.0.9", 5555]);
     await same(ns, ["-L", "expect"], 2); // the ftp helper keeps one per master: 41000 went
 
     // Bad input: exit 2 and one line, nothing sent.
