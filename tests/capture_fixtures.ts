@@ -108,9 +108,9 @@ if (only === undefined || only === "conntrack") {
   } finally {
     await empty.delete();
   }
+  console.log(`fixtures written to ${DIR}`);
 }
 if (only === undefined || only === "expect") await captureExpect();
-console.log(`fixtures written to ${DIR}`);
 
 /** What the conntrack ARGS print, one run after another, into `name.conntrack.txt`. */
 async function conntrackText(ns: Netns, name: string, ...runs: string[][]): Promise<void> {
