@@ -404,9 +404,14 @@ export type StatusFlag = keyof typeof CT_STATUS;
  * ```
  */
 export function statusFlags(status: number): StatusFlag[] {
-  const out: StatusFlag[] = [];
-  for (const [name, bit] of Object.entries(CT_STATUS)) {
-    if ((status & bit) !== 0) out.push(name as StatusFlag);
+  return bitNames(CT_STATUS, status);
+}
+
+/** The names of `table`'s bits set in `bits`, in the table's order. */
+function bitNames<K extends string>(table: Readonly<Record<K, number>>, bits: number): K[] {
+  const out: K[] = [];
+  for (const [name, bit] of Object.entries(table) as [K, number][]) {
+    if ((bits & bit) !== 0) out.push(name);
   }
   return out;
 }
@@ -453,9 +458,5 @@ export type ExpectFlag = keyof typeof EXPECT_FLAGS;
  * ```
  */
 export function expectFlags(flags: number): ExpectFlag[] {
-  const out: ExpectFlag[] = [];
-  for (const [name, bit] of Object.entries(EXPECT_FLAGS)) {
-    if ((flags & bit) !== 0) out.push(name as ExpectFlag);
-  }
-  return out;
+  return bitNames(EXPECT_FLAGS, flags);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { EXPECT_FLAGS } from "./constants.ts";
+import { expectFlags } from "./constants.ts";
 import type { Expectation, ExpectStats } from "./expect_decode.ts";
 import { protocolInfo } from "./protocols.ts";
 import type { Tuple } from "./types.ts";
@@ -80,9 +80,7 @@ export function formatExpectation(exp: Expectation, options: ExpectFormatOptions
   s += tupleText(exp.master, "master-src", "master-dst");
   if (exp.zone !== undefined) s += `zone=${exp.zone} `;
   const flags = exp.flags ?? 0;
-  const names: string[] = [];
-  for (const [name, bit] of Object.entries(EXPECT_FLAGS)) if (flags & bit) names.push(name);
-  s += names.join(",");
+  s += expectFlags(flags).join(",");
   if (flags !== 0) s += " ";
   if (exp.class !== undefined) s += `class=${exp.class} `;
   if (exp.helper !== undefined) s += `helper=${exp.helper}`;
