@@ -268,6 +268,7 @@ async function eventsRun(ctx: Context): Promise<number> {
         ctx.stderrLine(
           `ctnl: warning: We have hit ENOBUFS! We are losing events (${event.lost} overruns so far)`,
         );
+        if (ctx.json) out.line(`{"event":"lost","lost":${event.lost}}`);
         continue;
       }
       out.line(line(event.expectation, event.type));
