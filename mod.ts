@@ -131,3 +131,4 @@ export {
   type SummarySort,
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
+export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";

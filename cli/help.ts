@@ -35,7 +35,10 @@ export const LISTING_OUTPUT_OPTIONS: readonly OptionHelp[] = [
       "  ktimestamp  [start=…] [stop=…]\n" +
       `  labels      label names from ${LABEL_FILE}\n` +
       `              (needs --allow-read=${LABEL_FILE})\n` +
-      "  timestamp, userspace  accepted, no effect on a listing",
+      "  timestamp, userspace  accepted, no effect on a listing\n" +
+      "  save        as the options that create it (-A -t … -p …),\n" +
+      "              alone (ctnl load reads it back)\n" +
+      "  xml         conntrack's XML, one <flow> a line",
   },
   { key: "json", help: "One JSON object per entry instead (see README)" },
   "netns",

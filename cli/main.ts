@@ -15,6 +15,7 @@ import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
 import { loadLabelMap } from "./labels.ts";
 import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
+import { claimLoadFile } from "./commands/load.ts";
 import { helpFor, mainHelp } from "./help.ts";
 import { commandFor, tableHelp, tableOf } from "./expect/table.ts";
 
@@ -73,6 +74,7 @@ async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const parsed = PARSER.parse(args);
+  claimLoadFile(parsed); // `ctnl load FILE`: FILE is not a table name (cli/commands/load.ts)
   const command = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
   if (command === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);

@@ -6,7 +6,7 @@
  */
 
 import { CT_STATUS, parseProtocol } from "../mod.ts";
-import { UsageError } from "./errors.ts";
+import { FailError, UsageError } from "./errors.ts";
 import { optionName } from "./options.ts";
 
 /** An unsigned integer as C's `strtoul(text, &end, 0)` reads it: decimal, 0x hex or 0 octal. */
@@ -104,14 +104,16 @@ export function parseOutput(lists: readonly string[]): Set<OutputKeyword> {
       const hit = lower === "" ? undefined : OUTPUT_KEYWORDS.find((k) => k.startsWith(lower));
       if (hit === undefined) {
         throw new UsageError(
-          `invalid output format "${word}" for -o/--output (extended, id, ktimestamp, timestamp, labels, userspace)`,
+          `invalid output format "${word}" for -o/--output (extended, id, ktimestamp, timestamp, labels, userspace, xml, save)`,
         );
       }
       out.add(hit);
     }
   }
-  if (out.has("xml")) throw new UsageError("-o xml is not supported; use --json");
-  if (out.has("save")) throw new UsageError("-o save is not supported");
+  if (out.has("save") && [...out].some((k) => k !== "save" && k !== "userspace")) {
+    // conntrack's wording and status (1, OTHER_PROBLEM)
+    throw new FailError("cannot combine save output with any other output type, use -o save only");
+  }
   return out;
 }
 

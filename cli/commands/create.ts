@@ -45,7 +45,7 @@ function tupleFrom(
 }
 
 /** The entry create makes, from its options, checked as conntrack -I checks them. */
-function createSpec(ctx: Context): CreateSpec {
+export function createSpec(ctx: Context): CreateSpec {
   const f = ctx.filters;
   const p = f.protocol;
   if (p === undefined) throw new UsageError("create needs -p/--proto");

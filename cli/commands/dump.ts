@@ -11,6 +11,7 @@ import { optionHelp } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 import { dumpRows } from "../expect/table.ts";
+import { listing } from "../output.ts";
 
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
@@ -19,7 +20,7 @@ async function run(ctx: Context): Promise<number> {
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
   const format = ctx.format;
-  const text = ctx.flowText(format);
+  const { text, end } = listing(ctx.outputs, format, ctx.flowText(format)); // -o save, -o xml
   let n = 0;
   // What came before a failure is shown, as conntrack does, then the failure.
   const interrupted = await showingPartial(out, () => {
@@ -36,6 +37,7 @@ async function run(ctx: Context): Promise<number> {
       throw error;
     }
   });
+  end(out);
   out.flush();
   if (interrupted) {
     ctx.stderrLine(

@@ -16,6 +16,7 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
+import { load } from "./load.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -29,4 +30,5 @@ export const COMMANDS: readonly Command[] = [
   flush,
   create,
   update,
+  load,
 ];
