@@ -1,8 +1,8 @@
 /**
  * What the expectation tests compare: lines of conntrack-style output with
  * their clocks masked (an expectation's leading timeout, after any
- * `[NEW]`; a flow's timeout and `delta-time=`), for the unit and the kernel
- * tests alike.
+ * `[NEW]`, or its XML `<timeout>`; a flow's timeout and `delta-time=`; an
+ * XML `<when>`), for the unit and the kernel tests alike.
  *
  * @module
  */
@@ -12,7 +12,8 @@ export function masked(text: string | string[], ordered = false): string[] {
   const lines = (typeof text === "string" ? text.split("\n") : text).filter((l) => l !== "")
     .map((l) =>
       l.replace(/^((?:\s*\[\w+\] )?)\d+ proto=/, "$1T proto=").replace(/^(\w+ +\d+ )\d+ /, "$1T ")
-        .replace(/ delta-time=\d+/, " delta-time=T")
+        .replace(/ delta-time=\d+/, " delta-time=T").replace(/<timeout>\d+</, "<timeout>T<")
+        .replace(/<when>.*<\/when>/, "<when>T</when>")
     );
   return ordered ? lines : lines.sort();
 }

@@ -164,6 +164,14 @@ async function captureExpect(): Promise<void> {
       const dump = request(C.IPCTNL_MSG_EXP_GET, NLM_F_REQUEST | NLM_F_DUMP, 0, EXP);
       await Deno.writeFile(`${DIR}expect_dump.bin`, captureReply(sock, dump.finish()));
       await conntrackText(ns, "expect_dump", ["-L", "expect"], ["-L", "expect", "-f", "ipv6"]);
+      await conntrackText(ns, "expect_dump.xml", ["-L", "expect", "-o", "xml"], [
+        "-L",
+        "expect",
+        "-f",
+        "ipv6",
+        "-o",
+        "xml",
+      ]);
       const stats = request(C.IPCTNL_MSG_EXP_GET_STATS_CPU, NLM_F_REQUEST | NLM_F_DUMP, 0, EXP);
       await Deno.writeFile(`${DIR}expect_stats.bin`, captureReply(sock, stats.finish()));
       await conntrackText(ns, "expect_stats", ["-S", "expect"]);

@@ -69,6 +69,13 @@ Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get
     await same(ns, ["-L", "expect", "-f", "ipv6"], 3); // epsv, eprt, tftp
     await same(ns, ["-L", "expect", "-f", "ipv4", "-o", "extended,id"], 5); // keywords without effect
     await same(ns, ["-C", "expect"]);
+    // -o xml: the header, one <flow> a line, </expect>; <when> with -o timestamp.
+    await same(ns, ["-L", "expect", "-o", "xml"], 5 + 3);
+    const xml = await same(ns, ["-L", "expect", "-f", "ipv6", "-o", "xml,timestamp"], 3 + 3);
+    assert.match(
+      xml.stdout,
+      /<meta><helper-name>ftp<\/helper-name><timeout>\d+<\/timeout><class>0<\/class><when><hour>/,
+    );
     // -o timestamp: conntrack's "[%-8ld.%-6ld]\t" of the moment, then the line.
     const stamped = await ctnl(ns, ["-L", "expect", "-o", "timestamp"]);
     const plain = (await ns.run(["conntrack", "-L", "expect"])).stdout;
@@ -128,6 +135,10 @@ Deno.test("expectations of real ftp and tftp traffic: list, count, stats and get
       );
       assert.equal(ct.expectations.getSync(e.tuple).id, e.id);
       await same(ns, ["-G", "expect", ...named(e), ...REPLY_PORTS], 1);
+      // conntrack -G expect takes no -o (Illegal option `--output'): exit 2, and ctnl too.
+      const getXml = ["-G", "expect", ...named(e), ...REPLY_PORTS, "-o", "xml"];
+      assert.equal((await ns.run(["conntrack", ...getXml])).code, 2);
+      assert.equal((await ctnl(ns, getXml)).code, 2);
     }
     const missing = { ...all[0]!, tuple: { ...all[0]!.tuple, dstPort: 1 } };
     await same(ns, ["-G", "expect", ...named(missing), ...REPLY_PORTS], 0); // Operation failed: No such file…
@@ -155,16 +166,11 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
       stderr: "piped",
     })
       .spawn();
+  const ctnlE = [Deno.execPath(), "run", "--allow-ffi", "--allow-read", CLI, "-E", "expect"];
   const theirsE = listen(["conntrack", "-E", "expect"]);
-  const oursE = listen([
-    Deno.execPath(),
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    CLI,
-    "-E",
-    "expect",
-  ]);
+  const oursE = listen(ctnlE);
+  const theirsX = listen(["conntrack", "-E", "expect", "-o", "xml"]);
+  const oursX = listen([...ctnlE, "-o", "xml"]);
   try {
     await new Promise((r) => setTimeout(r, 2500)); // both subscribed
     using ct = Conntrack.open({ netns: ns.name });
@@ -329,18 +335,20 @@ Deno.test("create, delete and flush, checked with conntrack; events as conntrack
     await same(ns, ["-S", "expect"]);
 
     await new Promise((r) => setTimeout(r, 500)); // the last events delivered
-    theirsE.kill("SIGINT");
-    oursE.kill("SIGINT");
-    const [t, o] = await Promise.all([theirsE.output(), oursE.output()]);
     const dec = new TextDecoder();
-    const theirs = dec.decode(t.stdout), ours = dec.decode(o.stdout);
-    assert(masked(theirs).length >= 8, theirs);
-    // Byte for byte (countdowns masked), in the order the kernel sent them.
-    assert.deepEqual(masked(ours, true), masked(theirs, true));
-    assert.equal(summary(dec.decode(o.stderr)), summary(dec.decode(t.stderr)));
-    assert.equal(o.code, 0);
+    for (const [mine, conntrack, min] of [[oursE, theirsE, 8], [oursX, theirsX, 8 + 3]] as const) {
+      conntrack.kill("SIGINT");
+      mine.kill("SIGINT");
+      const [t, o] = await Promise.all([conntrack.output(), mine.output()]);
+      const theirs = dec.decode(t.stdout), ours = dec.decode(o.stdout);
+      assert(masked(theirs).length >= min, theirs);
+      // Byte for byte (countdowns masked), in the order the kernel sent them.
+      assert.deepEqual(masked(ours, true), masked(theirs, true));
+      assert.equal(summary(dec.decode(o.stderr)), summary(dec.decode(t.stderr)));
+      assert.equal(o.code, 0);
+    }
   } finally {
-    for (const c of [theirsE, oursE]) {
+    for (const c of [theirsE, oursE, theirsX, oursX]) {
       try {
         c.kill("SIGKILL");
       } catch { /* already ended */ }
@@ -366,6 +374,8 @@ Deno.test("dying list: entries held by an undelivered destroy event, as conntrac
     // Empty lists first.
     await same(ns, ["-L", "dying"], 0);
     await same(ns, ["-L", "unconfirmed"], 0);
+    await same(ns, ["-L", "expect", "-o", "xml"], 0); // no header for nothing
+    await same(ns, ["-L", "dying", "-o", "xml"], 0);
     await ns.sysctl({ nf_conntrack_events: 1 });
     await ns.spawn(["python3", "-c", HOLD_DYING]);
     using ct = Conntrack.open({ netns: ns.name });
@@ -379,13 +389,14 @@ Deno.test("dying list: entries held by an undelivered destroy event, as conntrac
     assert(dying.length >= 10, `dying: ${dying.length}`);
     assert.equal([...ct.dumpSync()].length, 0, "not in the table any more");
     await same(ns, ["-L", "dying"], dying.length);
+    await same(ns, ["-L", "dying", "-o", "xml"], dying.length + 2); // no </conntrack> after these
     await same(ns, ["-L", "unconfirmed"], 0);
     // Filters apply in ctnl, to the same Flow type.
     const one = dying[0]!;
     const picked = [
       ...ct.dumpListSync("dying", { orig: { protocol: "udp", srcPort: one.orig.srcPort! } }),
     ];
-    assert.deepEqual(picked.map((f) => formatFlow(f)), [formatFlow(one)]);
+    assert.deepEqual(masked(picked.map((f) => formatFlow(f))), masked([formatFlow(one)]));
     const theirs =
       (await ns.run(["conntrack", "-L", "dying", "-p", "udp", "--sport", String(one.orig.srcPort)]))
         .stdout;

@@ -10,7 +10,7 @@ import { dumpFilter } from "../filters.ts";
 import { optionHelp } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
-import { dumpRows } from "../expect/table.ts";
+import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
 
 async function run(ctx: Context): Promise<number> {
@@ -37,7 +37,7 @@ async function run(ctx: Context): Promise<number> {
       throw error;
     }
   });
-  end(out);
+  if (!isList(ctx)) end(out); // conntrack -L dying|unconfirmed -o xml prints no </conntrack>
   out.flush();
   if (interrupted) {
     ctx.stderrLine(

@@ -23,6 +23,7 @@ import {
 import { argumentError, checked, FailError, UsageError } from "../errors.ts";
 import { type OptionHelp, optionHelp, type OptionKey, optionName } from "../options.ts";
 import { EventWriter } from "../output.ts";
+import { EXPECT_XML_FOOTER, EXPECT_XML_HEADER, formatExpectationXml } from "./xml.ts";
 import { type Command, type Context, SUMMARY_PREFIX } from "../context.ts";
 import { decimal } from "../values.ts";
 
@@ -73,24 +74,53 @@ function timestampPrefix(): string {
   return `[${sec.padEnd(8)}.${usec.padEnd(6)}]\t`;
 }
 
-/** How an expectation is printed: JSON with --json, else conntrack's line (with -o timestamp). */
-function lineOf(ctx: Context): (e: Expectation, eventType?: string) => string {
-  if (ctx.outputs.has("xml" as never)) {
-    throw new UsageError("-o xml is not available for expectations yet");
-  }
+/** How a command prints expectations: each one's line, and what follows the last. */
+interface Printer {
+  /** The line of `e` (an event's with `eventType`); the first XML line carries the header. */
+  line(e: Expectation, eventType?: "new" | "destroy"): string;
+  /** What follows the last line: `</expect>` after XML that had one. */
+  end(out: { line(text: string): void }): void;
+}
+
+/**
+ * What the `-o` keywords and `--json` ask for: JSON, conntrack's XML (with
+ * `<when>` for `-o timestamp`), or conntrack's line (after
+ * `[SECONDS.MICROSECONDS]<TAB>` for `-o timestamp`).
+ */
+function printerOf(ctx: Context): Printer {
   const timestamp = ctx.outputs.has("timestamp");
   if (ctx.json) {
-    return (e, eventType) =>
-      eventType === undefined
-        ? expectationToJson(e)
-        : `{"event":"${eventType}",${expectationToJson(e).slice(1)}`;
+    return {
+      line: (e, eventType) =>
+        eventType === undefined
+          ? expectationToJson(e)
+          : `{"event":"${eventType}",${expectationToJson(e).slice(1)}`,
+      end() {},
+    };
   }
-  return (e, eventType) => {
-    const text = formatExpectation(
-      e,
-      eventType === undefined ? {} : { eventType: eventType === "new" ? "[NEW]" : "[DESTROY]" },
-    );
-    return timestamp ? timestampPrefix() + text : text;
+  if (ctx.outputs.has("xml")) {
+    let started = false;
+    return {
+      line(e, type) {
+        const xml = formatExpectationXml(e, timestamp ? { type, when: new Date() } : { type });
+        if (started) return xml;
+        started = true;
+        return `${EXPECT_XML_HEADER}\n${xml}`;
+      },
+      end(out) {
+        if (started) out.line(EXPECT_XML_FOOTER);
+      },
+    };
+  }
+  return {
+    line(e, eventType) {
+      const options = eventType === undefined
+        ? {}
+        : { eventType: eventType === "new" ? "[NEW]" : "[DESTROY]" };
+      const text = formatExpectation(e, options);
+      return timestamp ? timestampPrefix() + text : text;
+    },
+    end() {},
   };
 }
 
@@ -155,25 +185,26 @@ function listFamily(ctx: Context): "ipv4" | "ipv6" {
 const OUTPUT_HELP: readonly OptionHelp[] = [
   {
     key: "output",
-    help:
-      'As conntrack -o: timestamp ("[SECONDS.MICROSECONDS]<TAB>" first);\nthe other keywords have no effect on expectations',
+    help: 'As conntrack -o: xml, timestamp ("[SECONDS.MICROSECONDS]<TAB>"\n' +
+      "first; <when> in XML); the other keywords have no effect on\nexpectations",
   },
   { key: "json", help: "One JSON object per expectation instead" },
   "netns",
 ];
 
 async function dumpRun(ctx: Context): Promise<number> {
-  const line = lineOf(ctx);
+  const print = printerOf(ctx);
   using ct = ctx.open();
   const out = ctx.stdout();
   let n = 0;
   try {
     await failing(async () => {
       for await (const e of ct.expectations.dump({ family: listFamily(ctx) })) {
-        out.line(line(e));
+        out.line(print.line(e));
         n++;
       }
     });
+    print.end(out);
   } finally {
     out.flush();
   }
@@ -183,11 +214,11 @@ async function dumpRun(ctx: Context): Promise<number> {
 
 async function getRun(ctx: Context): Promise<number> {
   const tuple = checked(() => namedTuple(ctx, "get"));
-  const line = lineOf(ctx);
+  const print = printerOf(ctx);
   using ct = ctx.open();
   const e = await failing(() => ct.expectations.get(tuple));
   const out = ctx.stdout();
-  out.line(line(e));
+  out.line(print.line(e));
   out.flush();
   return 0;
 }
@@ -254,7 +285,7 @@ async function statsRun(ctx: Context): Promise<number> {
 }
 
 async function eventsRun(ctx: Context): Promise<number> {
-  const line = lineOf(ctx);
+  const print = printerOf(ctx);
   using ct: Conntrack = ctx.open();
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -271,10 +302,11 @@ async function eventsRun(ctx: Context): Promise<number> {
         if (ctx.json) out.line(`{"event":"lost","lost":${event.lost}}`);
         continue;
       }
-      out.line(line(event.expectation, event.type));
+      out.line(print.line(event.expectation, event.type));
       shown++;
     }
     if (out.error !== undefined) throw out.error;
+    print.end(out);
     out.flush();
   } finally {
     out.close();
@@ -365,7 +397,7 @@ Examples:
     expectCommand(
       "get",
       "Show one expectation (conntrack -G expect)",
-      [...keys(TUPLE_HELP), ...IGNORED, "output", "json"],
+      [...keys(TUPLE_HELP), ...IGNORED, "json"], // conntrack -G expect takes no -o
       `Usage: ctnl get expect -s ADDR -d ADDR -p PROTO [--sport P --dport P]   (also: -G expect)
 
 Shows the expectation whose expected tuple matches (under its mask) the
@@ -373,7 +405,7 @@ tuple given, as conntrack -G expect. -r/-q and the reply ports are taken
 as conntrack takes them, and not used.
 
 Options:
-${optionHelp([...TUPLE_HELP, ...OUTPUT_HELP.slice(0, 2)])}
+${optionHelp([...TUPLE_HELP, OUTPUT_HELP[1]!])}
 `,
       getRun,
     ),

@@ -45,6 +45,15 @@ export function commandFor(command: Command, table: Table): Command {
 }
 
 /**
+ * Whether `ctnl dump` lists the dying or unconfirmed list, after which
+ * conntrack prints no `</conntrack>` (its `-L dying -o xml` stops before it).
+ */
+export function isList(ctx: Context): boolean {
+  const table = tableOf(ctx.parsed.table);
+  return table === "dying" || table === "unconfirmed";
+}
+
+/**
  * What `ctnl dump` lists: the conntrack table through `dump` (filters in
  * the kernel where it can), or the dying or unconfirmed list (filters in ctnl).
  */

@@ -22,6 +22,11 @@ import {
 import { main } from "../../cli/main.ts";
 import { EXPECT_COMMANDS } from "../../cli/expect/commands.ts";
 import { OPTIONS } from "../../cli/options.ts";
+import {
+  EXPECT_XML_FOOTER,
+  EXPECT_XML_HEADER,
+  formatExpectationXml,
+} from "../../cli/expect/xml.ts";
 import { openWithSockets } from "../../src/conntrack.ts";
 import * as C from "../../src/constants.ts";
 import { decodeFlow } from "../../src/decode.ts";
@@ -62,6 +67,13 @@ Deno.test("captured expectations decode to what conntrack -L expect printed", ()
     masked(exps.map((e) => formatExpectation(e))),
     masked(text("expect_dump.conntrack.txt")),
   );
+  // -o xml: each family's listing between the header and </expect>.
+  const xml = (["ipv4", "ipv6"] as const).flatMap((f) => [
+    EXPECT_XML_HEADER,
+    ...exps.filter((e) => e.family === f).map((e) => formatExpectationXml(e)),
+    EXPECT_XML_FOOTER,
+  ]).join("\n");
+  assert.deepEqual(masked(xml), masked(text("expect_dump.xml.conntrack.txt")));
   const nat = exps.filter((e) => e.nat !== undefined);
   assert.deepEqual(nat.map((e) => `${e.helper} ${e.nat!.direction} ${e.fn}`).sort(), [
     "ftp original nat-follow-master",
