@@ -9,7 +9,7 @@
  */
 
 import { type Expectation, protocolInfo, type Tuple } from "../../mod.ts";
-import { localTime } from "../../src/tz.ts";
+import { layer4Fields, whenText } from "../xml.ts";
 
 /** The two lines conntrack prints before the first expectation. */
 export const EXPECT_XML_HEADER = '<?xml version="1.0" encoding="utf-8"?>\n<expect>';
@@ -24,33 +24,9 @@ export interface ExpectXmlOptions {
   when?: Date | undefined;
 }
 
-function two(n: number): string {
-  return n < 10 ? `0${n}` : `${n}`;
-}
-
 /** `__snprintf_addr_xml` of both addresses. */
 function addresses(t: Tuple): string {
   return `<src>${t.src ?? ""}</src><dst>${t.dst ?? ""}</dst>`;
-}
-
-/** `__snprintf_proto_xml` of both sides: ports or GRE keys; nothing for the others. */
-function ports(t: Tuple): string {
-  const src = t.srcPort ?? 0, dst = t.dstPort ?? 0;
-  switch (protocolInfo(t.protocol ?? 0).tuple) {
-    case "ports":
-      return `<sport>${src}</sport><dport>${dst}</dport>`;
-    case "keys":
-      return `<srckey>0x${src.toString(16)}</srckey><dstkey>0x${dst.toString(16)}</dstkey>`;
-  }
-  return "";
-}
-
-/** `localtime()` of `date` as `__snprintf_localtime_xml` writes it. */
-function when(date: Date): string {
-  const t = localTime(Math.floor(date.getTime() / 1000));
-  return `<when><hour>${t.hours}</hour><min>${two(t.minutes)}</min><sec>${two(t.seconds)}</sec>` +
-    `<wday>${t.weekday + 1}</wday><day>${t.day}</day><month>${t.month + 1}</month>` +
-    `<year>${t.year}</year></when>`;
 }
 
 /** One expectation as conntrack's XML element (without a newline). */
@@ -63,14 +39,14 @@ export function formatExpectationXml(e: Expectation, options: ExpectXmlOptions =
   let s = options.type === undefined ? "<flow>" : `<flow type="${options.type}">`;
   s += `${l3}<expected>${addresses(e.tuple)}</expected><mask>${addresses(e.mask)}</mask>` +
     `<master>${addresses(e.master)}</master></layer3>`;
-  s += `<layer4 protonum="${n}" protoname="${name}"><expected>${ports(e.tuple)}</expected>` +
-    `<mask>${ports(e.mask)}</mask><master>${ports(e.master)}</master></layer4>`;
+  s += `<layer4 protonum="${n}" protoname="${name}"><expected>${layer4Fields(e.tuple)}</expected>` +
+    `<mask>${layer4Fields(e.mask)}</mask><master>${layer4Fields(e.master)}</master></layer4>`;
   s += "<meta>";
   if (e.helper !== undefined) s += `<helper-name>${e.helper}</helper-name>`;
   if (e.timeout !== undefined) s += `<timeout>${e.timeout}</timeout>`;
   if (e.class !== undefined) s += `<class>${e.class}</class>`;
   if (e.zone !== undefined) s += `<zone>${e.zone}</zone>`;
-  if (options.when !== undefined) s += when(options.when);
+  if (options.when !== undefined) s += whenText(Math.floor(options.when.getTime() / 1000));
   for (const flag of e.flagNames) s += `<${flag.toLowerCase()}/>`;
   return `${s}</meta></flow>`;
 }
