@@ -6,6 +6,7 @@
  */
 
 import { type OptionHelp, type OptionKey, TUPLE_OPTIONS } from "./options.ts";
+import { NETWORK_NAT_LABEL_OPTIONS } from "./filters.ts";
 import { type Command, LABEL_FILE, VERSION } from "./context.ts";
 
 /** The keys of option help lists: what a command whose help shows them takes. */
@@ -23,6 +24,8 @@ export const DUMP_FILTER_OPTIONS: readonly OptionHelp[] = [
   "zone",
   "status",
   "state",
+  // filt (issue 12)
+  ...NETWORK_NAT_LABEL_OPTIONS,
 ];
 
 /** The output options of a listing (dump, get). */

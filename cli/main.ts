@@ -12,7 +12,7 @@ import { commandList, COMMON_OPTIONS, optionName, Parser } from "./options.ts";
 import { parseOutput } from "./values.ts";
 import { parseFilters } from "./filters.ts";
 import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
-import { loadLabelMap } from "./labels.ts";
+import { loadLabelMap, usesLabels } from "./labels.ts";
 import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { claimLoadFile } from "./commands/load.ts";
@@ -93,13 +93,13 @@ async function run(args: string[], io: Io): Promise<number> {
     throw new UsageError("--json and -o/--output cannot be combined");
   }
   const outputs = parseOutput(outputLists);
-  const filters = parseFilters(parsed.values);
+  const filters = parseFilters(parsed.values, parsed);
   const format: FormatOptions = {
     extended: outputs.has("extended"),
     id: outputs.has("id"),
     ktimestamp: outputs.has("ktimestamp"),
   };
-  if (outputs.has("labels")) {
+  if (outputs.has("labels") || usesLabels(parsed)) {
     const names = loadLabelMap(io.stderr);
     if (names !== undefined) format.labelNames = names;
   }

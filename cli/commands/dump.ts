@@ -5,17 +5,44 @@
  */
 
 import { DumpInterruptedError, validateFilter } from "../../mod.ts";
-import { checked } from "../errors.ts";
+import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
-import { optionHelp } from "../options.ts";
+import { optionHelp, optionName } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
 
+/** What conntrack -L -z refuses beside it ("Can't use -z with filtering parameters"). */
+const NOT_WITH_ZERO = [
+  "proto",
+  "src",
+  "dst",
+  "replySrc",
+  "replyDst",
+  "mark",
+  "secmark",
+  "status",
+  "zone",
+  "label",
+  "origZone",
+  "replyZone",
+] as const;
+
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter)); // bad parameters are exit 2 before anything is opened
+  const zero = ctx.filters.zero;
+  if (zero) {
+    const given = NOT_WITH_ZERO.find((key) =>
+      ctx.parsed.values.has(key) || ctx.parsed.lists.has(key)
+    );
+    if (given !== undefined) {
+      throw new UsageError(
+        `-z/--zero cannot be used with filtering parameters (${optionName(given)})`,
+      );
+    }
+  }
   using ct = ctx.open();
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
@@ -26,7 +53,8 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      for (const flow of dumpRows(ct, ctx, filter)) { // the table, or the dying/unconfirmed list
+      // the table, or the dying/unconfirmed list
+      for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
         out.line(text(flow));
         if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
@@ -54,7 +82,7 @@ export const dump: Command = {
   words: ["dump", "list"],
   flags: ["-L", "--dump"],
   summary: "List entries, optionally filtered (conntrack -L)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS),
+  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, ["zero"]),
   help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
 Lists the entries of the conntrack table, as conntrack -L. Filters run in the
@@ -66,6 +94,7 @@ ${optionHelp(DUMP_FILTER_OPTIONS)}
 
 Output:
 ${optionHelp(LISTING_OUTPUT_OPTIONS)}
+${optionHelp(["zero"])}
 
 The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
 
@@ -75,6 +104,9 @@ Examples:
   ctnl dump -f ipv6 -o extended,id
   ctnl dump -s 10.0.0.1 -m 0x10/0xf0
   ctnl dump -u UNREPLIED -p udp
+  ctnl dump -s 10.0.0.0/8 -j
+  ctnl dump -n 192.0.2.1:4000 -l blocked,audit
+  ctnl dump -f ipv4 -z
   ctnl dump --json --netns blue > flows.ndjson
 `,
   run,

@@ -16,7 +16,10 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
+import { add } from "./add.ts";
 import { load } from "./load.ts";
+import { top } from "./top.ts";
+import { completions } from "./completions.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -25,10 +28,13 @@ export const COMMANDS: readonly Command[] = [
   stats,
   count,
   summary,
+  top,
   events,
   del,
   flush,
   create,
   update,
+  add,
   load,
+  completions,
 ];

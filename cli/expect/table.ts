@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Conntrack, DumpFilter, Flow } from "../../mod.ts";
+import type { Conntrack, DumpFilter, DumpOptions, Flow } from "../../mod.ts";
 import { UsageError } from "../errors.ts";
 import type { Command, Context } from "../context.ts";
 import { EXPECT_COMMANDS } from "./commands.ts";
@@ -55,13 +55,19 @@ export function isList(ctx: Context): boolean {
 
 /**
  * What `ctnl dump` lists: the conntrack table through `dump` (filters in
- * the kernel where it can), or the dying or unconfirmed list (filters in ctnl).
+ * the kernel where it can; `options` such as `-z`'s), or the dying or
+ * unconfirmed list (filters in ctnl).
  */
-export function dumpRows(ct: Conntrack, ctx: Context, filter: DumpFilter): Iterable<Flow> {
+export function dumpRows(
+  ct: Conntrack,
+  ctx: Context,
+  filter: DumpFilter,
+  options: DumpOptions,
+): Iterable<Flow> {
   const table = tableOf(ctx.parsed.table);
   return table === "dying" || table === "unconfirmed"
-    ? ct.dumpListSync(table, filter)
-    : ct.dumpSync(filter);
+    ? ct.dumpListSync(table, filter) // conntrack lists these whole, -z or not
+    : ct.dumpSync(filter, options);
 }
 
 /**
