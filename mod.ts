@@ -129,6 +129,7 @@ export {
   type Summary,
   SUMMARY_KEYS,
   type SummaryGroup,
+  summaryKey,
   type SummaryKeyName,
   type SummaryOptions,
   type SummarySort,

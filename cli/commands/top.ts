@@ -4,7 +4,7 @@
  * @module
  */
 
-import { validateFilter } from "../../mod.ts";
+import { isArgumentError, validateFilter } from "../../mod.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
@@ -65,7 +65,8 @@ function settings(ctx: Context): TopSettings {
     try {
       return groupKey(key);
     } catch (error) {
-      throw new UsageError(`invalid key for --by: ${(error as Error).message}`);
+      const reason = isArgumentError(error) ? error.reason : (error as Error).message;
+      throw new UsageError(`invalid key for --by: ${reason}`);
     }
   });
   const sortText = v.get("sort");

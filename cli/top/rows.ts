@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Flow, PROTOCOL_NAMES, statusFlags, SUMMARY_KEYS } from "../../mod.ts";
+import { type Flow, PROTOCOL_NAMES, SUMMARY_KEYS, summaryKey } from "../../mod.ts";
 import { type CounterSamples, TopN } from "./rates.ts";
 import { endpoint } from "./units.ts";
 
@@ -133,42 +133,6 @@ function stateName(flow: Flow): string {
   return (flow.tcp ?? flow.sctp ?? flow.dccp)?.stateName ?? "";
 }
 
-/** `address` with all but the first `bits` bits zeroed, and `/bits`. */
-function prefixOf(address: string, bits: number): string {
-  if (!address.includes(":")) {
-    const parts = address.split(".").map(Number);
-    if (bits > 32 || parts.length !== 4) return address;
-    const n = parts.reduce((a, b) => a * 256 + b, 0);
-    const masked = bits === 0 ? 0 : Math.floor(n / 2 ** (32 - bits)) * 2 ** (32 - bits);
-    const out = [24, 16, 8, 0].map((s) => Math.floor(masked / 2 ** s) % 256);
-    return `${out.join(".")}/${bits}`;
-  }
-  if (bits > 128) return address;
-  const [head = "", tail = ""] = address.split("::");
-  const h = head === "" ? [] : head.split(":");
-  const t = tail === "" ? [] : tail.split(":");
-  const groups = address.includes("::")
-    ? [...h, ...Array(8 - h.length - t.length).fill("0"), ...t]
-    : h;
-  const masked = groups.map((g, i) => {
-    const keep = Math.max(0, Math.min(16, bits - 16 * i));
-    const v = parseInt(g, 16) || 0;
-    return (keep === 0 ? 0 : v & (0xffff << (16 - keep)) & 0xffff).toString(16);
-  });
-  // The shortest form: the longest run of zero groups as "::".
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && masked[j] === "0") j++;
-    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
-  }
-  const text = best < 0
-    ? masked.join(":")
-    : `${masked.slice(0, best).join(":")}::${masked.slice(best + bestLen).join(":")}`;
-  return `${text}/${bits}`;
-}
-
 /**
  * The value extractor for a `--by` key (`dport`, `src/24`, …), or a
  * `RangeError` naming what is allowed.
@@ -188,55 +152,8 @@ function prefixOf(address: string, bits: number): string {
  * ```
  */
 export function groupKey(text: string): GroupKey {
-  const m = /^(src|dst|reply-src|reply-dst)\/(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
-  if (m) {
-    const v4 = Number(m[2]), v6 = m[3] === undefined ? v4 : Number(m[3]);
-    if (m[3] !== undefined && v4 > 32) {
-      throw new RangeError(`prefix length ${v4} is too long for IPv4`);
-    }
-    if (v6 > 128) throw new RangeError(`prefix length ${v6} is too long`);
-    const of = groupKey(m[1]!);
-    return (flow) => {
-      const address = of(flow);
-      return address.includes(":") ? prefixOf(address, v6) : prefixOf(address, Math.min(v4, 32));
-    };
-  }
-  const port = (p: number | undefined) => String(p ?? "-");
-  switch (text) {
-    case "proto":
-      return (f) => protoName(f.orig.protocol);
-    case "family":
-      return (f) => f.family;
-    case "state":
-      return (f) => stateName(f) || "-";
-    case "status":
-      return (f) => statusFlags(f.status).join(",") || "-";
-    case "helper":
-      return (f) => f.helper ?? "-";
-    case "src":
-      return (f) => f.orig.src ?? "-";
-    case "dst":
-      return (f) => f.orig.dst ?? "-";
-    case "reply-src":
-      return (f) => f.reply.src ?? "-";
-    case "reply-dst":
-      return (f) => f.reply.dst ?? "-";
-    case "sport":
-      return (f) => port(f.orig.srcPort);
-    case "dport":
-      return (f) => port(f.orig.dstPort);
-    case "reply-sport":
-      return (f) => port(f.reply.srcPort);
-    case "reply-dport":
-      return (f) => port(f.reply.dstPort);
-    case "zone":
-      return (f) => String(f.zone ?? 0);
-    case "mark":
-      return (f) => String(f.mark ?? 0);
-  }
-  throw new RangeError(
-    `unknown key "${text}" (${GROUP_KEYS.join(", ")}, or src/N, dst/N for a prefix)`,
-  );
+  // The keys of ctnl summary, from the library: one definition of each.
+  return summaryKey(text).of;
 }
 
 function bytesOf(flow: Flow): number {
