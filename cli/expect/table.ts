@@ -87,3 +87,8 @@ export function tableHelp(
   if (table === undefined || !"expect".startsWith(table)) return undefined;
   return EXPECT_COMMANDS.get(command.name)?.help;
 }
+
+/** The options `command` takes on the expectation table, for shell completions. */
+export function tableOptions(command: string): readonly string[] {
+  return EXPECT_COMMANDS.get(command)?.options ?? [];
+}
