@@ -136,3 +136,4 @@ export {
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
 export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
+export { fullTimeout, type TimeoutPolicy } from "./src/timeouts.ts";

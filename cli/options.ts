@@ -402,6 +402,14 @@ export const OPTIONS = [
     help: "Started less than DURATION ago",
   },
   {
+    key: "idle",
+    long: ["idle"],
+    value: true,
+    placeholder: "DURATION",
+    help:
+      "No packet for at least DURATION (from the timeout and\nthe namespace's default timeouts)",
+  },
+  {
     key: "bytesGt",
     long: ["bytes-gt"],
     value: true,
