@@ -12,6 +12,7 @@
 import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "../mod.ts";
 import type { Command } from "./context.ts";
 import { COMMON_OPTIONS, OPTIONS, type OptionSpec } from "./options.ts";
+import { tableOptions } from "./expect/table.ts";
 import { GROUP_KEYS, sortKeys } from "./top/rows.ts";
 
 /** The shells there are scripts for. */
@@ -66,7 +67,9 @@ function model(commands: readonly Command[]): Model {
       name: c.name,
       names: [...c.words, ...c.flags],
       summary: c.summary,
-      options: [...new Set([...c.options, ...COMMON_OPTIONS])].map((k) => byKey.get(k)!),
+      // With the options the command takes on the expectation table (create expect --tuple-src …).
+      options: [...new Set([...c.options, ...tableOptions(c.name), ...COMMON_OPTIONS])]
+        .map((k) => byKey.get(k)!),
       operands: c.name === "completions" ? SHELLS : [],
     })),
     options: OPTIONS,

@@ -21,7 +21,7 @@ import {
   watch,
 } from "../mod.ts";
 import { FailError, UsageError } from "./errors.ts";
-import type { CommandSyntax, OptionKey, Parsed } from "./options.ts";
+import { type CommandSyntax, type OptionKey, optionName, type Parsed } from "./options.ts";
 import type { OutputKeyword } from "./values.ts";
 import type { Filters } from "./filters.ts";
 import { commandOutput, type Io, LineWriter, messageLine } from "./output.ts";
@@ -178,6 +178,11 @@ export class Context {
     filter: DumpFilter,
     keep: ((flow: Flow) => boolean) | undefined,
   ): Promise<number> {
+    for (const key of ["sort", "top", "olderThan", "youngerThan", "idle", "bytesGt"]) {
+      if (this.parsed.values.has(key)) {
+        throw new UsageError(`option ${optionName(key)} cannot be used with --all-netns (yet)`);
+      }
+    }
     this.needFfi();
     const out = this.stdout();
     const format = this.format;

@@ -402,11 +402,62 @@ export const OPTIONS = [
     help: "Started less than DURATION ago",
   },
   {
+    key: "idle",
+    long: ["idle"],
+    value: true,
+    placeholder: "DURATION",
+    help:
+      "No packet for at least DURATION (from the timeout and\nthe namespace's default timeouts)",
+  },
+  {
     key: "bytesGt",
     long: ["bytes-gt"],
     value: true,
     placeholder: "SIZE",
     help: "More than SIZE bytes, both directions (1500, 10k,\n64Ki); needs nf_conntrack_acct",
+  },
+  // expect (issue 13): the expectation table's tuple and mask (--mask-src/--mask-dst are filt's rows)
+  {
+    key: "tupleSrc",
+    long: ["tuple-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Expected tuple: source address",
+  },
+  {
+    key: "tupleDst",
+    long: ["tuple-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Expected tuple: destination address",
+  },
+  {
+    key: "tupleSport",
+    long: ["tuple-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Expected tuple: source port",
+  },
+  {
+    key: "tupleDport",
+    long: ["tuple-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Expected tuple: destination port",
+  },
+  {
+    key: "maskSport",
+    long: ["mask-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Mask of the expected source port (0: any)",
+  },
+  {
+    key: "maskDport",
+    long: ["mask-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Mask of the expected destination port",
   },
   // exp: exporter, --all-netns, --resync
   {

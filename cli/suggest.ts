@@ -22,9 +22,6 @@ export interface Unsupported {
   readonly instead: string;
 }
 
-const MASKS = "exact addresses and ports, or ctnl dump --json | jq for a range";
-const EXPECT = "conntrack for the expectation table";
-
 /**
  * conntrack-tools 1.4.7's options (conntrack.c `original_opts` and the
  * protocol extensions' options) that ctnl does not take yet.
@@ -32,12 +29,6 @@ const EXPECT = "conntrack for the expectation table";
 export const UNSUPPORTED: readonly Unsupported[] = [
   { long: ["nat-range"], short: "a", instead: "conntrack (--nat-range is deprecated there too)" },
   { long: ["id"], short: "i", instead: "ctnl dump -o id to see ids, or conntrack -i" },
-  { long: ["mask-port-src"], instead: MASKS },
-  { long: ["mask-port-dst"], instead: MASKS },
-  { long: ["tuple-src"], instead: EXPECT },
-  { long: ["tuple-dst"], instead: EXPECT },
-  { long: ["tuple-port-src"], instead: EXPECT },
-  { long: ["tuple-port-dst"], instead: EXPECT },
   {
     long: ["mask-key-src", "mask-key-dst", "tuple-key-src", "tuple-key-dst"],
     instead: "conntrack -p gre for GRE keys of expectations",

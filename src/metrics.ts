@@ -150,17 +150,10 @@ function sortedCounts(map: Map<number, number>): KeyCount<number>[] {
   return [...map].sort((a, b) => a[0] - b[0]).map(([key, count]) => ({ key, count }));
 }
 
-/**
- * The expectation table's size, from `ct.expectations.count()` where the
- * handle has that (the expectation table's API, issue 13); undefined
- * without it or when the count fails.
- */
+/** The expectation table's size (a count over a dump), or undefined when it cannot be read. */
 async function countExpectations(ct: Conntrack): Promise<number | undefined> {
-  const table = (ct as unknown as { expectations?: { count?: () => Promise<number> } })
-    .expectations;
-  if (typeof table?.count !== "function") return undefined;
   try {
-    return await table.count();
+    return await ct.expectations.count();
   } catch {
     return undefined;
   }

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { run } from "./_ns.ts";
 import { COMMANDS } from "../cli/commands/mod.ts";
+import { tableOptions } from "../cli/expect/table.ts";
 import { COMMON_OPTIONS, OPTIONS } from "../cli/options.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -112,7 +113,8 @@ Deno.test("bash: commands, options and values complete as readline would ask", a
   const byKey = new Map<string, (typeof OPTIONS)[number]>(OPTIONS.map((o) => [o.key, o]));
   const all = await bashComplete(source, COMMANDS.map((c) => ["ctnl", c.name, "--"]));
   COMMANDS.forEach((c, i) => {
-    const expected = [...new Set([...c.options, ...COMMON_OPTIONS])]
+    // Its options on the expectation table too (create expect --tuple-src …).
+    const expected = [...new Set([...c.options, ...tableOptions(c.name), ...COMMON_OPTIONS])]
       .flatMap((k) => byKey.get(k)!.long.map((l) => `--${l}`));
     assert.deepEqual([...all[i]!].sort(), expected.sort(), c.name);
   });

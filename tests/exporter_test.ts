@@ -174,11 +174,14 @@ scrape_configs:
     });
 
     const before = Number((await ns.exec(["conntrack", "-C"])).trim());
+    const expectations = Number((await ns.exec(["conntrack", "-C", "expect"])).trim());
     const listing = parseConntrackOutput(await ns.exec(["conntrack", "-L", "-o", "extended"]));
     const stats = await ns.exec(["conntrack", "-S"]);
     for (const job of ["om", "text"]) {
       const entries = await query(ns, `conntrack_entries{job="${job}"}`);
       assert.equal(entries.get("{}"), before, `conntrack_entries of job ${job}`);
+      const expects = await query(ns, `conntrack_expectations{job="${job}"}`);
+      assert.equal(expects.get("{}"), expectations, `conntrack_expectations of job ${job}`);
       // By family, protocol and state: an independent count of conntrack -L.
       const expected = new Map<string, number>();
       for (const e of listing) {
