@@ -52,6 +52,7 @@ try {
   const ns = await createNamespace("summary");
   const rows: string[] = [];
   for (const n of sizes) {
+    const walls = new Map<string, number>();
     await raiseConntrackMax(n + 1000);
     const have = await fill(ns, n);
     for (const [name, cmd] of Object.entries(COMMANDS)) {
@@ -60,8 +61,15 @@ try {
       for (let i = 0; i < 3; i++) runs.push(await measure(ns, cmd));
       const rss = runs.map((r) => r[0]).sort((a, b) => a - b)[1]!;
       const secs = runs.map((r) => r[1]).sort((a, b) => a - b)[1]!;
+      walls.set(name, secs);
       rows.push(`| ${have} | ${name} | ${rss.toFixed(0)} MiB | ${secs.toFixed(2)} s |`);
       console.error(rows.at(-1));
+    }
+    const dump = walls.get("ctnl dump")!;
+    for (const [name, secs] of walls) {
+      if (name.startsWith("ctnl summary")) {
+        rows.push(`| ${have} | ${name} ÷ ctnl dump | | ${(secs / dump).toFixed(2)}× |`);
+      }
     }
   }
   console.log("| entries | command | peak RSS (median of 3) | wall |\n|---|---|---|---|");
