@@ -87,6 +87,12 @@ export interface SummaryOptions {
   sort?: SummarySort;
   /** Only the first N groups (the totals still count every flow). */
   top?: number;
+  /**
+   * The name of a first key whose value is given to each
+   * {@link Summarizer.add} (not taken from the flow): e.g. `"netns"`, with
+   * each flow's namespace from `dumpAllNetns()`.
+   */
+  tag?: string;
 }
 
 /** One group of a {@link Summary}.
@@ -335,6 +341,7 @@ const SORTS: readonly SummarySort[] = ["count", "packets", "bytes"];
 export class Summarizer {
   readonly #by: string[];
   readonly #extract: Extract[];
+  readonly #tagged: boolean;
   readonly #sort: SummarySort;
   readonly #top: number;
   readonly #groups = new Map<string, SummaryGroup>();
@@ -349,7 +356,11 @@ export class Summarizer {
       throw new ArgumentError("summary", options, "options must be an object with `by`");
     }
     const keys = specs(options.by).map(keyOf);
-    this.#by = keys.map(([name]) => name);
+    this.#tagged = options.tag !== undefined;
+    if (this.#tagged && typeof options.tag !== "string") {
+      throw new ArgumentError("summary.tag", options.tag, "the tag must be a string");
+    }
+    this.#by = [...(this.#tagged ? [options.tag!] : []), ...keys.map(([name]) => name)];
     this.#extract = keys.map(([, extract]) => extract);
     const sort = options.sort ?? "count";
     if (!SORTS.includes(sort)) {
@@ -363,9 +374,10 @@ export class Summarizer {
     this.#top = top;
   }
 
-  /** Counts one flow in its group. */
-  add(flow: Flow): void {
+  /** Counts one flow in its group; `tag` is its value of the `tag` key, if the options name one. */
+  add(flow: Flow, tag?: string): void {
     const key = this.#extract.map((extract) => extract(flow));
+    if (this.#tagged) key.unshift(tag ?? "-");
     const id = key.join("\0");
     let group = this.#groups.get(id);
     if (group === undefined) {
