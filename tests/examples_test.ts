@@ -397,17 +397,44 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
     const p = new Proc([DENO, "run", "-A", DEMO]);
     const name = `ctnl-demo-${p.child.pid}`;
     assert.equal(await p.finish(60_000), 0, p.stderr);
+    const made = "-p tcp -s 10.50.0.1 -d 10.50.0.2 --sport 40000 --dport 9000";
+    const headings = [
+      `== ctnl dump --netns ${name}`,
+      `== ctnl dump --json --netns ${name} | head -n 3`,
+      `== ctnl dump -p tcp --dport 8080 --netns ${name}`,
+      `== ctnl get -p tcp -s 10.50.0.1 -d 10.50.0.2 --sport `,
+      `== ctnl stats --netns ${name}`,
+      `== ctnl count --netns ${name}`,
+      `== ctnl events --netns ${name} & (in the background)`,
+      `== Traffic: a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000`,
+      `== ctnl create ${made} -t 120 --state ESTABLISHED -u SEEN_REPLY,ASSURED --netns ${name}`,
+      `== ctnl update ${made} -m 7 -t 300 --netns ${name}`,
+      `== ctnl dump -m 7 --netns ${name}`,
+      `== ctnl delete ${made} --netns ${name}`,
+      `== ctnl flush --netns ${name}`,
+      `== kill -INT %ctnl-events: what it printed meanwhile`,
+      `== ctnl count --netns ${name}`,
+      `== Deleted namespace ${name}`,
+    ];
+    // Every step, in order.
+    let at = 0;
+    for (const heading of headings) {
+      const i = p.stderr.indexOf(heading, at);
+      assert(i >= 0, `no "${heading}" after byte ${at} of:\n${p.stderr}`);
+      at = i + heading.length;
+    }
     for (
-      const heading of [
-        `== ctnl dump --netns ${name}`,
-        `== ctnl dump --json --netns ${name} | head -n 3`,
-        `== ctnl dump -p tcp --dport 8080 --netns ${name}`,
-        `== ctnl get -p tcp -s 10.50.0.1 -d 10.50.0.2 --sport `,
-        `== ctnl stats --netns ${name}`,
-        `== ctnl count --netns ${name}`,
-        `== Deleted namespace ${name}`,
+      const summary of [
+        "1 flow entries have been created.",
+        "1 flow entries have been updated.",
+        "1 flow entries have been deleted.",
+        "connection tracking table has been emptied.",
+        / \d+ flow events have been shown\./,
       ]
-    ) assert(p.stderr.includes(heading), `no "${heading}" in:\n${p.stderr}`);
+    ) {
+      if (typeof summary === "string") assert(p.stderr.includes(summary), summary);
+      else assert.match(p.stderr, summary);
+    }
     // Every kind of traffic is in the dump.
     for (
       const re of [
@@ -422,8 +449,22 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^tcp .* src=fd50::1 dst=fd50::2 /m,
         /^\{"family":"ipv4",/m,
         /^cpu=0 +\tfound=/m,
+        // The created entry, updated: mark 7.
+        /^tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=7 /m,
+        // What events saw: the traffic's TCP handshake and UDP datagram…
+        /^ {4}\[NEW\] tcp +6 \d+ SYN_SENT src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=8080 /m,
+        /^ \[UPDATE\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=8080 /m,
+        /^ {4}\[NEW\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
+        // …create, update, delete…
+        /^ {4}\[NEW\] tcp +6 120 ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=0$/m,
+        /^ \[UPDATE\] tcp +6 300 ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7$/m,
+        /^\[DESTROY\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7 /m,
+        // …and the flush of the entries made while it listened.
+        /^\[DESTROY\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
       ]
     ) assert.match(p.stdout, re);
+    // After the flush: count says 0 (the last two stdout lines: ctnl count, conntrack -C).
+    assert.deepEqual(p.stdout.trimEnd().split("\n").slice(-2), ["0", "0"]);
     assert(!(await netnsNames()).has(name), `${name} was left behind`);
   });
 
