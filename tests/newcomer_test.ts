@@ -15,7 +15,7 @@
  */
 
 import assert from "node:assert/strict";
-import { must, Netns, run, type RunResult } from "./_ns.ts";
+import { must, type Netns, run, type RunResult } from "./_ns.ts";
 import { trafficNamespace } from "./_traffic.ts";
 import { SHEBANG } from "../tools/bundle.ts";
 
@@ -176,6 +176,18 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
   const clone = `${tmp}/ctnl`;
   try {
     const [getCode, runTests] = freshMachineCommands();
+    // apt-get and npm that refuse, first on PATH for the README's install steps: whatever
+    // happens, this test installs nothing.
+    const guard = `${tmp}/guard`;
+    await Deno.mkdir(guard);
+    for (const cmd of ["apt-get", "npm"]) {
+      await Deno.writeTextFile(
+        `${guard}/${cmd}`,
+        `#!/bin/sh\necho "stand-in ${cmd} $*" >&2\nexit 99\n`,
+      );
+      await Deno.chmod(`${guard}/${cmd}`, 0o755);
+    }
+    const env = { PATH: `${guard}:${Deno.env.get("PATH")}` };
 
     await t.step(
       "the fresh-machine command clones, installs nothing more here, dumps",
@@ -183,17 +195,6 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
         assert(getCode!.includes(`git clone ${CLONE_URL} ctnl && cd ctnl`), getCode);
         assert(getCode!.includes("apt-get install -y git npm"), getCode);
         assert(getCode!.includes("npm install -g deno@2.9.6"), getCode);
-        // apt-get and npm that refuse, first on PATH: whatever happens, this installs nothing.
-        const guard = `${tmp}/guard`;
-        await Deno.mkdir(guard);
-        for (const cmd of ["apt-get", "npm"]) {
-          await Deno.writeTextFile(
-            `${guard}/${cmd}`,
-            `#!/bin/sh\necho "stand-in ${cmd} $*" >&2\nexit 99\n`,
-          );
-          await Deno.chmod(`${guard}/${cmd}`, 0o755);
-        }
-        const env = { PATH: `${guard}:${Deno.env.get("PATH")}` };
         const r = await bash(getCode!.replace(CLONE_URL, ROOT), { cwd: tmp, ns, env });
         assert.equal(r.code, 0, r.stderr);
         assert(!r.stderr.includes("stand-in"), "it tried to install something:\n" + r.stderr);
@@ -216,7 +217,7 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
       assert.equal(runTests, "CTNL_CI_ONLY_INSTALL=1 bash .ci/run && deno task test");
       const ci = await Deno.readTextFile(`${clone}/.ci/run`);
       assert.match(ci, /^deno task test 2>&1 \| tee "\$log"$/m); // the same test command as CI
-      const r = await bash("CTNL_CI_ONLY_INSTALL=1 bash .ci/run", { cwd: clone });
+      const r = await bash("CTNL_CI_ONLY_INSTALL=1 bash .ci/run", { cwd: clone, env });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /^install: ok /m);
       assert(!r.stdout.includes("== static checks"), r.stdout);
