@@ -28,7 +28,9 @@ async function ciInstall(machine: Machine) {
     await Deno.mkdir(bin);
     await Deno.mkdir(`${dir}/checkout/.ci`, { recursive: true });
     await Deno.copyFile(SCRIPT, `${dir}/checkout/.ci/run`);
-    const skip = new Set([...machine.without, ...Object.keys(machine.fake ?? {})]);
+    // systemctl is always a stand-in: the script may stop a service it installed.
+    const fake = { systemctl: "exit 0", ...machine.fake };
+    const skip = new Set([...machine.without, ...Object.keys(fake)]);
     for (const from of ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin", "/sbin"]) {
       for await (const entry of Deno.readDir(from)) {
         if (skip.has(entry.name)) continue;
@@ -39,7 +41,7 @@ async function ciInstall(machine: Machine) {
         }
       }
     }
-    for (const [name, body] of Object.entries(machine.fake ?? {})) {
+    for (const [name, body] of Object.entries(fake)) {
       await Deno.writeTextFile(
         `${bin}/${name}`,
         `#!/bin/sh\necho "${name} $*" >>${dir}/calls\n${body}\n`,
@@ -94,6 +96,13 @@ Deno.test("no deno and no npm: npm comes from Debian; if apt-get leaves it missi
   assert.match(r.calls, /^apt-get update -qq$/m);
   assert.match(r.calls, /^apt-get install -y -qq --no-install-recommends npm$/m);
   assertFailedWith(r, "npm: npm is still missing after apt-get install");
+});
+
+Deno.test("packages installed: each command checked after apt-get; prometheus's own server stopped", async () => {
+  const r = await ciInstall({ without: ["promtool"], fake: { "apt-get": "exit 0" } });
+  assert.match(r.calls, /^apt-get install -y -qq --no-install-recommends prometheus$/m);
+  assert.match(r.calls, /^systemctl disable --now prometheus$/m);
+  assertFailedWith(r, "prometheus: promtool is still missing after apt-get install");
 });
 
 Deno.test("a Debian package that cannot be installed: apt-get's error, then the line", async () => {
