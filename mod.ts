@@ -95,3 +95,15 @@ export {
   TCP_STATES,
 } from "./src/protocols.ts";
 export type * from "./src/types.ts";
+export {
+  summarize,
+  summarizeAsync,
+  Summarizer,
+  type Summary,
+  SUMMARY_KEYS,
+  type SummaryGroup,
+  type SummaryKeyName,
+  type SummaryOptions,
+  type SummarySort,
+} from "./src/summary.ts";
+export { humanBytes, humanCount } from "./src/units.ts";

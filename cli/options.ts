@@ -201,6 +201,43 @@ export const OPTIONS = [
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
   },
+  // summary (issue 14)
+  {
+    key: "by",
+    long: ["by"],
+    value: true,
+    placeholder: "KEY[,KEY…]",
+    help: "Group by these keys",
+  },
+  {
+    key: "sort",
+    long: ["sort"],
+    value: true,
+    placeholder: "KEY",
+    help: "Sort by",
+  },
+  { key: "top", long: ["top"], value: true, placeholder: "N", help: "Only the first N" },
+  {
+    key: "olderThan",
+    long: ["older-than"],
+    value: true,
+    placeholder: "DURATION",
+    help: "Started at least DURATION ago (90s, 5m, 1h30m, 2d);\nneeds nf_conntrack_timestamp",
+  },
+  {
+    key: "youngerThan",
+    long: ["younger-than"],
+    value: true,
+    placeholder: "DURATION",
+    help: "Started less than DURATION ago",
+  },
+  {
+    key: "bytesGt",
+    long: ["bytes-gt"],
+    value: true,
+    placeholder: "SIZE",
+    help: "More than SIZE bytes, both directions (1500, 10k,\n64Ki); needs nf_conntrack_acct",
+  },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];

@@ -10,6 +10,7 @@ import { dump } from "./dump.ts";
 import { get } from "./get.ts";
 import { stats } from "./stats.ts";
 import { count } from "./count.ts";
+import { summary } from "./summary.ts";
 import { events } from "./events.ts";
 import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   get,
   stats,
   count,
+  summary,
   events,
   del,
   flush,

@@ -1,0 +1,169 @@
+/**
+ * `ctnl summary`: the table (or what the filters select) grouped by keys,
+ * with count, packets and bytes per group.
+ *
+ * @module
+ */
+
+import {
+  type Flow,
+  humanBytes,
+  humanCount,
+  Summarizer,
+  type Summary,
+  SUMMARY_KEYS,
+  type SummarySort,
+  validateFilter,
+} from "../../mod.ts";
+import { checked, UsageError } from "../errors.ts";
+import { dumpFilter } from "../filters.ts";
+import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
+import { optionHelp } from "../options.ts";
+import { type Command, type Context, stateMatcher } from "../context.ts";
+import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
+import type { LineWriter } from "../output.ts";
+
+const SORTS: readonly SummarySort[] = ["count", "packets", "bytes"];
+
+function summarizer(ctx: Context): Summarizer {
+  const v = ctx.parsed.values;
+  const sort = v.get("sort") ?? "count";
+  if (!SORTS.includes(sort as SummarySort)) {
+    throw new UsageError(`invalid --sort "${sort}" (count, packets or bytes)`);
+  }
+  const topText = v.get("top");
+  let top: number | undefined;
+  if (topText !== undefined) {
+    top = /^[1-9][0-9]{0,8}$/.test(topText) ? Number(topText) : NaN;
+    if (Number.isNaN(top)) throw new UsageError(`invalid --top "${topText}" (a positive integer)`);
+  }
+  const by = v.get("by") ?? "proto,state";
+  try {
+    return new Summarizer({
+      by,
+      sort: sort as SummarySort,
+      ...(top === undefined ? {} : { top }),
+    });
+  } catch (error) {
+    if (error instanceof Error && "reason" in error) {
+      throw new UsageError(`invalid --by "${by}": ${String(error.reason)}`);
+    }
+    throw error;
+  }
+}
+
+/** The aligned table: keys left-aligned, numbers right-aligned, a total line. */
+function printTable(out: LineWriter, s: Summary): void {
+  const header = [...s.by.map((k) => k.toUpperCase()), "FLOWS"];
+  if (s.accounting) header.push("PACKETS", "BYTES");
+  const rows = s.groups.map((g) => {
+    const row = [...g.key, humanCount(g.count)];
+    if (s.accounting) row.push(humanCount(g.packets), humanBytes(g.bytes));
+    return row;
+  });
+  const shown = s.groups.length < s.groupCount
+    ? `${s.groups.length} of ${s.groupCount} groups`
+    : `${s.groupCount} group${s.groupCount === 1 ? "" : "s"}`;
+  const total = [`total (${shown})`, ...s.by.slice(1).map(() => ""), humanCount(s.total.count)];
+  if (s.accounting) total.push(humanCount(s.total.packets), humanBytes(s.total.bytes));
+  const table = [header, ...rows, total];
+  const keys = s.by.length;
+  const widths = header.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
+  // The total's label may be wider than the key columns: let it run into them.
+  for (const row of table) {
+    const cells = row.map((cell, c) =>
+      c < keys ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)
+    );
+    if (row === total) {
+      const label = row.slice(0, keys).join("  ").trimEnd();
+      const keyWidth = widths.slice(0, keys).reduce((a, b) => a + b + 2, -2);
+      out.line(`${label.padEnd(keyWidth)}  ${cells.slice(keys).join("  ")}`.trimEnd());
+    } else out.line(cells.join("  ").trimEnd());
+  }
+}
+
+function json(s: Summary): string {
+  return JSON.stringify({
+    by: s.by,
+    groups: s.groups.map((g) => ({
+      key: Object.fromEntries(s.by.map((k, i) => [k, g.key[i]])),
+      count: g.count,
+      packets: String(g.packets),
+      bytes: String(g.bytes),
+    })),
+    groupCount: s.groupCount,
+    total: { ...s.total, packets: String(s.total.packets), bytes: String(s.total.bytes) },
+    accounting: s.accounting,
+  });
+}
+
+function run(ctx: Context): number {
+  const filter = dumpFilter(ctx.filters);
+  checked(() => validateFilter(filter));
+  const s = summarizer(ctx);
+  const keep: ((flow: Flow) => boolean) | undefined = stateMatcher(ctx.filters.state);
+  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
+  using ct = ctx.open();
+  for (const flow of ct.dumpSync(filter)) {
+    if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
+  }
+  const result = s.result();
+  const out = ctx.stdout();
+  if (ctx.json) out.line(json(result));
+  else printTable(out, result);
+  out.flush();
+  for (const warning of extras.warnings()) ctx.stderrLine(warning);
+  if (!ctx.json && !result.accounting && result.total.count > 0) {
+    ctx.stderrLine(
+      "ctnl: no packet or byte counters: accounting is off " +
+        "(sysctl -w net.netfilter.nf_conntrack_acct=1; counts start with new connections)",
+    );
+  }
+  return 0;
+}
+
+const SUMMARY_OPTIONS = [
+  {
+    key: "by",
+    help: `Group by these keys (default proto,state):\n` +
+      `  ${SUMMARY_KEYS.slice(0, 4).join(" ")}\n` +
+      `  ${SUMMARY_KEYS.slice(4, 8).join(" ")}\n` +
+      `  ${SUMMARY_KEYS.slice(8).join(" ")}\n` +
+      "  src/24 (IPv4 /24, IPv6 /24), src/24/64 (IPv6 /64): prefixes",
+  },
+  { key: "sort", placeholder: "count|packets|bytes", help: "Largest first (default count)" },
+  { key: "top", help: "Only the N first groups (the total counts all)" },
+  { key: "json", help: "One JSON object instead (exact counters, as strings)" },
+  "netns",
+] as const;
+
+/** `ctnl summary`. */
+export const summary: Command = {
+  name: "summary",
+  words: ["summary"],
+  flags: [],
+  summary: "Entries grouped by source, port, state, … with counts",
+  options: optionKeys(DUMP_FILTER_OPTIONS, EXTRA_OPTIONS, SUMMARY_OPTIONS),
+  help: `Usage: ctnl summary [--by KEY[,KEY…]] [--sort count|packets|bytes] [--top N] [FILTERS]
+
+Groups the entries of the table (or those the filters select) and prints,
+per group, the number of flows and, when accounting is on, their packets and
+bytes (both directions), largest first, with a total line. Memory grows with
+the number of groups, not with the number of entries.
+
+Grouping:
+${optionHelp(SUMMARY_OPTIONS)}
+
+Filters (as ctnl dump):
+${optionHelp(DUMP_FILTER_OPTIONS)}
+${optionHelp(EXTRA_OPTIONS)}
+
+Examples:
+  ctnl summary
+  ctnl summary --by src --top 10
+  ctnl summary --by src/24,dport -p tcp --sort bytes
+  ctnl summary --by zone,proto --json
+  ctnl summary --by dst --older-than 1h --bytes-gt 10Mi
+`,
+  run,
+};

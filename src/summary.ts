@@ -1,0 +1,398 @@
+/**
+ * Grouping a table: count, packets and bytes per group of flows (by source,
+ * destination port, protocol and state, a `/24` prefix, …), as operators do
+ * with `conntrack -L | awk | sort | uniq -c`. Memory grows with the number
+ * of groups, never with the number of flows.
+ *
+ * @module
+ */
+
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./address.ts";
+import { ArgumentError, ArgumentRangeError } from "./errors.ts";
+import { PROTOCOL_NAMES } from "./protocols.ts";
+import { statusFlags } from "./constants.ts";
+import type { Flow, Tuple } from "./types.ts";
+
+/**
+ * What flows can be grouped by. The address keys also take a prefix
+ * length: `src/24` (IPv4 /24, IPv6 /24), `src/24/64` (IPv4 /24, IPv6 /64).
+ *
+ * @example
+ * ```ts
+ * import { SUMMARY_KEYS } from "@ctnl/conntrack";
+ * import { ok } from "node:assert/strict";
+ *
+ * ok(SUMMARY_KEYS.includes("dport"));
+ * ```
+ */
+export const SUMMARY_KEYS = [
+  "src",
+  "dst",
+  "sport",
+  "dport",
+  "reply-src",
+  "reply-dst",
+  "reply-sport",
+  "reply-dport",
+  "proto",
+  "state",
+  "zone",
+  "mark",
+  "family",
+  "status",
+  "helper",
+] as const;
+
+/** One of {@link SUMMARY_KEYS}.
+ *
+ * @example
+ * ```ts
+ * import type { SummaryKeyName } from "@ctnl/conntrack";
+ *
+ * const key: SummaryKeyName = "reply-src";
+ * void key;
+ * ```
+ */
+export type SummaryKeyName = typeof SUMMARY_KEYS[number];
+
+/** How to sort the groups of a {@link Summary} (largest first).
+ *
+ * @example
+ * ```ts
+ * import type { SummarySort } from "@ctnl/conntrack";
+ *
+ * const sort: SummarySort = "bytes";
+ * void sort;
+ * ```
+ */
+export type SummarySort = "count" | "packets" | "bytes";
+
+/** Options of {@link summarize} and {@link Summarizer}.
+ *
+ * @example
+ * ```ts
+ * import type { SummaryOptions } from "@ctnl/conntrack";
+ *
+ * const options: SummaryOptions = { by: ["src/24", "dport"], sort: "bytes", top: 10 };
+ * void options;
+ * ```
+ */
+export interface SummaryOptions {
+  /**
+   * The keys, in order: names of {@link SUMMARY_KEYS}, an address key with a
+   * prefix (`"src/24"`, `"dst/24/64"`), or a comma-separated list of them.
+   */
+  by: string | readonly string[];
+  /** Order of the groups, largest first; ties in key order. Default `"count"`. */
+  sort?: SummarySort;
+  /** Only the first N groups (the totals still count every flow). */
+  top?: number;
+}
+
+/** One group of a {@link Summary}.
+ *
+ * @example
+ * ```ts
+ * import type { SummaryGroup } from "@ctnl/conntrack";
+ *
+ * const group: SummaryGroup = { key: ["tcp", "ESTABLISHED"], count: 3, packets: 10n, bytes: 900n };
+ * void group;
+ * ```
+ */
+export interface SummaryGroup {
+  /** The group's value of each key, in the order of {@link Summary.by}; `"-"` where a flow has none. */
+  key: string[];
+  /** Flows in the group. */
+  count: number;
+  /** Packets of both directions (0 without accounting). */
+  packets: bigint;
+  /** Bytes of both directions (0 without accounting). */
+  bytes: bigint;
+}
+
+/** The result of {@link summarize}.
+ *
+ * @example
+ * ```ts
+ * import { summarize } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const summary = summarize([], { by: "proto" });
+ * equal(summary.total.count, 0);
+ * equal(summary.groupCount, 0);
+ * ```
+ */
+export interface Summary {
+  /** The keys, canonical: `["src/24", "dport"]`. */
+  by: string[];
+  /** The groups, sorted, at most `top` of them. */
+  groups: SummaryGroup[];
+  /** How many groups there were before `top`. */
+  groupCount: number;
+  /** Every flow seen, in one group. */
+  total: { count: number; packets: bigint; bytes: bigint };
+  /** Whether any flow had counters (accounting on). */
+  accounting: boolean;
+}
+
+type Extract = (flow: Flow) => string;
+
+/** `"-"` for a missing value, else its text. */
+function text(value: string | number | undefined): string {
+  return value === undefined ? "-" : String(value);
+}
+
+function tupleOf(flow: Flow, reply: boolean): Tuple {
+  return reply ? flow.reply : flow.orig;
+}
+
+/** The address at `prefix` bits (`v4`, `v6` per family): `10.1.2.0/24`. */
+function prefixOf(address: string | undefined, v4: number, v6: number): string {
+  if (address === undefined) return "-";
+  const bytes = parseIPv4(address) ?? parseIPv6(address);
+  if (bytes === undefined) return address;
+  const bits = bytes.length === 4 ? v4 : v6;
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - 8 * i));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+  return `${bytes.length === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0)}/${bits}`;
+}
+
+function prefixLength(text: string, max: number, spec: string): number {
+  const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= max)) {
+    throw new ArgumentRangeError(
+      "summary.by",
+      spec,
+      `"${text}" in "${spec}" is not a prefix length (0-${max})`,
+    );
+  }
+  return n;
+}
+
+/** The extractor of one key spec, and its canonical text. */
+function keyOf(spec: string): [string, Extract] {
+  const [name, v4Text, v6Text, extra] = spec.split("/");
+  if (name === "src" || name === "dst" || name === "reply-src" || name === "reply-dst") {
+    const reply = name.startsWith("reply-");
+    const side = name.endsWith("src") ? "src" : "dst";
+    if (v4Text === undefined) return [name, (f) => text(tupleOf(f, reply)[side])];
+    if (extra !== undefined) {
+      throw new ArgumentError("summary.by", spec, `"${spec}" has more than two prefix lengths`);
+    }
+    const v4 = prefixLength(v4Text, 32, spec);
+    const v6 = v6Text === undefined ? Math.min(v4, 128) : prefixLength(v6Text, 128, spec);
+    return [
+      v6Text === undefined ? `${name}/${v4}` : `${name}/${v4}/${v6}`,
+      (f) => prefixOf(tupleOf(f, reply)[side], v4, v6),
+    ];
+  }
+  if (v4Text !== undefined) {
+    throw new ArgumentError("summary.by", spec, `only address keys take a prefix, not "${spec}"`);
+  }
+  switch (name as SummaryKeyName) {
+    case "sport":
+      return [name!, (f) => text(f.orig.srcPort)];
+    case "dport":
+      return [name!, (f) => text(f.orig.dstPort)];
+    case "reply-sport":
+      return [name!, (f) => text(f.reply.srcPort)];
+    case "reply-dport":
+      return [name!, (f) => text(f.reply.dstPort)];
+    case "proto":
+      return [name!, (f) => {
+        const p = f.orig.protocol;
+        return p === undefined ? "-" : PROTOCOL_NAMES[p] ?? String(p);
+      }];
+    case "state":
+      return [name!, (f) => (f.tcp ?? f.sctp ?? f.dccp)?.stateName ?? "-"];
+    case "zone":
+      return [name!, (f) => String(f.zone ?? 0)];
+    case "mark":
+      return [name!, (f) => String(f.mark ?? 0)];
+    case "family":
+      return [name!, (f) => f.family];
+    case "status":
+      return [name!, (f) => statusFlags(f.status).join(",") || "-"];
+    case "helper":
+      return [name!, (f) => f.helper ?? "-"];
+  }
+  throw new ArgumentError(
+    "summary.by",
+    spec,
+    `unknown key "${spec}" (one of ${SUMMARY_KEYS.join(", ")}; addresses also as src/24)`,
+  );
+}
+
+/** The key specs of `by`, split on commas, trimmed. */
+function specs(by: string | readonly string[]): string[] {
+  const list = (typeof by === "string" ? [by] : [...by]).flatMap((s) => {
+    if (typeof s !== "string") throw new ArgumentError("summary.by", s, "keys must be strings");
+    return s.split(",");
+  }).map((s) => s.trim());
+  if (list.length === 0 || list.some((s) => s === "")) {
+    throw new ArgumentError("summary.by", by, "needs at least one key, and no empty ones");
+  }
+  return list;
+}
+
+const SORTS: readonly SummarySort[] = ["count", "packets", "bytes"];
+
+/**
+ * Adds flows one at a time into groups; {@link Summarizer.result} gives the
+ * {@link Summary}. Holds one entry per group, nothing per flow.
+ *
+ * @example
+ * ```ts
+ * import { newFlow, Summarizer } from "@ctnl/conntrack";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ *
+ * const s = new Summarizer({ by: "proto,dport" });
+ * for (const port of [53, 53, 443]) {
+ *   const flow = newFlow("ipv4");
+ *   flow.orig = { ...flow.orig, protocol: 17, dstPort: port };
+ *   s.add(flow);
+ * }
+ * assertEquals(s.result().groups.map((g) => [g.key, g.count]), [
+ *   [["udp", "53"], 2],
+ *   [["udp", "443"], 1],
+ * ]);
+ * ```
+ */
+export class Summarizer {
+  readonly #by: string[];
+  readonly #extract: Extract[];
+  readonly #sort: SummarySort;
+  readonly #top: number;
+  readonly #groups = new Map<string, SummaryGroup>();
+  #count = 0;
+  #packets = 0n;
+  #bytes = 0n;
+  #accounting = false;
+
+  /** Checks the options; throws an `ArgumentError` for a bad key, sort or top. */
+  constructor(options: SummaryOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new ArgumentError("summary", options, "options must be an object with `by`");
+    }
+    const keys = specs(options.by).map(keyOf);
+    this.#by = keys.map(([name]) => name);
+    this.#extract = keys.map(([, extract]) => extract);
+    const sort = options.sort ?? "count";
+    if (!SORTS.includes(sort)) {
+      throw new ArgumentError("summary.sort", sort, `"${sort}" is not one of ${SORTS.join(", ")}`);
+    }
+    this.#sort = sort;
+    const top = options.top ?? Infinity;
+    if (top !== Infinity && !(Number.isSafeInteger(top) && top > 0)) {
+      throw new ArgumentRangeError("summary.top", top, `${top} is not a positive integer`);
+    }
+    this.#top = top;
+  }
+
+  /** Counts one flow in its group. */
+  add(flow: Flow): void {
+    const key = this.#extract.map((extract) => extract(flow));
+    const id = key.join("\0");
+    let group = this.#groups.get(id);
+    if (group === undefined) {
+      group = { key, count: 0, packets: 0n, bytes: 0n };
+      this.#groups.set(id, group);
+    }
+    group.count++;
+    this.#count++;
+    const o = flow.countersOrig;
+    const r = flow.countersReply;
+    if (o === undefined && r === undefined) return;
+    this.#accounting = true;
+    const packets = (o?.packets ?? 0n) + (r?.packets ?? 0n);
+    const bytes = (o?.bytes ?? 0n) + (r?.bytes ?? 0n);
+    group.packets += packets;
+    group.bytes += bytes;
+    this.#packets += packets;
+    this.#bytes += bytes;
+  }
+
+  /** The groups so far, sorted, the first `top` of them. */
+  result(): Summary {
+    const sort = this.#sort;
+    const value = (g: SummaryGroup): bigint =>
+      sort === "count" ? BigInt(g.count) : sort === "packets" ? g.packets : g.bytes;
+    const groups = [...this.#groups.values()].sort((a, b) => {
+      const d = value(b) - value(a);
+      if (d !== 0n) return d > 0n ? 1 : -1;
+      return compareKeys(a.key, b.key);
+    });
+    return {
+      by: [...this.#by],
+      groups: groups.slice(0, this.#top),
+      groupCount: groups.length,
+      total: { count: this.#count, packets: this.#packets, bytes: this.#bytes },
+      accounting: this.#accounting,
+    };
+  }
+}
+
+/** Numbers in numeric order, then text. */
+function compareKeys(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    const nx = Number(x);
+    const ny = Number(y);
+    if (x !== "" && y !== "" && Number.isFinite(nx) && Number.isFinite(ny)) return nx - ny;
+    return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/**
+ * Groups `flows` (any iterable: an array, `ct.dumpSync()`) by `options.by`.
+ *
+ * @example
+ * ```ts
+ * import { newFlow, summarize } from "@ctnl/conntrack";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ *
+ * const flows = ["10.0.1.5", "10.0.1.9", "10.0.2.1"].map((src) => {
+ *   const flow = newFlow("ipv4");
+ *   flow.orig = { ...flow.orig, src };
+ *   return flow;
+ * });
+ * const summary = summarize(flows, { by: "src/24" });
+ * assertEquals(summary.groups.map((g) => [g.key[0], g.count]), [["10.0.1.0/24", 2], ["10.0.2.0/24", 1]]);
+ * ```
+ */
+export function summarize(flows: Iterable<Flow>, options: SummaryOptions): Summary {
+  const s = new Summarizer(options);
+  for (const flow of flows) s.add(flow);
+  return s.result();
+}
+
+/**
+ * Groups an async stream of flows (`ct.dump()`), without holding the event
+ * loop longer than the stream does.
+ *
+ * @example
+ * ```ts
+ * import { newFlow, summarizeAsync } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * async function* flows() {
+ *   yield newFlow("ipv4");
+ *   yield newFlow("ipv6");
+ * }
+ * const summary = await summarizeAsync(flows(), { by: "family" });
+ * equal(summary.groupCount, 2);
+ * ```
+ */
+export async function summarizeAsync(
+  flows: AsyncIterable<Flow> | Iterable<Flow>,
+  options: SummaryOptions,
+): Promise<Summary> {
+  const s = new Summarizer(options);
+  for await (const flow of flows) s.add(flow);
+  return s.result();
+}
