@@ -405,6 +405,7 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
       `== ctnl get -p tcp -s 10.50.0.1 -d 10.50.0.2 --sport `,
       `== ctnl stats --netns ${name}`,
       `== ctnl count --netns ${name}`,
+      `== ctnl summary --by proto,state --netns ${name}`,
       `== ctnl events --netns ${name} & (in the background)`,
       `== Traffic: a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000`,
       `== ctnl create ${made} -t 120 --state ESTABLISHED -u SEEN_REPLY,ASSURED --netns ${name}`,
@@ -449,6 +450,9 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^tcp .* src=fd50::1 dst=fd50::2 /m,
         /^\{"family":"ipv4",/m,
         /^cpu=0 +\tfound=/m,
+        /^PROTO +STATE +FLOWS +PACKETS +BYTES$/m, // summary
+        /^tcp +ESTABLISHED +\d+ +\d+ +[\d.]+ (B|KiB)$/m,
+        /^total \(\d+ groups\) +\d+ /m,
         // The created entry, updated: mark 7.
         /^tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=7 /m,
         // What events saw: the traffic's TCP handshake and UDP datagram…

@@ -8,7 +8,7 @@
  * replied and unreplied, ICMP, IPv6, NAT, FTP) — the same recipe as the
  * integration tests, tests/_traffic.ts — then runs every CLI command against
  * it as real processes, one step of {@link STEPS} each: `dump` (plain,
- * `--json`, filtered), `get`, `stats`, `count`, then `events` in the
+ * `--json`, filtered), `get`, `stats`, `count`, `summary`, then `events` in the
  * background while it makes more traffic and runs `create`, `update`,
  * `delete` and `flush`, and shows what `events` saw. It deletes the
  * namespace at the end, on failure, and on Ctrl-C or SIGTERM. Headings go to
@@ -261,6 +261,7 @@ const STEPS: Step[] = [
   cli((d) => ["get", ...openTcpTuple(d)]),
   cli(["stats"]),
   cli(["count"]),
+  cli(["summary", "--by", "proto,state"]),
   startEvents([]),
   traffic(
     "a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000",
