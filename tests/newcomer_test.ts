@@ -169,7 +169,11 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
     assert.equal((await run(["sh", "-c", `command -v ${cmd}`])).code, 0, `${cmd} is missing`);
   }
   assert.match(await must(["deno", "--version"]), /^deno 2\.9\.6 /, "deno on PATH is not 2.9.6");
-  assert.equal((await run(["git", "-C", ROOT, "rev-parse", "--git-dir"])).code, 0);
+  assert.equal(
+    (await run(["git", "-C", ROOT, "rev-parse", "--git-dir"])).code,
+    0,
+    `${ROOT} is not a git checkout: this test clones it`,
+  );
 
   const tmp = await Deno.makeTempDir({ prefix: "ctnl-newcomer-" });
   const ns = await trafficNamespace("newcomer");
