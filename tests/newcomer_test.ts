@@ -416,7 +416,7 @@ Deno.test("every relative link of the README and docs/ reaches a file of the pac
   assert.deepEqual(missing, []);
 });
 
-Deno.test("every ctnl command in the README's and docs/cli.md's shell blocks runs; the quoted errors are what ctnl prints", async (t) => {
+Deno.test("every ctnl command in the README's and docs/cli.md's shell blocks runs, docs/library.md's code runs; the quoted errors are what ctnl prints", async (t) => {
   const tmp = await Deno.makeTempDir({ prefix: "ctnl-doc-commands-" });
   const ns = await trafficNamespace("doccmds");
   try {
@@ -453,6 +453,37 @@ Deno.test("every ctnl command in the README's and docs/cli.md's shell blocks run
         assert.equal(r.code, Number(code), cmd);
       }
     });
+
+    await t.step(
+      "docs/library.md's TypeScript runs, and planDump says what the page says",
+      async () => {
+        const library = await Deno.readTextFile(`${ROOT}/docs/library.md`);
+        const [tour, plan] = blocks(library, "ts");
+        const runTs = async (name: string, code: string) => {
+          await Deno.writeTextFile(`${ROOT}/${name}`, code); // in the checkout: "@ctnl/conntrack" resolves
+          try {
+            return await bash(`${DENO} run --allow-ffi ${name}`, { cwd: ROOT, ns });
+          } finally {
+            await Deno.remove(`${ROOT}/${name}`);
+          }
+        };
+        const r = await runTs(`.tour_${ns.name}.ts`, tour!);
+        assert.equal(r.code, 0, r.stderr);
+        const count = (await ns.exec(["conntrack", "-C"])).trim();
+        assert.match(r.stdout, new RegExp(`^${count} entries$`, "m"));
+        assert.match(r.stdout, /^0 \d+ \d+$/m); // stats: cpu 0's found and insertFailed
+        const call = /^ct\.planDump\((.*)\);$/m.exec(plan!)!;
+        const shown = plan!.slice(call.index + call[0].length).replace(/^\/\/ ?/gm, "");
+        const p = await runTs(
+          `.plan_${ns.name}.ts`,
+          plan!.replace(call[0], `console.log(JSON.stringify(ct.planDump(${call[1]})));`),
+        );
+        assert.equal(p.code, 0, p.stderr);
+        // The page writes it as a JS literal: compare with its keys quoted.
+        const literal = shown.trim().replace(/([{,]\s*)([a-z]+):/g, '$1"$2":');
+        assert.deepEqual(JSON.parse(p.stdout), JSON.parse(literal));
+      },
+    );
 
     const docs = [README, cli];
     const all = docs.flatMap((d) => blocks(d, "sh").flatMap(commands))
