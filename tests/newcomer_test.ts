@@ -6,9 +6,11 @@
  * the library quick start (`deno check` and a run compared with
  * `conntrack -L`), the package from a stand-in JSR registry (`deno add`, the
  * quick start outside a checkout, `deno install -g`, an example by URL), the
- * five jq recipes, and the bundle. A second test runs every `ctnl` command
- * in the README's and docs/cli.md's shell blocks, and checks the error
- * messages docs/cli.md quotes.
+ * five jq recipes, and the bundle. Another test checks that every relative
+ * link of the README and docs/ reaches a published file, and a third runs
+ * every `ctnl` command in the README's and docs/cli.md's shell blocks and
+ * docs/library.md's TypeScript, and checks the error messages docs/cli.md
+ * quotes.
  *
  * It never installs anything: if the machine lacks git, npm or Deno 2.9.6
  * it fails saying so (`.ci/run` installs them first).
