@@ -338,9 +338,16 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
       const max = Number(await ns.exec(["cat", "/proc/sys/net/netfilter/nf_conntrack_max"]));
       assert.equal(Number(out[1]), count / max);
       // Three flows with bytes, biggest first.
-      const top = lines(out[2]!).map((l) => JSON.parse(l) as { bytes: number });
+      const top = lines(out[2]!).map((l) => JSON.parse(l) as { proto: string; bytes: number });
+      assert(top.every((f) => ["tcp", "udp", "icmp", "icmpv6"].includes(f.proto)));
       assert.equal(top.length, 3);
       assert(top[0]!.bytes >= top[1]!.bytes && top[1]!.bytes >= top[2]!.bytes && top[2]!.bytes > 0);
+      // protocolName is conntrack -L's protocol column, entry by entry.
+      const names = await bash("ctnl dump --json | jq -r '.orig.protocolName'", { env: { PATH } });
+      assert.deepEqual(
+        lines(names.stdout).sort(),
+        (await conntrackL(ns)).map((l) => l.split(/ +/)[0]!).sort(),
+      );
       // The DNAT of tests/_traffic.ts.
       assert.match(out[3]!, /^10\.60\.0\.100:8081 -> 10\.50\.0\.2:8080$/m);
       // Start dates: today's.
