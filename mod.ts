@@ -95,6 +95,9 @@ export {
   TCP_STATES,
 } from "./src/protocols.ts";
 export type * from "./src/types.ts";
+// filt: filters and changes of issue 12
+export type { NatFilter } from "./src/match.ts";
+export type { NatSetup } from "./src/request.ts";
 export {
   summarize,
   summarizeAsync,
@@ -107,3 +110,4 @@ export {
   type SummarySort,
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
+export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";

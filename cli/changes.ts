@@ -5,10 +5,11 @@
  * @module
  */
 
-import { type Flow, type FlowChanges, protocolInfo, TCP_STATES } from "../mod.ts";
+import { type Flow, type FlowChanges, labelBits, protocolInfo, TCP_STATES } from "../mod.ts";
 import { UsageError } from "./errors.ts";
 import { decimal } from "./values.ts";
 import type { Context } from "./context.ts";
+import { labelBits as labelNames } from "./labels.ts";
 
 /** What create and update set: parsed from -t, -m, -u and --state. */
 export interface Changes {
@@ -16,6 +17,10 @@ export interface Changes {
   mark: { value: number; mask: number } | undefined;
   status: number | undefined;
   tcpState: string | undefined;
+  /** `--label-add`: label bits to set. */
+  labelsAdd: number[] | undefined;
+  /** `--label-del`: label bits to clear, or all. */
+  labelsDel: number[] | "all" | undefined;
 }
 
 /** The changes of create or update, checked as conntrack checks them. */
@@ -26,7 +31,8 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
     timeout: timeout === undefined ? undefined : decimal("timeout", timeout, 0xffffffff, "timeout"),
     mark: f.mark,
     status: f.status?.value,
-    tcpState: f.state,
+    tcpState: isTcp(f.protocol) ? f.state : undefined,
+    ...labelChanges(ctx),
   };
   if (command === "create" && f.mark !== undefined && f.mark.mask !== 0xffffffff) {
     throw new UsageError(`-m/--mark with create takes a value, not VALUE/MASK`);
@@ -36,11 +42,40 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
       `-u/--status with ${command} names flags to set; "!FLAG" and UNREPLIED only select (dump, delete, events)`,
     );
   }
-  // The library sets only a TCP state (FlowChanges.tcpState).
-  if (f.state !== undefined && !isTcp(f.protocol)) {
+  // update sets a TCP state only; create also an SCTP or DCCP one (createSpec).
+  const name = f.protocol === undefined ? undefined : protocolInfo(f.protocol).name;
+  const protoinfo = command === "create" && (name === "sctp" || name === "dccp");
+  if (f.state !== undefined && !isTcp(f.protocol) && !protoinfo) {
     throw new UsageError(`--state with ${command} needs -p tcp`);
   }
   return changes;
+}
+
+/** `--label-add` and `--label-del` (bare: every label), as conntrack parses them. */
+function labelChanges(ctx: Context): Pick<Changes, "labelsAdd" | "labelsDel"> {
+  const { lists, flags } = ctx.parsed;
+  const add = lists.get("labelAdd");
+  const del = lists.get("labelDel");
+  const delAll = flags.has("labelDel"); // with --label-add: refused by parseFilters
+  return {
+    labelsAdd: add === undefined ? undefined : labelNames("labelAdd", add),
+    labelsDel: delAll ? "all" : del === undefined ? undefined : labelNames("labelDel", del),
+  };
+}
+
+/** The labels after `changes` (undefined: none), as conntrack -U computes them. */
+function labelsAfter(flow: Flow, changes: Changes): Set<number> | undefined {
+  const have = new Set(flow.labels === undefined ? [] : labelBits(flow.labels));
+  if (changes.labelsAdd !== undefined) { for (const bit of changes.labelsAdd) have.add(bit); }
+  // conntrack -U --label-del leaves an entry without labels alone.
+  else if (flow.labels === undefined) return undefined;
+  else if (changes.labelsDel === "all") have.clear();
+  else if (changes.labelsDel !== undefined) {
+    for (const bit of changes.labelsDel) {
+      have.delete(bit);
+    }
+  }
+  return have;
 }
 
 /** The entry's fields after `changes`, as conntrack -U computes them; undefined when nothing changes. */
@@ -68,6 +103,17 @@ export function changesFor(flow: Flow, changes: Changes): FlowChanges | undefine
   if (changes.tcpState !== undefined) {
     out.tcpState = changes.tcpState;
     changed ||= flow.tcp?.stateName !== changes.tcpState;
+  }
+  if (changes.labelsAdd !== undefined || changes.labelsDel !== undefined) {
+    const before = flow.labels === undefined ? [] : labelBits(flow.labels);
+    const after = labelsAfter(flow, changes);
+    if (
+      after !== undefined && (after.size !== before.length || before.some((b) => !after.has(b)))
+    ) {
+      if (changes.labelsAdd !== undefined) out.labels = changes.labelsAdd;
+      else out.labelsRemove = changes.labelsDel!;
+      changed = true;
+    }
   }
   return changed ? out : undefined;
 }

@@ -11,7 +11,7 @@ import { FailError } from "./errors.ts";
 import type { CommandSyntax, OptionKey, Parsed } from "./options.ts";
 import type { OutputKeyword } from "./values.ts";
 import type { Filters } from "./filters.ts";
-import { type Io, LineWriter, messageLine } from "./output.ts";
+import { commandOutput, type Io, LineWriter, messageLine } from "./output.ts";
 
 /** ctnl's version (cli/version.ts, kept equal to deno.json's). */
 export const VERSION: string = PACKAGE_VERSION;
@@ -93,6 +93,8 @@ export class Context {
 
   /** The line of a flow: its JSON with `--json`, else its text in `format`. */
   flowText(format: FormatOptions = this.format): (flow: Flow) => string {
+    const other = commandOutput(this.outputs, this.parsed.command, format); // -o save, -o xml
+    if (other !== undefined) return other;
     return this.json ? flowToJson : (flow) => formatFlow(flow, format);
   }
 

@@ -10,14 +10,49 @@ import {
   type DumpFilter,
   type Flow,
   type GetOptions,
+  type NatFilter,
   protocolInfo,
+  type Tuple,
   type TupleFilter,
   type TupleSpec,
   validateTuple,
 } from "../mod.ts";
-import { checked, UsageError } from "./errors.ts";
-import { optionName } from "./options.ts";
-import { decimal, parseCUint, parseFamily, parseMark, parseProto, parseStatus } from "./values.ts";
+import { checked, FailError, UsageError } from "./errors.ts";
+import { type OptionHelp, optionName, type Parsed } from "./options.ts";
+import {
+  decimal,
+  type NatOption,
+  parseCUint,
+  parseFamily,
+  parseGreKey,
+  parseMark,
+  parseNat,
+  parseProto,
+  parseStatus,
+  parseZone,
+} from "./values.ts";
+import { labelBits } from "./labels.ts";
+import { parseAddress } from "../src/address.ts";
+
+/** The selection options of issue 12 that dump, delete and events take (in their help's order). */
+export const NETWORK_NAT_LABEL_OPTIONS: readonly OptionHelp[] = [
+  "maskSrc",
+  "maskDst",
+  "srcNat",
+  "dstNat",
+  "anyNat",
+  {
+    key: "label",
+    help: "Entries with every one of these labels set (names\nfrom /etc/xtables/connlabel.conf)",
+  },
+  "secmark",
+  { key: "origZone", help: "Zone of the original direction (0: none of its own)" },
+  { key: "replyZone", help: "Zone of the reply direction (0: none of its own)" },
+  "srcKey",
+  "dstKey",
+  "replySrcKey",
+  "replyDstKey",
+];
 
 /** The selection options, parsed. */
 export interface Filters {
@@ -38,10 +73,34 @@ export interface Filters {
   zone: number | undefined;
   status: { value: number; mask: number } | undefined;
   state: string | undefined;
+  /** `--mask-src`, `--mask-dst`. */
+  maskSrc: string | undefined;
+  maskDst: string | undefined;
+  /** `-n`, `-g`, `-j`. */
+  srcNat: NatOption | undefined;
+  dstNat: NatOption | undefined;
+  anyNat: NatOption | undefined;
+  /** `-l`: the label bits, every one must be set. */
+  labels: number[] | undefined;
+  /** `-c`: parsed, selects nothing out (libnetfilter_conntrack does not compare it). */
+  secmark: number | undefined;
+  origZone: number | undefined;
+  replyZone: number | undefined;
+  /** `-z`. */
+  zero: boolean;
 }
 
-/** Parses and cross-checks the selection options (ports need a protocol with ports, …). */
-export function parseFilters(v: ReadonlyMap<string, string>): Filters {
+/** The options of the rest of the command line: the repeated ones and those without a value. */
+type Rest = Pick<Parsed, "lists" | "flags">;
+
+const NO_REST: Rest = { lists: new Map(), flags: new Set() };
+
+/**
+ * Parses and cross-checks the selection options (ports need a protocol
+ * with ports, …); `rest` gives the repeated options and those given
+ * without a value (`-l`, `-n`, `-z`).
+ */
+export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_REST): Filters {
   const get = <T>(key: string, parse: (text: string) => T): T | undefined => {
     const text = v.get(key);
     return text === undefined ? undefined : parse(text);
@@ -69,7 +128,29 @@ export function parseFilters(v: ReadonlyMap<string, string>): Filters {
     }),
     status: get("status", parseStatus),
     state: v.get("state"),
+    maskSrc: v.get("maskSrc"),
+    maskDst: v.get("maskDst"),
+    srcNat: nat("srcNat", v, rest),
+    dstNat: nat("dstNat", v, rest),
+    anyNat: nat("anyNat", v, rest),
+    labels: rest.lists.has("label") ? labelBits("label", rest.lists.get("label")!) : undefined,
+    secmark: get("secmark", (t) => {
+      const mark = parseCUint(t, 0xffffffff);
+      if (mark === undefined) throw new UsageError(`invalid secmark "${t}" for -c/--secmark`);
+      return mark;
+    }),
+    origZone: get("origZone", (t) => parseZone("origZone", t)),
+    replyZone: get("replyZone", (t) => parseZone("replyZone", t)),
+    zero: rest.flags.has("zero"),
   };
+  checkNetworks(f);
+  if (rest.lists.has("labelAdd") && (rest.lists.has("labelDel") || rest.flags.has("labelDel"))) {
+    // conntrack exits with OTHER_PROBLEM (1) here.
+    throw new FailError("cannot use --label-add and --label-del at the same time");
+  }
+  if (f.anyNat !== undefined && (f.srcNat !== undefined || f.dstNat !== undefined)) {
+    throw new UsageError("-j/--any-nat cannot be combined with -n/--src-nat or -g/--dst-nat");
+  }
   for (const key of ["src", "dst", "replySrc", "replyDst"] as const) {
     if (f[key] === "") throw new UsageError(`empty address for ${optionName(key)}`);
   }
@@ -82,6 +163,7 @@ export function parseFilters(v: ReadonlyMap<string, string>): Filters {
       }`,
     );
   }
+  greKeys(f, v);
   const hasIcmp = [f.icmpType, f.icmpCode, f.icmpId].some((x) => x !== undefined);
   if (hasIcmp && p !== undefined && protocolInfo(p).tuple !== "icmp") {
     throw new UsageError(`--icmp-type/--icmp-code/--icmp-id need -p icmp or -p icmpv6`);
@@ -96,6 +178,79 @@ export function parseFilters(v: ReadonlyMap<string, string>): Filters {
     }
   }
   return f;
+}
+
+function nat(key: string, v: ReadonlyMap<string, string>, rest: Rest): NatOption | undefined {
+  if (rest.flags.has(key)) return true;
+  const text = v.get(key);
+  return text === undefined ? undefined : parseNat(key, text);
+}
+
+/** `--srckey`, `--dstkey`, `--reply-key-src`, `--reply-key-dst`: the ports of a GRE tuple. */
+function greKeys(f: Filters, v: ReadonlyMap<string, string>): void {
+  const keys = [
+    ["srcKey", "sport"],
+    ["dstKey", "dport"],
+    ["replySrcKey", "replySport"],
+    ["replyDstKey", "replyDport"],
+  ] as const;
+  for (const [key, port] of keys) {
+    const text = v.get(key);
+    if (text === undefined) continue;
+    if (f.protocol !== 47) throw new UsageError(`${optionName(key)} needs -p gre`);
+    if (f[port] !== undefined) {
+      throw new UsageError(`${optionName(key)} and ${optionName(port)} name the same field`);
+    }
+    f[port] = parseGreKey(key, text);
+  }
+}
+
+/** Prefixes and masks: on -s and -d only (as conntrack), a mask only with its address. */
+function checkNetworks(f: Filters): void {
+  for (const key of ["replySrc", "replyDst", "maskSrc", "maskDst"] as const) {
+    if (f[key]?.includes("/")) {
+      throw new UsageError(`CIDR notation is not available for ${optionName(key)}`);
+    }
+  }
+  if (f.maskSrc !== undefined && f.src === undefined) {
+    throw new UsageError("--mask-src needs -s/--src");
+  }
+  if (f.maskDst !== undefined && f.dst === undefined) {
+    throw new UsageError("--mask-dst needs -d/--dst");
+  }
+}
+
+/** Rejects a prefix (`-s 10.0.0.0/8`) where one entry is named (get, create). */
+export function noNetworks(f: Filters, command: string): void {
+  for (const key of ["src", "dst", "maskSrc", "maskDst"] as const) {
+    if (f[key] !== undefined && (f[key].includes("/") || key.startsWith("mask"))) {
+      throw new UsageError(
+        `${command} takes whole addresses: no prefix or mask for ${optionName(key)}`,
+      );
+    }
+  }
+}
+
+/** The NAT part of a dump filter: conntrack compares IPv4 NAT addresses only (any NAT for IPv6). */
+function natFilter(
+  option: NatOption | undefined,
+  family: { af: "ipv4" | "ipv6" | undefined },
+): true | NatFilter | undefined {
+  if (option === undefined || option === true) return option;
+  const v6 = option.address.includes(":");
+  const af = v6 ? "ipv6" : "ipv4";
+  if (family.af !== undefined && family.af !== af) {
+    throw new UsageError(`the NAT address "${option.address}" mixes address families`);
+  }
+  family.af = af;
+  return compact<NatFilter>({ address: v6 ? undefined : option.address, port: option.port });
+}
+
+/** Splits a prefix off `-s`/`-d`, where `--mask-src`/`--mask-dst` gives the mask. */
+function withMask(address: string | undefined, mask: string | undefined): string | undefined {
+  if (address === undefined || mask === undefined) return address;
+  const slash = address.indexOf("/");
+  return slash < 0 ? address : address.slice(0, slash);
 }
 
 /**
@@ -113,8 +268,10 @@ export function compact<T extends object>(obj: { [K in keyof T]: T[K] | undefine
 /** The dump filter of the selection options. */
 export function dumpFilter(f: Filters): DumpFilter {
   const orig = compact<TupleFilter>({
-    src: f.src,
-    dst: f.dst,
+    src: withMask(f.src, f.maskSrc),
+    dst: withMask(f.dst, f.maskDst),
+    srcMask: f.maskSrc,
+    dstMask: f.maskDst,
     protocol: f.protocol,
     srcPort: f.sport,
     dstPort: f.dport,
@@ -130,11 +287,25 @@ export function dumpFilter(f: Filters): DumpFilter {
   });
   const hasReply = Object.keys(reply).length > 0;
   if (hasReply && f.protocol !== undefined) reply.protocol = f.protocol;
+  const family = { af: f.family };
+  const snat = natFilter(f.srcNat, family);
+  const dnat = natFilter(f.dstNat, family);
+  const anyNat = natFilter(f.anyNat, family);
   return compact<DumpFilter>({
-    family: f.family,
+    family: family.af,
     mark: f.mark,
-    zone: f.zone,
+    // conntrack -w compares the zone of both directions (CTA_ZONE, 0 when
+    // absent); the kernel's zone filter, which matches a zone of either
+    // direction, narrows the dump first when the zone is not 0.
+    zone: f.zone === 0 ? undefined : f.zone,
+    entryZone: f.zone,
+    origZone: f.origZone,
+    replyZone: f.replyZone,
     status: f.status,
+    snat,
+    dnat,
+    anyNat,
+    labels: f.labels,
     orig: Object.keys(orig).length > 0 ? orig : undefined,
     reply: hasReply ? reply : undefined,
   });
@@ -161,15 +332,14 @@ export function getRequest(f: Filters): NamedEntry {
     protocol: f.protocol,
   };
   const { name, tuple: kind } = protocolInfo(f.protocol);
-  if (kind === "ports") {
+  if (kind === "ports" || kind === "keys") {
     const sport = orig ? f.sport : f.replySport;
     const dport = orig ? f.dport : f.replyDport;
     if (sport === undefined || dport === undefined) {
-      throw new UsageError(
-        orig
-          ? `get needs --sport and --dport for ${name}`
-          : `get needs --reply-port-src and --reply-port-dst for ${name}`,
-      );
+      const names = kind === "keys"
+        ? (orig ? "--srckey and --dstkey" : "--reply-key-src and --reply-key-dst")
+        : (orig ? "--sport and --dport" : "--reply-port-src and --reply-port-dst");
+      throw new UsageError(`get needs ${names} for ${name}`);
     }
     tuple.srcPort = sport;
     tuple.dstPort = dport;
@@ -184,6 +354,25 @@ export function getRequest(f: Filters): NamedEntry {
   const options: GetOptions = { direction };
   if (f.zone !== undefined) options.zone = f.zone;
   return { tuple, options, direction };
+}
+
+/**
+ * Whether `t`, a direction of the entry the kernel returned, is the tuple
+ * asked for. The kernel finds an entry by either direction's tuple;
+ * conntrack -G then compares the direction asked for and shows nothing
+ * when it differs (also when ports were given for an entry tracked without
+ * them, as DCCP on a kernel that tracks it as a generic protocol).
+ */
+export function isTupleAsked(t: Tuple, asked: TupleSpec): boolean {
+  const text = (address: string) => parseAddress(address, "tuple").text;
+  if (t.src !== text(asked.src) || t.dst !== text(asked.dst) || t.protocol !== asked.protocol) {
+    return false;
+  }
+  if (asked.srcPort !== undefined && (t.srcPort !== asked.srcPort || t.dstPort !== asked.dstPort)) {
+    return false;
+  }
+  return asked.icmpType === undefined ||
+    (t.icmpType === asked.icmpType && t.icmpCode === asked.icmpCode && t.icmpId === asked.icmpId);
 }
 
 /** The zone of a listed flow, to name its entry in a request (undefined: zone 0). */

@@ -6,6 +6,7 @@
  */
 
 import { type OptionHelp, type OptionKey, TUPLE_OPTIONS } from "./options.ts";
+import { NETWORK_NAT_LABEL_OPTIONS } from "./filters.ts";
 import { type Command, LABEL_FILE, VERSION } from "./context.ts";
 
 /** The keys of option help lists: what a command whose help shows them takes. */
@@ -23,6 +24,8 @@ export const DUMP_FILTER_OPTIONS: readonly OptionHelp[] = [
   "zone",
   "status",
   "state",
+  // filt (issue 12)
+  ...NETWORK_NAT_LABEL_OPTIONS,
 ];
 
 /** The output options of a listing (dump, get). */
@@ -35,7 +38,10 @@ export const LISTING_OUTPUT_OPTIONS: readonly OptionHelp[] = [
       "  ktimestamp  [start=…] [stop=…]\n" +
       `  labels      label names from ${LABEL_FILE}\n` +
       `              (needs --allow-read=${LABEL_FILE})\n` +
-      "  timestamp, userspace  accepted, no effect on a listing",
+      "  timestamp, userspace  accepted, no effect on a listing\n" +
+      "  save        as the options that create it (-A -t … -p …),\n" +
+      "              alone (ctnl load reads it back)\n" +
+      "  xml         conntrack's XML, one <flow> a line",
   },
   { key: "json", help: "One JSON object per entry instead (see README)" },
   "netns",

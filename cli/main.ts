@@ -12,9 +12,10 @@ import { commandList, COMMON_OPTIONS, optionName, Parser } from "./options.ts";
 import { parseOutput } from "./values.ts";
 import { parseFilters } from "./filters.ts";
 import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
-import { loadLabelMap } from "./labels.ts";
+import { loadLabelMap, usesLabels } from "./labels.ts";
 import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
+import { claimLoadFile } from "./commands/load.ts";
 import { helpFor, mainHelp } from "./help.ts";
 
 /**
@@ -71,6 +72,7 @@ async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const parsed = PARSER.parse(args);
+  claimLoadFile(parsed); // `ctnl load FILE`: FILE is not a table name (cli/commands/load.ts)
   const command = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
   if (command === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
@@ -93,13 +95,13 @@ async function run(args: string[], io: Io): Promise<number> {
     throw new UsageError("--json and -o/--output cannot be combined");
   }
   const outputs = parseOutput(outputLists);
-  const filters = parseFilters(parsed.values);
+  const filters = parseFilters(parsed.values, parsed);
   const format: FormatOptions = {
     extended: outputs.has("extended"),
     id: outputs.has("id"),
     ktimestamp: outputs.has("ktimestamp"),
   };
-  if (outputs.has("labels")) {
+  if (outputs.has("labels") || usesLabels(parsed)) {
     const names = loadLabelMap(io.stderr);
     if (names !== undefined) format.labelNames = names;
   }

@@ -18,6 +18,8 @@ export interface OptionSpec {
   readonly long: readonly string[];
   /** Whether the option takes a value. */
   readonly value: boolean;
+  /** The value may be left out (`-n`, `-n ADDR`): then the next argument is it unless it starts with `-` or `!`. */
+  readonly optional?: boolean;
   /** May be given more than once; its values are collected in order. */
   readonly repeated?: boolean;
   /** The value in help: `ADDR`, `ipv4|ipv6`. */
@@ -200,6 +202,152 @@ export const OPTIONS = [
     value: true,
     placeholder: "BYTES",
     help: "Socket receive buffer (default 8 MiB)",
+  },
+  // filt (issue 12): filters, changes, -z
+  {
+    key: "maskSrc",
+    long: ["mask-src"],
+    value: true,
+    placeholder: "MASK",
+    help: "With -s: entries whose source & MASK is -s & MASK",
+  },
+  {
+    key: "maskDst",
+    long: ["mask-dst"],
+    value: true,
+    placeholder: "MASK",
+    help: "With -d: entries whose destination & MASK is -d & MASK",
+  },
+  {
+    key: "srcNat",
+    short: "n",
+    long: ["src-nat"],
+    value: true,
+    optional: true,
+    placeholder: "[ADDR[:PORT]]",
+    help: "Source-NAT-ed entries (to ADDR, PORT)",
+  },
+  {
+    key: "dstNat",
+    short: "g",
+    long: ["dst-nat"],
+    value: true,
+    optional: true,
+    placeholder: "[ADDR[:PORT]]",
+    help: "Destination-NAT-ed entries (to ADDR, PORT)",
+  },
+  {
+    key: "anyNat",
+    short: "j",
+    long: ["any-nat"],
+    value: true,
+    optional: true,
+    placeholder: "[ADDR[:PORT]]",
+    help: "Source- or destination-NAT-ed entries (to ADDR, PORT)",
+  },
+  {
+    key: "label",
+    short: "l",
+    long: ["label"],
+    value: true,
+    repeated: true,
+    placeholder: "LABEL[,LABEL…]",
+    help: "Entries with every one of these labels set",
+  },
+  {
+    key: "labelAdd",
+    long: ["label-add"],
+    value: true,
+    repeated: true,
+    placeholder: "LABEL[,LABEL…]",
+    help: "Labels to set",
+  },
+  {
+    key: "labelDel",
+    long: ["label-del"],
+    value: true,
+    optional: true,
+    repeated: true,
+    placeholder: "[LABEL[,LABEL…]]",
+    help: "Labels to clear (all of them without a value)",
+  },
+  {
+    key: "secmark",
+    short: "c",
+    long: ["secmark"],
+    value: true,
+    placeholder: "SECMARK",
+    help: "Accepted; selects nothing out (as conntrack 1.4.7)",
+  },
+  {
+    key: "origZone",
+    long: ["orig-zone"],
+    value: true,
+    placeholder: "ZONE",
+    help: "Zone of the original direction, 0-65535",
+  },
+  {
+    key: "replyZone",
+    long: ["reply-zone"],
+    value: true,
+    placeholder: "ZONE",
+    help: "Zone of the reply direction, 0-65535",
+  },
+  {
+    key: "zero",
+    short: "z",
+    long: ["zero"],
+    value: false,
+    help: "Zero the counters while listing",
+  },
+  {
+    key: "srcKey",
+    long: ["srckey", "orig-key-src"],
+    value: true,
+    placeholder: "KEY",
+    help: "GRE source key, original direction (-p gre)",
+  },
+  {
+    key: "dstKey",
+    long: ["dstkey", "orig-key-dst"],
+    value: true,
+    placeholder: "KEY",
+    help: "GRE destination key, original direction (-p gre)",
+  },
+  {
+    key: "replySrcKey",
+    long: ["reply-key-src"],
+    value: true,
+    placeholder: "KEY",
+    help: "GRE source key, reply direction (-p gre)",
+  },
+  {
+    key: "replyDstKey",
+    long: ["reply-key-dst"],
+    value: true,
+    placeholder: "KEY",
+    help: "GRE destination key, reply direction (-p gre)",
+  },
+  {
+    key: "origVtag",
+    long: ["orig-vtag"],
+    value: true,
+    placeholder: "VTAG",
+    help: "SCTP verification tag, original direction",
+  },
+  {
+    key: "replyVtag",
+    long: ["reply-vtag"],
+    value: true,
+    placeholder: "VTAG",
+    help: "SCTP verification tag, reply direction",
+  },
+  {
+    key: "role",
+    long: ["role"],
+    value: true,
+    placeholder: "client|server",
+    help: "DCCP role",
   },
   // summary (issue 14)
   {
@@ -434,6 +582,10 @@ export class Parser {
         if (!row.value) {
           if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
           record(p, row, `--${name}`, undefined);
+        } else if (isOptional(row)) {
+          if (eq >= 0) throw attachedValue(`--${name}`);
+          if (takesNext(args[i + 1])) record(p, row, `--${name}`, args[++i]);
+          else p.flags.add(row.option!.key);
         } else {
           const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
           record(p, row, `--${name}`, value);
@@ -446,6 +598,12 @@ export class Parser {
           const row = this.#byShort.get(letter);
           if (!row) throw new UsageError(`unknown option -${letter}`);
           if (row.value) {
+            if (isOptional(row)) {
+              if (j + 1 < arg.length) throw attachedValue(`-${letter}`);
+              if (takesNext(args[i + 1])) record(p, row, `-${letter}`, args[++i]);
+              else p.flags.add(row.option!.key);
+              break;
+            }
             const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
             record(p, row, `-${letter}`, value);
             break;
@@ -479,7 +637,8 @@ export class Parser {
       if (arg.startsWith("--")) {
         if (arg.includes("=")) continue;
         try {
-          if (this.#long(arg.slice(2)).value) i++;
+          const row = this.#long(arg.slice(2));
+          if (row.value && (!isOptional(row) || takesNext(args[i + 1]))) i++;
         } catch {
           return -1; // parse will report it
         }
@@ -487,7 +646,7 @@ export class Parser {
         for (let j = 1; j < arg.length; j++) {
           const row = this.#byShort.get(arg[j]!);
           if (row?.value) {
-            if (j + 1 === arg.length) i++;
+            if (j + 1 === arg.length && (!isOptional(row) || takesNext(args[i + 1]))) i++;
             break;
           }
         }
@@ -497,6 +656,26 @@ export class Parser {
     }
     return -1;
   }
+}
+
+/** Whether the option's value may be left out. */
+function isOptional(row: Row): boolean {
+  return row.option?.optional === true;
+}
+
+/**
+ * An optional value written onto its option (`--src-nat=ADDR`, `-nADDR`):
+ * conntrack 1.4.7 drops such a value without a word, so ctnl refuses it.
+ */
+function attachedValue(text: string): UsageError {
+  return new UsageError(
+    `give the value of ${text} as a separate argument (conntrack 1.4.7 ignores a value attached to it)`,
+  );
+}
+
+/** Whether an optional value is the next argument, as conntrack's get_optional_arg takes it. */
+function takesNext(arg: string | undefined): boolean {
+  return arg !== undefined && !arg.startsWith("-") && !arg.startsWith("!");
 }
 
 function setCommand(p: Parsed, command: CommandSyntax, text: string): void {

@@ -38,6 +38,10 @@ export interface Io {
   readonly stderr: SyncWriter;
 }
 
+import type { Flow, FormatOptions } from "../mod.ts";
+import { formatSave } from "./save.ts";
+import { formatXml, XML_FOOTER, XML_HEADER, type XmlOptions } from "./xml.ts";
+
 const encoder = new TextEncoder();
 const FLUSH_AT = 64 * 1024;
 
@@ -143,4 +147,66 @@ export class EventWriter {
 /** Writes `text` to `file`. */
 export function writeText(file: SyncWriter, text: string): void {
   writeAll(file, encoder.encode(text));
+}
+
+/** How a listing prints its flows: each flow's line, and what comes after the last. */
+export interface Listing {
+  /** The line of one flow (the first `-o xml` line carries the XML header before it). */
+  text(flow: Flow): string;
+  /** Writes what follows the last flow: `</conntrack>` after XML that had a flow. */
+  end(out: LineWriter): void;
+}
+
+/**
+ * The listing `-o` asks for: `-o save` lines, `-o xml` elements between
+ * conntrack's header and footer (none at all for an empty table, as
+ * conntrack), or `text` (the default format or JSON).
+ */
+export function listing(
+  outputs: ReadonlySet<string>,
+  format: FormatOptions,
+  text: (flow: Flow) => string,
+): Listing {
+  if (outputs.has("save")) return { text: (flow) => formatSave(flow), end() {} };
+  if (!outputs.has("xml")) return { text, end() {} };
+  let started = false;
+  const options: XmlOptions = { ktimestamp: format.ktimestamp, labelNames: format.labelNames };
+  return {
+    text(flow) {
+      options.now = format.now;
+      if (started) return formatXml(flow, options);
+      started = true;
+      return `${XML_HEADER}\n${formatXml(flow, options)}`;
+    },
+    end(out) {
+      if (started) out.line(XML_FOOTER);
+    },
+  };
+}
+
+/**
+ * The line of an entry that get, delete or update prints with `-o save` or
+ * `-o xml`, as conntrack prints it: save lines start with `-D` for a
+ * deleted entry, else `-A`; XML has no header, but for get, which has one
+ * and no footer (conntrack prints `</conntrack>` only after a listing).
+ * Undefined without those keywords.
+ */
+export function commandOutput(
+  outputs: ReadonlySet<string>,
+  command: string | undefined,
+  format: FormatOptions,
+): ((flow: Flow) => string) | undefined {
+  if (outputs.has("save")) {
+    const type = command === "delete" ? "destroy" : "new";
+    return (flow) => formatSave(flow, type);
+  }
+  if (!outputs.has("xml")) return undefined;
+  const options: XmlOptions = { ktimestamp: format.ktimestamp, labelNames: format.labelNames };
+  let header = command === "get";
+  return (flow) => {
+    const xml = formatXml(flow, options);
+    if (!header) return xml;
+    header = false;
+    return `${XML_HEADER}\n${xml}`;
+  };
 }

@@ -6,7 +6,7 @@
  */
 
 import { CT_STATUS, parseProtocol } from "../mod.ts";
-import { UsageError } from "./errors.ts";
+import { FailError, UsageError } from "./errors.ts";
 import { optionName } from "./options.ts";
 
 /** An unsigned integer as C's `strtoul(text, &end, 0)` reads it: decimal, 0x hex or 0 octal. */
@@ -104,14 +104,16 @@ export function parseOutput(lists: readonly string[]): Set<OutputKeyword> {
       const hit = lower === "" ? undefined : OUTPUT_KEYWORDS.find((k) => k.startsWith(lower));
       if (hit === undefined) {
         throw new UsageError(
-          `invalid output format "${word}" for -o/--output (extended, id, ktimestamp, timestamp, labels, userspace)`,
+          `invalid output format "${word}" for -o/--output (extended, id, ktimestamp, timestamp, labels, userspace, xml, save)`,
         );
       }
       out.add(hit);
     }
   }
-  if (out.has("xml")) throw new UsageError("-o xml is not supported; use --json");
-  if (out.has("save")) throw new UsageError("-o save is not supported");
+  if (out.has("save") && [...out].some((k) => k !== "save" && k !== "userspace")) {
+    // conntrack's wording and status (1, OTHER_PROBLEM)
+    throw new FailError("cannot combine save output with any other output type, use -o save only");
+  }
   return out;
 }
 
@@ -155,4 +157,63 @@ export function parseEventMask(text: string): EventType[] {
     for (const type of hit[1]) wanted.add(type);
   }
   return (["new", "update", "destroy"] as const).filter((type) => wanted.has(type));
+}
+
+/** A NAT option's value: any NAT (no value), or the address and port it was NAT-ed to. */
+export type NatOption = true | { address: string; port: number | undefined };
+
+/**
+ * `-n/-g/-j [ADDR[:PORT]]` as conntrack splits it: `ADDR`, `ADDR:PORT`,
+ * `[IPV6]:PORT`, or an IPv6 address (more than one colon, no port).
+ */
+export function parseNat(key: string, text: string | undefined): NatOption {
+  if (text === undefined) return true;
+  const name = optionName(key);
+  let address = text, portText: string | undefined;
+  const open = text.indexOf("[");
+  if (open >= 0) {
+    const close = text.indexOf("]", open + 1);
+    if (close === open + 1) throw new UsageError(`no IPv6 address given in "${text}" for ${name}`);
+    if (close < 0) {
+      throw new UsageError(`no closing ']' around the IPv6 address in "${text}" for ${name}`);
+    }
+    const colon = text.indexOf(":", close);
+    if (colon >= 0) {
+      address = text.slice(open + 1, close);
+      portText = text.slice(colon + 1);
+    }
+  } else {
+    const colon = text.indexOf(":");
+    if (colon >= 0 && !text.includes(":", colon + 1)) {
+      address = text.slice(0, colon);
+      portText = text.slice(colon + 1);
+    }
+  }
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (portText === "") throw new UsageError(`no port after ':' in "${text}" for ${name}`);
+    if (!/^[0-9]+$/.test(portText) || Number(portText) > 65535) {
+      throw new UsageError(`invalid port "${portText}" in "${text}" for ${name} (0-65535)`);
+    }
+    port = Number(portText);
+  }
+  return { address, port };
+}
+
+/** A zone for `key`: 0-65535 as strtoul reads it. */
+export function parseZone(key: string, text: string): number {
+  const zone = parseCUint(text, 65535);
+  if (zone === undefined) {
+    throw new UsageError(`invalid zone "${text}" for ${optionName(key)} (0-65535)`);
+  }
+  return zone;
+}
+
+/** A GRE key for `key`: 0-65535 as strtoul reads it. */
+export function parseGreKey(key: string, text: string): number {
+  const value = parseCUint(text, 65535);
+  if (value === undefined) {
+    throw new UsageError(`invalid GRE key "${text}" for ${optionName(key)} (0-65535)`);
+  }
+  return value;
 }

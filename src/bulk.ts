@@ -33,43 +33,36 @@ export interface Batch<R> {
 }
 
 /**
- * The create requests of `specs`, packed up to `batchSize` (default 256) a
- * batch. When some fail, the rest of their batch is still created, and
- * settling the batch throws a {@link NetlinkError} for the first failure
- * (naming its index in `specs`); no later batch is made.
+ * Packs the requests `encode` makes of `items` (sequence numbers from the
+ * transport, in order) up to `batchSize` a batch; settling a batch hands
+ * its items, the index of the first and the batch's failures to `settle`.
  */
-export function* createBatches(
+export function* packBatches<T, R>(
   transport: Transport,
-  specs: Iterable<CreateSpec>,
-  options: CreateManyOptions,
-): Generator<Batch<number>, void, undefined> {
-  const batchSize = checkUint(options.batchSize ?? 256, 65535, "batchSize") || 1;
+  items: Iterable<T>,
+  batchSize: number,
+  encode: (item: T, seq: number, index: number) => Uint8Array,
+  settle: (items: T[], first: number, firstSeq: number, errors: BatchError[]) => R,
+): Generator<Batch<R>, void, undefined> {
   let buffer = new Uint8Array(64 * 1024);
-  let used = 0, index = 0, firstSeq = 0, count = 0;
-  const take = (): Batch<number> => {
-    const first = index - count, from = firstSeq, n = count;
-    const batch: Batch<number> = {
-      bytes: buffer.slice(0, used),
-      firstSeq: from,
-      count: n,
-      settle(errors) {
-        const e = errors[0];
-        if (e === undefined) return n;
-        const which = `entry #${first + ((e.seq - from) >>> 0)}`;
-        throw new NetlinkError("create", e.errno, {
-          extAck: e.extAck ? `${which}: ${e.extAck}` : which,
-          seq: e.seq,
-        });
-      },
-    };
+  let used = 0, index = 0, firstSeq = 0;
+  let pending: T[] = [];
+  const take = (): Batch<R> => {
+    const first = index - pending.length, from = firstSeq, batchItems = pending;
+    const bytes = buffer.slice(0, used);
+    pending = [];
     used = 0;
-    count = 0;
-    return batch;
+    return {
+      bytes,
+      firstSeq: from,
+      count: batchItems.length,
+      settle: (errors) => settle(batchItems, first, from, errors),
+    };
   };
-  for (const spec of specs) {
+  for (const item of items) {
     const seq = transport.nextSeq();
-    if (count === 0) firstSeq = seq;
-    const msg = beginCreate(transport, spec, seq, `specs[${index}]`).finish();
+    if (pending.length === 0) firstSeq = seq;
+    const msg = encode(item, seq, index);
     if (used + msg.byteLength > buffer.byteLength) {
       const bigger = new Uint8Array(Math.max(buffer.byteLength * 2, used + msg.byteLength));
       bigger.set(buffer.subarray(0, used));
@@ -77,11 +70,36 @@ export function* createBatches(
     }
     buffer.set(msg, used);
     used += msg.byteLength;
-    count++;
+    pending.push(item);
     index++;
-    if (count >= batchSize) yield take();
+    if (pending.length >= batchSize) yield take();
   }
-  if (count > 0) yield take();
+  if (pending.length > 0) yield take();
+}
+
+/**
+ * The create requests of `specs`, packed up to `batchSize` (default 256) a
+ * batch. When some fail, the rest of their batch is still created, and
+ * settling the batch throws a {@link NetlinkError} for the first failure
+ * (naming its index in `specs`); no later batch is made.
+ */
+export function createBatches(
+  transport: Transport,
+  specs: Iterable<CreateSpec>,
+  options: CreateManyOptions,
+): Generator<Batch<number>, void, undefined> {
+  const batchSize = checkUint(options.batchSize ?? 256, 65535, "batchSize") || 1;
+  const encode = (spec: CreateSpec, seq: number, index: number) =>
+    beginCreate(transport, spec, seq, `specs[${index}]`).finish();
+  return packBatches(transport, specs, batchSize, encode, (items, first, from, errors) => {
+    const e = errors[0];
+    if (e === undefined) return items.length;
+    const which = `entry #${first + ((e.seq - from) >>> 0)}`;
+    throw new NetlinkError("create", e.errno, {
+      extAck: e.extAck ? `${which}: ${e.extAck}` : which,
+      seq: e.seq,
+    });
+  });
 }
 
 /**

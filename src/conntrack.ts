@@ -18,6 +18,7 @@ import {
   updateWhereSync,
 } from "./bulk.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
+import { applyBatches, type ApplyManyOptions, type BulkChange } from "./apply.ts";
 import { watchEvents } from "./events.ts";
 import { BatchStream } from "./stream.ts";
 import {
@@ -393,6 +394,43 @@ export class Conntrack implements Disposable {
       created += batch.settle(t.batch("create", batch.bytes, batch.firstSeq, batch.count));
     }
     return created;
+  }
+
+  /**
+   * Applies creates, updates and deletes ({@link BulkChange}) in their
+   * order, packing up to `batchSize` requests (default 256) into each
+   * `sendmsg` and checking every ACK, as {@link createMany} does. Returns
+   * how many the kernel accepted; each refusal goes to `onError` with its
+   * index (or, without it, the first is thrown after its batch).
+   *
+   * @example Replay a list of changes, reporting each failure
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * const t = { src: "10.0.0.1", dst: "10.0.0.2", protocol: "udp", srcPort: 5000, dstPort: 53 };
+   * const done = await ct.applyMany([{ create: { orig: t, timeout: 60 } }, { delete: t }], {
+   *   onError: (error, index) => console.error(index, error.message),
+   * });
+   * ```
+   */
+  async applyMany(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): Promise<number> {
+    const t = this.#batchTransport();
+    let done = 0;
+    for (const batch of applyBatches(t, changes, options)) {
+      done += batch.settle(await t.batchAsync("create", batch.bytes, batch.firstSeq, batch.count));
+    }
+    return done;
+  }
+
+  /** {@link applyMany}, blocking while it waits for the kernel. */
+  applyManySync(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): number {
+    const t = this.#batchTransport();
+    let done = 0;
+    for (const batch of applyBatches(t, changes, options)) {
+      done += batch.settle(t.batch("create", batch.bytes, batch.firstSeq, batch.count));
+    }
+    return done;
   }
 
   /**

@@ -6,9 +6,20 @@
  * @module
  */
 
-import { parseAddress, type ParsedAddress } from "./address.ts";
 import * as C from "./constants.ts";
 import { ArgumentError, ArgumentRangeError } from "./errors.ts";
+import {
+  hasLabels,
+  isDestinationNat,
+  isSourceNat,
+  labelMask,
+  type MaskedAddress,
+  maskedMatcher,
+  type NatFilter,
+  type NormalizedNat,
+  normalizeNat,
+  parseMaskedAddress,
+} from "./match.ts";
 import { parseProtocol } from "./protocols.ts";
 import { encodeTuple, type TupleFields } from "./tuple.ts";
 import type { Encoder } from "./netlink.ts";
@@ -25,10 +36,17 @@ import type { Flow, Tuple } from "./types.ts";
  * ```
  */
 export interface TupleFilter {
-  /** Source address (IPv4 or IPv6 text). */
+  /** Source address (IPv4 or IPv6 text), or a network: `"10.0.0.0/8"`, `"fd00::/16"`. */
   src?: string;
-  /** Destination address. */
+  /** Destination address, or a network. */
   dst?: string;
+  /**
+   * A mask for `src` in address form (`"255.255.0.0"`, any bits): matches
+   * when `(address & mask) === (src & mask)` (conntrack's `--mask-src`).
+   */
+  srcMask?: string;
+  /** A mask for `dst` in address form (conntrack's `--mask-dst`). */
+  dstMask?: string;
   /** Layer-4 protocol, by number or name (`"tcp"`, `"udp"`, `"icmp"`, …). */
   protocol?: number | string;
   /** Source port. */
@@ -96,8 +114,42 @@ export interface DumpFilter {
   family?: "ipv4" | "ipv6" | "all";
   /** Connection mark, or `{ value, mask }`. */
   mark?: number | Masked<number>;
-  /** Zone id (0–65535); an entry matches when its zone in any direction is this. */
+  /**
+   * Zone id (0–65535); an entry matches when its zone is this, whether it
+   * was set for both directions or for one (the kernel's own zone filter,
+   * Linux 6.8). See `entryZone`, `origZone` and `replyZone` for conntrack's
+   * `-w`, `--orig-zone` and `--reply-zone`.
+   */
   zone?: number;
+  /**
+   * The zone set for both directions (`CTA_ZONE`), 0 for an entry without
+   * one — also for an entry whose zone is set for one direction only: what
+   * `conntrack -w` selects. Applied in userspace.
+   */
+  entryZone?: number;
+  /**
+   * The zone of the original direction (`CTA_TUPLE_ZONE`), 0 when the zone
+   * is not set per direction (conntrack's `--orig-zone`). Applied in userspace.
+   */
+  origZone?: number;
+  /** The zone of the reply direction, 0 when not set per direction (`--reply-zone`). */
+  replyZone?: number;
+  /**
+   * Source-NAT-ed entries (conntrack's `-n`): `true` for any, or those
+   * translated to `{ address, port }` (the reply tuple's destination).
+   * Entries count as NAT-ed when `SRC_NAT_DONE` is set and the reply's
+   * destination differs from the original source. Applied in userspace.
+   */
+  snat?: boolean | NatFilter;
+  /**
+   * Destination-NAT-ed entries (conntrack's `-g`): `true` for any, or those
+   * translated to `{ address, port }` (the reply tuple's source).
+   */
+  dnat?: boolean | NatFilter;
+  /** Source- or destination-NAT-ed entries (conntrack's `-j`), with the same details. */
+  anyNat?: boolean | NatFilter;
+  /** Label bits (0–127) that must all be set (conntrack's `-l`). Applied in userspace. */
+  labels?: readonly number[];
   /** Status bits: `["ASSURED"]` (all must be set), or `{ value, mask }`. */
   status?: StatusValue | Masked<StatusValue>;
   /** Fields of the original direction. */
@@ -129,7 +181,11 @@ export interface FilterPlan {
   userspace: { part: string; reason: string }[];
 }
 
-type NTuple = TupleFields;
+/** A validated tuple filter: the fields to encode, and the masked addresses. */
+type NTuple = TupleFields & {
+  srcNet: MaskedAddress | undefined;
+  dstNet: MaskedAddress | undefined;
+};
 
 /** A validated filter. */
 export interface NormalizedFilter {
@@ -145,6 +201,16 @@ export interface NormalizedFilter {
   orig: NTuple | undefined;
   /** Reply-direction fields. */
   reply: NTuple | undefined;
+  /** Zones matched in userspace: of the entry, of each direction. */
+  zones: { entry: number | undefined; orig: number | undefined; reply: number | undefined };
+  /** NAT parts. */
+  nat: {
+    src: NormalizedNat | undefined;
+    dst: NormalizedNat | undefined;
+    any: NormalizedNat | undefined;
+  };
+  /** Label bits that must be set. */
+  labels: Uint8Array | undefined;
 }
 
 /** Checks an integer in `[0, max]`; throws a `RangeError` naming `argument`. */
@@ -175,6 +241,8 @@ export function statusBits(value: StatusValue, argument: string): number {
 const TUPLE_KEYS = new Set([
   "src",
   "dst",
+  "srcMask",
+  "dstMask",
   "protocol",
   "srcPort",
   "dstPort",
@@ -192,23 +260,36 @@ function normalizeTuple(t: TupleFilter, dir: string, family: { af: number }): NT
       throw new ArgumentError(`filter.${dir}`, key, `unknown field "${key}"`);
     }
   }
-  const addr = (text: string | undefined, name: string): ParsedAddress | undefined => {
-    if (text === undefined) return undefined;
-    const a = parseAddress(text, `filter.${dir}.${name}`);
-    const af = a.family === "ipv4" ? C.AF_INET : C.AF_INET6;
+  const net = (
+    text: string | undefined,
+    maskText: string | undefined,
+    name: string,
+  ): MaskedAddress | undefined => {
+    if (text === undefined) {
+      if (maskText !== undefined) {
+        throw new ArgumentError(`filter.${dir}.${name}Mask`, maskText, `a mask without ${name}`);
+      }
+      return undefined;
+    }
+    const a = parseMaskedAddress(text, maskText, `filter.${dir}.${name}`);
+    const af = a.address.family === "ipv4" ? C.AF_INET : C.AF_INET6;
     if (family.af !== C.AF_UNSPEC && family.af !== af) {
       throw new ArgumentError(
         `filter.${dir}.${name}`,
         text,
-        `${a.family} address "${text}" mixed with ${family.af === C.AF_INET ? "ipv4" : "ipv6"}`,
+        `${a.address.family} address "${text}" mixed with ${
+          family.af === C.AF_INET ? "ipv4" : "ipv6"
+        }`,
       );
     }
     family.af = af;
     return a;
   };
+  const srcNet = net(t.src, t.srcMask, "src");
+  const dstNet = net(t.dst, t.dstMask, "dst");
   const n: NTuple = {
-    src: addr(t.src, "src"),
-    dst: addr(t.dst, "dst"),
+    src: srcNet?.address,
+    dst: dstNet?.address,
     protocol: t.protocol === undefined
       ? undefined
       : parseProtocol(t.protocol, `filter.${dir}.protocol`),
@@ -225,12 +306,43 @@ function normalizeTuple(t: TupleFilter, dir: string, family: { af: number }): NT
       ? undefined
       : checkUint(t.icmpCode, 255, `filter.${dir}.icmpCode`),
     icmpId: t.icmpId === undefined ? undefined : checkUint(t.icmpId, 65535, `filter.${dir}.icmpId`),
+    srcNet,
+    dstNet,
   };
   const empty = Object.values(n).every((v) => v === undefined);
   return empty ? undefined : n;
 }
 
-const FILTER_KEYS = new Set(["family", "mark", "zone", "status", "orig", "reply"]);
+const FILTER_KEYS = new Set([
+  "family",
+  "mark",
+  "zone",
+  "status",
+  "orig",
+  "reply",
+  "entryZone",
+  "origZone",
+  "replyZone",
+  "snat",
+  "dnat",
+  "anyNat",
+  "labels",
+]);
+
+/** A NAT filter part's address joins the filter's family. */
+function natFamily(nat: NormalizedNat | undefined, argument: string, family: { af: number }): void {
+  const a = nat?.address;
+  if (a === undefined) return;
+  const af = a.family === "ipv4" ? C.AF_INET : C.AF_INET6;
+  if (family.af !== C.AF_UNSPEC && family.af !== af) {
+    throw new ArgumentError(
+      argument,
+      a.text,
+      `${a.family} address "${a.text}" mixed with another family`,
+    );
+  }
+  family.af = af;
+}
 
 /** Validates a {@link DumpFilter}; throws `TypeError`/`RangeError` naming the bad part. */
 export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
@@ -291,6 +403,32 @@ export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
   const reply = filter.reply === undefined
     ? undefined
     : normalizeTuple(filter.reply, "reply", family);
+  const zones = {
+    entry: filter.entryZone === undefined
+      ? undefined
+      : checkUint(filter.entryZone, 65535, "filter.entryZone"),
+    orig: filter.origZone === undefined
+      ? undefined
+      : checkUint(filter.origZone, 65535, "filter.origZone"),
+    reply: filter.replyZone === undefined
+      ? undefined
+      : checkUint(filter.replyZone, 65535, "filter.replyZone"),
+  };
+  const nat = {
+    src: filter.snat === undefined ? undefined : normalizeNat(filter.snat, "filter.snat"),
+    dst: filter.dnat === undefined ? undefined : normalizeNat(filter.dnat, "filter.dnat"),
+    any: filter.anyNat === undefined ? undefined : normalizeNat(filter.anyNat, "filter.anyNat"),
+  };
+  natFamily(nat.src, "filter.snat.address", family);
+  natFamily(nat.dst, "filter.dnat.address", family);
+  natFamily(nat.any, "filter.anyNat.address", family);
+  let labels: Uint8Array | undefined;
+  if (filter.labels !== undefined) {
+    labels = labelMask(filter.labels, "filter.labels");
+    if (labels.every((b) => b === 0)) {
+      throw new ArgumentError("filter.labels", filter.labels, "the list names no label bit");
+    }
+  }
   if (explicitAll && family.af !== C.AF_UNSPEC) {
     throw new ArgumentError(
       "filter.family",
@@ -298,7 +436,7 @@ export function normalizeFilter(filter: DumpFilter = {}): NormalizedFilter {
       `"all" conflicts with ${family.af === C.AF_INET ? "an ipv4" : "an ipv6"} address`,
     );
   }
-  return { af: family.af, mark, zone, status, orig, reply };
+  return { af: family.af, mark, zone, status, orig, reply, zones, nat, labels };
 }
 
 /** Parses `uname -r` text into `[major, minor]`. */
@@ -326,7 +464,9 @@ function planTuple(
   force: boolean,
 ): TuplePlan {
   const plan: TuplePlan = { flags: 0, userspace: [], kernel: [] };
-  const fields = Object.entries(t).filter(([, v]) => v !== undefined).map(([k]) => k);
+  const fields = Object.entries(t)
+    .filter(([k, v]) => v !== undefined && k !== "srcNet" && k !== "dstNet")
+    .map(([k]) => k);
   let why: string | undefined;
   if (force) why = "userspace filtering requested";
   else if (!atLeast(release, 5, 8)) why = "CTA_FILTER needs Linux 5.8";
@@ -343,8 +483,15 @@ function planTuple(
     plan.userspace.push({ part: `${dir}.${part}`, reason });
   const v6 = af === C.AF_INET6;
   const inverted = "the kernel's IPv6 address match in CTA_FILTER is inverted";
-  if (t.src) v6 ? user("src", inverted) : kernel("src", C.CTA_FILTER_F_IP_SRC);
-  if (t.dst) v6 ? user("dst", inverted) : kernel("dst", C.CTA_FILTER_F_IP_DST);
+  const masked = "the kernel matches whole addresses only (CTA_FILTER has no netmask)";
+  if (t.src) {
+    if (t.srcNet?.mask) user("src", masked);
+    else v6 ? user("src", inverted) : kernel("src", C.CTA_FILTER_F_IP_SRC);
+  }
+  if (t.dst) {
+    if (t.dstNet?.mask) user("dst", masked);
+    else v6 ? user("dst", inverted) : kernel("dst", C.CTA_FILTER_F_IP_DST);
+  }
   if (t.protocol !== undefined) kernel("protocol", C.CTA_FILTER_F_PROTO_NUM);
   const portsInKernel = t.protocol === 6 || t.protocol === 17;
   const portWhy = t.protocol === undefined
@@ -452,6 +599,8 @@ export function compileFilter(
     if (userFields.size > 0) checks.push(tupleMatcher(t, userFields, dir));
   }
 
+  userspaceOnlyChecks(f, plan, checks);
+
   const encode = (enc: Encoder) => {
     if (markInKernel && f.mark) {
       enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
@@ -489,16 +638,51 @@ function tupleMatcher(
   dir: "orig" | "reply",
 ): (flow: Flow) => boolean {
   const want: [keyof Tuple, string | number][] = [];
+  const nets: [keyof Tuple, (text: string | undefined) => boolean][] = [];
   for (const field of fields) {
-    const v = t[field as keyof NTuple];
+    const net = field === "src" ? t.srcNet : field === "dst" ? t.dstNet : undefined;
+    if (net !== undefined) {
+      nets.push([field as keyof Tuple, maskedMatcher(net)]);
+      continue;
+    }
+    const v = t[field as keyof TupleFields];
     if (v === undefined) continue;
     want.push([field as keyof Tuple, typeof v === "object" ? v.text : v]);
   }
   return (flow) => {
     const tuple = flow[dir];
     for (const [key, value] of want) if (tuple[key] !== value) return false;
+    for (const [key, match] of nets) if (!match(tuple[key] as string | undefined)) return false;
     return true;
   };
+}
+
+/** The checks of the parts only userspace applies (zones per direction, NAT, labels), with the plan's lines. */
+function userspaceOnlyChecks(
+  f: NormalizedFilter,
+  plan: FilterPlan,
+  checks: ((flow: Flow) => boolean)[],
+): void {
+  const user = (part: string, reason: string, check: (flow: Flow) => boolean) => {
+    plan.userspace.push({ part, reason });
+    checks.push(check);
+  };
+  const zoneWhy = "the kernel's zone filter matches the zone of any direction";
+  const { entry, orig, reply } = f.zones;
+  if (entry !== undefined) user("entryZone", zoneWhy, (flow) => (flow.zone ?? 0) === entry);
+  if (orig !== undefined) user("origZone", zoneWhy, (flow) => (flow.orig.zone ?? 0) === orig);
+  if (reply !== undefined) user("replyZone", zoneWhy, (flow) => (flow.reply.zone ?? 0) === reply);
+  const natWhy = "the kernel cannot filter dumps by NAT";
+  const { src, dst, any } = f.nat;
+  if (src !== undefined) user("snat", natWhy, (flow) => isSourceNat(flow, src));
+  if (dst !== undefined) user("dnat", natWhy, (flow) => isDestinationNat(flow, dst));
+  if (any !== undefined) {
+    user("anyNat", natWhy, (flow) => isSourceNat(flow, any) || isDestinationNat(flow, any));
+  }
+  const labels = f.labels;
+  if (labels !== undefined) {
+    user("labels", "the kernel cannot filter dumps by label", (flow) => hasLabels(flow, labels));
+  }
 }
 
 /**

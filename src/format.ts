@@ -9,6 +9,7 @@
 import { CT_STATUS, type StatusFlag } from "./constants.ts";
 import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { CpuStats, Flow, Tuple } from "./types.ts";
+import { localTime } from "./tz.ts";
 
 /** Which optional parts conntrack's `-o` adds.
  *
@@ -41,9 +42,6 @@ export interface FormatOptions {
   labelNames?: readonly (string | undefined)[];
 }
 
-/** libnetfilter_conntrack's SCTP state names: the kernel's up to SHUTDOWN_ACK_SENT (later ones print NONE). */
-const SCTP_PRINT_STATES = SCTP_STATES.slice(0, 8);
-
 function pad8(name: string): string {
   return name.length >= 8 ? name : name + "        ".slice(name.length);
 }
@@ -57,7 +55,10 @@ function two(n: number): string {
 
 /**
  * Formats seconds since the epoch as C `ctime()` does in local time, without
- * the newline: `"Thu Jan  1 00:00:00 1970"`.
+ * the newline: `"Thu Jan  1 00:00:00 1970"`. Local time is the JavaScript
+ * engine's, except for a POSIX `TZ` string it cannot read (`IST-5:30`,
+ * `CET-1CEST,M3.5.0,M10.5.0/3`), which is applied as glibc applies it when
+ * `TZ` may be read (`--allow-env=TZ`).
  *
  * @example
  * ```ts
@@ -68,11 +69,11 @@ function two(n: number): string {
  * ```
  */
 export function ctime(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  const day = d.getDate();
-  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${day < 10 ? " " : ""}${day} ${
-    two(d.getHours())
-  }:${two(d.getMinutes())}:${two(d.getSeconds())} ${d.getFullYear()}`;
+  // localTime: the engine's local time, or a POSIX TZ string's as glibc reads it.
+  const t = localTime(seconds);
+  return `${DAYS[t.weekday]} ${MONTHS[t.month]} ${t.day < 10 ? " " : ""}${t.day} ${two(t.hours)}:${
+    two(t.minutes)
+  }:${two(t.seconds)} ${t.year}`;
 }
 
 /** One direction's addresses and layer-4 fields, each piece led by a space. */
@@ -141,7 +142,7 @@ export function formatFlow(flow: Flow, options: FormatOptions = {}): string {
   s += L4_PREFIX[flow.orig.protocol ?? 0] ?? "unknown  0";
   if (flow.timeout !== undefined) s += ` ${flow.timeout}`;
   if (flow.tcp) s += ` ${TCP_STATES[flow.tcp.state] ?? "NONE"}`;
-  else if (flow.sctp) s += ` ${SCTP_PRINT_STATES[flow.sctp.state] ?? "NONE"}`;
+  else if (flow.sctp) s += ` ${SCTP_STATES[flow.sctp.state] ?? "NONE"}`; // HEARTBEAT_SENT too
   else if (flow.dccp) s += ` ${DCCP_STATES[flow.dccp.state] ?? "NONE"}`;
   s += tupleText(flow.orig);
   if (flow.orig.zone !== undefined) s += ` zone-orig=${flow.orig.zone}`;

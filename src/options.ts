@@ -6,7 +6,7 @@
 
 import type { DecodeOptions } from "./decode.ts";
 import type { DumpFilter, Masked } from "./filter.ts";
-import type { FlowChanges } from "./request.ts";
+import type { FlowChanges, NatSetup } from "./request.ts";
 import type { TupleSpec } from "./tuple.ts";
 import type { Flow } from "./types.ts";
 
@@ -73,6 +73,21 @@ export interface DumpOptions extends DecodeOptions {
    * thread).
    */
   prefetch?: boolean | undefined;
+  /**
+   * Zero the packet and byte counters of the entries as they are listed
+   * (`IPCTNL_MSG_CT_GET_CTRZERO`, conntrack's `-z`): each flow comes with
+   * the counts it had, and the kernel's count starts again at 0. The kernel
+   * zeroes every entry its part of the filter selects ({@link FilterPlan}
+   * `kernel`); parts applied in userspace only choose what is returned.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const flow of ct.dump({ family: "ipv4" }, { zero: true })) {
+   *   console.log(flow.orig.src, flow.countersOrig?.bytes); // bytes since the last zeroing
+   * }
+   * ```
+   */
+  zero?: boolean | undefined;
 }
 
 /** Options for {@link Conntrack.get}.
@@ -91,6 +106,8 @@ export interface GetOptions extends DecodeOptions {
   zone?: number | undefined;
   /** Whether the tuple is the original (default) or reply direction. */
   direction?: "orig" | "reply" | undefined;
+  /** Zero the entry's counters as it is read (`IPCTNL_MSG_CT_GET_CTRZERO`). */
+  zero?: boolean | undefined;
 }
 
 /** Options for {@link Conntrack.flush}.
@@ -135,6 +152,14 @@ export interface CreateSpec extends FlowChanges {
   timeout: number;
   /** Zone (default 0). */
   zone?: number | undefined;
+  /** Zone of the original direction only (`CTA_TUPLE_ZONE`, conntrack's `--orig-zone`). */
+  origZone?: number | undefined;
+  /** Zone of the reply direction only (conntrack's `--reply-zone`). */
+  replyZone?: number | undefined;
+  /** Source NAT to set up (conntrack's `--src-nat IP[:PORT]`). */
+  snat?: NatSetup | undefined;
+  /** Destination NAT to set up (conntrack's `--dst-nat IP[:PORT]`). */
+  dnat?: NatSetup | undefined;
 }
 
 /** Options for {@link Conntrack.events}.

@@ -42,6 +42,13 @@ export function flowDecoder(options: DecodeOptions): Decoder<Flow> {
   return (c, bytes, view, h) => decodeFlowAt(c, bytes, view, h.offset, h.length, decodeOptions);
 }
 
+/** Checks the `zero` option of a dump or get. */
+function zeroing(zero: unknown): boolean {
+  if (zero === undefined || zero === false) return false;
+  if (zero === true) return true;
+  throw new ArgumentError("zero", zero, `${String(zero)} is not a boolean`);
+}
+
 /** A request prepared for a transport: its bytes, sequence number and what the reply holds. */
 export interface Prepared<T> {
   transport: Transport;
@@ -68,7 +75,8 @@ export function dumpRequest(
   const af = family === "ipv4" ? C.AF_INET : family === "ipv6" ? C.AF_INET6 : C.AF_UNSPEC;
 
   const seq = transport.nextSeq();
-  const enc = transport.begin(C.IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
+  const type = zeroing(options.zero) ? C.IPCTNL_MSG_CT_GET_CTRZERO : C.IPCTNL_MSG_CT_GET;
+  const enc = transport.begin(type, NLM_F_REQUEST | NLM_F_DUMP, seq, af);
   compiled.encode(enc);
   const interrupted = { value: false };
   return {
@@ -94,7 +102,8 @@ export function getRequest(
   options: GetOptions,
 ): Prepared<Flow> {
   const seq = transport.nextSeq();
-  const enc = beginNamed(transport, C.IPCTNL_MSG_CT_GET, seq, ref, options);
+  const type = zeroing(options.zero) ? C.IPCTNL_MSG_CT_GET_CTRZERO : C.IPCTNL_MSG_CT_GET;
+  const enc = beginNamed(transport, type, seq, ref, options);
   const decode = flowDecoder(options);
   return {
     transport,

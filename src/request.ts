@@ -12,9 +12,12 @@ import { ArgumentError } from "./errors.ts";
 import { checkUint, statusBits, type StatusValue } from "./filter.ts";
 import { type Encoder, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from "./netlink.ts";
 import type { CreateSpec, DeleteOptions } from "./options.ts";
-import { TCP_STATES } from "./protocols.ts";
+import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { Transport } from "./transport.ts";
+import { parseAddress } from "./address.ts";
+import { labelMask } from "./match.ts";
 import {
+  ALL_FIELDS,
   encodeTuple,
   familyNumber,
   invertTuple,
@@ -42,10 +45,71 @@ export interface FlowChanges {
   mark?: number;
   /** Status bits to set (`["ASSURED", "SEEN_REPLY"]` or a bitmask). */
   status?: StatusValue;
-  /** Connection label bits to set (0–127). */
+  /** Connection label bits to set (0–127); the others are kept. */
   labels?: readonly number[];
+  /**
+   * Connection label bits to clear (0–127), or `"all"` (conntrack's
+   * `--label-del`); with `labels`, a bit in both is set. The kernel changes
+   * labels only of an entry that has room for them (`ENOSPC` otherwise:
+   * labels are attached when the namespace uses them, e.g. an nftables
+   * `ct label` rule, before the entry is made).
+   */
+  labelsRemove?: readonly number[] | "all";
   /** TCP state by name (`"ESTABLISHED"`) or number, for TCP entries. */
   tcpState?: string | number;
+  /**
+   * SCTP state by name (`"ESTABLISHED"`) or number with the verification
+   * tags of both directions, for SCTP entries (conntrack's `--state`,
+   * `--orig-vtag`, `--reply-vtag`; the kernel needs all three).
+   */
+  sctp?: { state: string | number; vtagOrig: number; vtagReply: number } | undefined;
+  /**
+   * DCCP state by name (`"OPEN"`) or number and role (conntrack's `--state`
+   * and `--role`). A kernel that does not track DCCP (it tracks it as a
+   * generic protocol) ignores them.
+   */
+  dccp?: { state: string | number; role: "client" | "server" | number } | undefined;
+}
+
+/** A state by name (any case) or number in `table`. */
+function stateNumber(table: readonly string[], state: string | number, argument: string): number {
+  if (typeof state === "number") return checkUint(state, table.length - 1, argument);
+  const n = table.indexOf(String(state).toUpperCase());
+  if (n < 0) throw new ArgumentError(argument, state, `unknown state "${state}"`);
+  return n;
+}
+
+/** Writes the SCTP or DCCP protocol info of `changes`. */
+function encodeProtoinfo(enc: Encoder, changes: FlowChanges, argument: string): void {
+  const { sctp, dccp } = changes;
+  if (sctp !== undefined) {
+    if (sctp === null || typeof sctp !== "object") {
+      throw new ArgumentError(`${argument}.sctp`, sctp, "not { state, vtagOrig, vtagReply }");
+    }
+    const state = stateNumber(SCTP_STATES, sctp.state, `${argument}.sctp.state`);
+    const vtagOrig = checkUint(sctp.vtagOrig, 0xffffffff, `${argument}.sctp.vtagOrig`);
+    const vtagReply = checkUint(sctp.vtagReply, 0xffffffff, `${argument}.sctp.vtagReply`);
+    enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_SCTP)
+      .u8(C.CTA_PROTOINFO_SCTP_STATE, state)
+      .u32be(C.CTA_PROTOINFO_SCTP_VTAG_ORIGINAL, vtagOrig)
+      .u32be(C.CTA_PROTOINFO_SCTP_VTAG_REPLY, vtagReply)
+      .end().end();
+  }
+  if (dccp !== undefined) {
+    if (dccp === null || typeof dccp !== "object") {
+      throw new ArgumentError(`${argument}.dccp`, dccp, "not { state, role }");
+    }
+    const state = stateNumber(DCCP_STATES, dccp.state, `${argument}.dccp.state`);
+    const role = dccp.role === "client"
+      ? 0
+      : dccp.role === "server"
+      ? 1
+      : checkUint(dccp.role, 1, `${argument}.dccp.role`);
+    enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_DCCP)
+      .u8(C.CTA_PROTOINFO_DCCP_STATE, state)
+      .u8(C.CTA_PROTOINFO_DCCP_ROLE, role)
+      .end().end();
+  }
 }
 
 function tcpStateNumber(state: string | number): number {
@@ -79,17 +143,77 @@ export function encodeChanges(
     enc.nest(C.CTA_PROTOINFO).nest(C.CTA_PROTOINFO_TCP)
       .u8(C.CTA_PROTOINFO_TCP_STATE, tcpStateNumber(changes.tcpState)).end().end();
   }
-  if (changes.labels !== undefined) {
-    if (!Array.isArray(changes.labels)) {
-      throw new ArgumentError(`${argument}.labels`, changes.labels, `not an array of bit numbers`);
-    }
-    const bits = new Uint8Array(16);
-    for (const bit of changes.labels) {
-      checkUint(bit, 127, `${argument}.labels[]`);
-      bits[bit >> 3] = bits[bit >> 3]! | (1 << (bit & 7));
-    }
-    enc.bytes(C.CTA_LABELS, bits).bytes(C.CTA_LABELS_MASK, bits);
+  encodeProtoinfo(enc, changes, argument);
+  if (changes.labels !== undefined || changes.labelsRemove !== undefined) {
+    // The kernel sets each word to (old & ~mask) ^ labels.
+    const set = changes.labels === undefined
+      ? new Uint8Array(16)
+      : labelMask(changes.labels, `${argument}.labels`);
+    const remove = changes.labelsRemove;
+    const mask = remove === "all"
+      ? new Uint8Array(16).fill(0xff)
+      : remove === undefined
+      ? set.slice()
+      : labelMask(remove, `${argument}.labelsRemove`);
+    for (let i = 0; i < 16; i++) mask[i] = mask[i]! | set[i]!;
+    enc.bytes(C.CTA_LABELS, set).bytes(C.CTA_LABELS_MASK, mask);
   }
+}
+
+/**
+ * Where a created entry is NAT-ed to: conntrack's `--src-nat IP[:PORT]` and
+ * `--dst-nat IP[:PORT]` on create. The kernel computes the reply tuple
+ * from the original one and this (the port applies to TCP and UDP).
+ *
+ * @example
+ * ```ts
+ * import type { CreateSpec } from "@ctnl/conntrack";
+ *
+ * const spec: CreateSpec = {
+ *   orig: { src: "10.0.0.1", dst: "10.0.0.2", protocol: "tcp", srcPort: 4000, dstPort: 80 },
+ *   timeout: 60,
+ *   tcpState: "ESTABLISHED",
+ *   dnat: { address: "10.0.0.9", port: 8080 },
+ * };
+ * void spec; // ct.create(spec): the reply comes from 10.0.0.9:8080
+ * ```
+ */
+export interface NatSetup {
+  /** The address to translate to. */
+  address: string;
+  /** The port to translate to (TCP and UDP). */
+  port?: number | undefined;
+}
+
+/** Writes a `CTA_NAT_SRC`/`CTA_NAT_DST` nest as libnetfilter_conntrack builds it. */
+function encodeNat(
+  enc: Encoder,
+  type: number,
+  nat: NatSetup,
+  orig: ParsedTuple,
+  argument: string,
+): void {
+  if (nat === null || typeof nat !== "object") {
+    throw new ArgumentError(argument, nat, `${String(nat)} is not { address, port }`);
+  }
+  const a = parseAddress(nat.address, `${argument}.address`);
+  if (a.family !== orig.family) {
+    throw new ArgumentError(
+      `${argument}.address`,
+      nat.address,
+      `${a.family} address for an ${orig.family} entry`,
+    );
+  }
+  enc.nest(type).bytes(a.family === "ipv4" ? C.CTA_NAT_V4_MINIP : C.CTA_NAT_V6_MINIP, a.bytes);
+  if (nat.port !== undefined) {
+    const port = checkUint(nat.port, 65535, `${argument}.port`);
+    enc.nest(C.CTA_NAT_PROTO);
+    if (orig.protocol === 6 || orig.protocol === 17) {
+      enc.u16be(C.CTA_PROTONAT_PORT_MIN, port).u16be(C.CTA_PROTONAT_PORT_MAX, port);
+    }
+    enc.end();
+  }
+  enc.end();
 }
 
 /**
@@ -172,12 +296,20 @@ export function beginCreate(
   const zone = spec.zone === undefined
     ? undefined
     : checkUint(spec.zone, 65535, `${argument}.zone`);
+  const origZone = spec.origZone === undefined
+    ? undefined
+    : checkUint(spec.origZone, 65535, `${argument}.origZone`);
+  const replyZone = spec.replyZone === undefined
+    ? undefined
+    : checkUint(spec.replyZone, 65535, `${argument}.replyZone`);
   const flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
   const enc = transport.begin(C.IPCTNL_MSG_CT_NEW, flags, seq, familyNumber(orig));
   const v6 = orig.family === "ipv6";
-  encodeTuple(enc, C.CTA_TUPLE_ORIG, orig, v6);
-  encodeTuple(enc, C.CTA_TUPLE_REPLY, reply, v6);
+  encodeTuple(enc, C.CTA_TUPLE_ORIG, orig, v6, ALL_FIELDS, origZone);
+  encodeTuple(enc, C.CTA_TUPLE_REPLY, reply, v6, ALL_FIELDS, replyZone);
   if (zone !== undefined) enc.u16be(C.CTA_ZONE, zone);
+  if (spec.snat !== undefined) encodeNat(enc, C.CTA_NAT_SRC, spec.snat, orig, `${argument}.snat`);
+  if (spec.dnat !== undefined) encodeNat(enc, C.CTA_NAT_DST, spec.dnat, orig, `${argument}.dnat`);
   encodeChanges(enc, spec, argument, true);
   return enc;
 }

@@ -179,7 +179,8 @@ export const ALL_FIELDS = 0xffffffff;
 /**
  * Writes `t` as a `CTA_TUPLE_*` nest of type `type`: the fields that are
  * present and selected by `flags` (`CTA_FILTER_F_*`; default all), with
- * the ICMPv6 attribute numbers when `v6`.
+ * the ICMPv6 attribute numbers when `v6`, and `zone` as `CTA_TUPLE_ZONE`
+ * (the zone of this direction) when given.
  */
 export function encodeTuple(
   enc: Encoder,
@@ -187,6 +188,7 @@ export function encodeTuple(
   t: TupleFields,
   v6: boolean,
   flags = ALL_FIELDS,
+  zone?: number,
 ): void {
   enc.nest(type);
   if (flags & (C.CTA_FILTER_F_IP_SRC | C.CTA_FILTER_F_IP_DST)) {
@@ -222,6 +224,7 @@ export function encodeTuple(
     }
     enc.end();
   }
+  if (zone !== undefined) enc.u16be(C.CTA_TUPLE_ZONE, zone);
   enc.end();
 }
 

@@ -4,10 +4,11 @@
  * @module
  */
 
-import { type CreateSpec, protocolInfo, type TupleSpec } from "../../mod.ts";
+import { type CreateSpec, type NatSetup, protocolInfo, type TupleSpec } from "../../mod.ts";
+import type { NatOption } from "../values.ts";
 import { argumentError, UsageError } from "../errors.ts";
-import { checkFamily, checkTuple, compact, type Filters } from "../filters.ts";
-import { type OptionHelp, optionHelp, TUPLE_OPTIONS } from "../options.ts";
+import { checkFamily, checkTuple, compact, type Filters, noNetworks } from "../filters.ts";
+import { type OptionHelp, optionHelp, optionName, TUPLE_OPTIONS } from "../options.ts";
 import type { Command, Context } from "../context.ts";
 import { isTcp, parseChanges } from "../changes.ts";
 import { optionKeys } from "../help.ts";
@@ -16,12 +17,25 @@ const TUPLE: readonly OptionHelp[] = [
   ...TUPLE_OPTIONS,
   { key: "family", help: "Checked against the addresses" },
 ];
+const GRE_KEYS: readonly OptionHelp[] = ["srcKey", "dstKey", "replySrcKey", "replyDstKey"];
 const ENTRY: readonly OptionHelp[] = [
   { key: "timeout", help: "Timeout (required)" },
   { key: "state", help: "TCP state (required with -p tcp: SYN_SENT,\nESTABLISHED, TIME_WAIT, …)" },
   { key: "status", help: "Status flags to set: ASSURED, SEEN_REPLY, …" },
   { key: "mark", placeholder: "VALUE", help: "Mark" },
   { key: "zone", help: "Zone, 0-65535 (default 0)" },
+  { key: "origZone", help: "Zone of the original direction only" },
+  { key: "replyZone", help: "Zone of the reply direction only" },
+  {
+    key: "srcNat",
+    placeholder: "ADDR[:PORT]",
+    help: "Source NAT to this address (and port, tcp/udp):\nthe kernel makes the reply tuple",
+  },
+  { key: "dstNat", placeholder: "ADDR[:PORT]", help: "Destination NAT to this address (and port)" },
+  { key: "labelAdd", help: "Labels to set (names from connlabel.conf)" },
+  { key: "origVtag", help: "SCTP verification tag, original direction (required\nwith -p sctp)" },
+  { key: "replyVtag", help: "SCTP verification tag, reply direction (required)" },
+  { key: "role", help: "DCCP role (required with -p dccp)" },
   "netns",
 ];
 
@@ -45,17 +59,14 @@ function tupleFrom(
 }
 
 /** The entry create makes, from its options, checked as conntrack -I checks them. */
-function createSpec(ctx: Context): CreateSpec {
+export function createSpec(ctx: Context): CreateSpec {
   const f = ctx.filters;
   const p = f.protocol;
   if (p === undefined) throw new UsageError("create needs -p/--proto");
   const changes = parseChanges(ctx, "create");
   if (changes.timeout === undefined) throw new UsageError("create needs -t/--timeout");
+  noNetworks(f, "create");
   const { name, tuple: kind } = protocolInfo(p);
-  if (kind === "keys") {
-    // The kernel needs the GRE keys in the tuple (conntrack's --srckey/--dstkey).
-    throw new UsageError(`create -p ${name} needs GRE keys, which ctnl does not take`);
-  }
   const hasOrig = f.src !== undefined || f.dst !== undefined;
   const hasReply = f.replySrc !== undefined || f.replyDst !== undefined;
   if (!hasOrig && !hasReply) throw new UsageError("create needs -s and -d (or -r and -q)");
@@ -81,16 +92,20 @@ function createSpec(ctx: Context): CreateSpec {
   if (!hasReply && (f.replySport !== undefined || f.replyDport !== undefined)) {
     throw new UsageError("--reply-port-src and --reply-port-dst need -r and -q");
   }
-  const ports = kind === "ports";
+  const ports = kind === "ports" || kind === "keys";
+  const [sport, dport, rsport, rdport] = kind === "keys"
+    ? ["--srckey", "--dstkey", "--reply-key-src", "--reply-key-dst"]
+    : ["--sport", "--dport", "--reply-port-src", "--reply-port-dst"];
   if (ports && hasOrig && (f.sport === undefined || f.dport === undefined)) {
-    throw new UsageError(`create needs --sport and --dport for ${name}`);
+    throw new UsageError(`create needs ${sport} and ${dport} for ${name}`);
   }
   if (ports && hasReply && (f.replySport === undefined || f.replyDport === undefined)) {
-    throw new UsageError(`create needs --reply-port-src and --reply-port-dst for ${name}`);
+    throw new UsageError(`create needs ${rsport} and ${rdport} for ${name}`);
   }
   if (isTcp(p) && changes.tcpState === undefined) {
     throw new UsageError(`create -p ${name} needs --state (SYN_SENT, ESTABLISHED, …)`);
   }
+  const protoinfo = protocolInfoOf(ctx, name);
   let reply: TupleSpec | undefined;
   if (hasReply) {
     reply = tupleFrom(f, p, [f.replySrc!, f.replyDst!, f.replySport, f.replyDport], false);
@@ -116,10 +131,57 @@ function createSpec(ctx: Context): CreateSpec {
     reply,
     timeout: changes.timeout,
     zone: f.zone,
+    origZone: f.origZone,
+    replyZone: f.replyZone,
+    snat: natSetup(f.srcNat),
+    dnat: natSetup(f.dstNat),
     mark: changes.mark?.value,
     status: changes.status,
     tcpState: changes.tcpState,
+    labels: changes.labelsAdd,
+    ...protoinfo,
   });
+}
+
+/** The SCTP state and tags, or DCCP state and role, that conntrack -I requires for them. */
+function protocolInfoOf(ctx: Context, name: string): Pick<CreateSpec, "sctp" | "dccp"> {
+  const v = ctx.parsed.values;
+  const state = ctx.filters.state;
+  const given = (keys: string[]) => keys.filter((k) => v.has(k)).map(optionName);
+  if (name !== "sctp" && given(["origVtag", "replyVtag"]).length > 0) {
+    throw new UsageError(`${given(["origVtag", "replyVtag"])[0]} needs -p sctp`);
+  }
+  if (name !== "dccp" && v.has("role")) throw new UsageError("--role needs -p dccp");
+  if (name === "sctp") {
+    const vtag = (key: string) => {
+      const text = v.get(key);
+      if (text === undefined) throw new UsageError(`create -p sctp needs ${optionName(key)}`);
+      if (!/^[0-9]+$/.test(text) || Number(text) > 0xffffffff) {
+        throw new UsageError(
+          `invalid verification tag "${text}" for ${optionName(key)} (0-4294967295)`,
+        );
+      }
+      return Number(text);
+    };
+    if (state === undefined) throw new UsageError("create -p sctp needs --state (ESTABLISHED, …)");
+    return { sctp: { state, vtagOrig: vtag("origVtag"), vtagReply: vtag("replyVtag") } };
+  }
+  if (name === "dccp") {
+    const role = v.get("role");
+    if (state === undefined) throw new UsageError("create -p dccp needs --state (OPEN, …)");
+    if (role === undefined) throw new UsageError("create -p dccp needs --role (client or server)");
+    if (role !== "client" && role !== "server") {
+      throw new UsageError(`invalid role "${role}" for --role (client or server)`);
+    }
+    return { dccp: { state, role } };
+  }
+  return {};
+}
+
+/** `--src-nat`/`--dst-nat` of create: without an address, nothing (as conntrack -I). */
+function natSetup(option: NatOption | undefined): NatSetup | undefined {
+  if (option === undefined || option === true) return undefined;
+  return compact<NatSetup>({ address: option.address, port: option.port });
 }
 
 async function run(ctx: Context): Promise<number> {
@@ -134,13 +196,16 @@ async function run(ctx: Context): Promise<number> {
   return 0;
 }
 
+/** The options of create (and of add). */
+export const CREATE_OPTIONS: readonly OptionHelp[] = [...TUPLE, ...GRE_KEYS, ...ENTRY];
+
 /** `ctnl create`, `ctnl -I`. */
 export const create: Command = {
   name: "create",
   words: ["create"],
   flags: ["-I", "--create"],
   summary: "Create an entry (conntrack -I)",
-  options: optionKeys(TUPLE, ENTRY),
+  options: optionKeys(TUPLE, GRE_KEYS, ENTRY),
   help: `Usage: ctnl create -p PROTO -s ADDR -d ADDR [PORTS] -t SECONDS [OPTIONS]   (also: ctnl -I)
 
 Creates an entry, as conntrack -I does. The reply tuple is the inverse of the
@@ -152,6 +217,7 @@ inverse of the reply one. An entry that exists already is exit 1 with
 
 Tuple:
 ${optionHelp(TUPLE)}
+${optionHelp(GRE_KEYS)}
 
 Entry:
 ${optionHelp(ENTRY)}
@@ -163,6 +229,9 @@ Examples:
   ctnl create -p udp -s 10.0.0.1 -d 192.0.2.1 --sport 5000 --dport 53 \\
       -r 10.0.0.9 -q 10.0.0.1 --reply-port-src 53 --reply-port-dst 5000 -t 120
   ctnl create -p icmp -s 10.0.0.1 -d 10.0.0.2 --icmp-type 8 --icmp-code 0 --icmp-id 7 -t 30
+  ctnl create -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 4000 --dport 80 -t 60 \\
+      --state ESTABLISHED --dst-nat 10.0.0.9:8080 --label-add seen
+  ctnl create -p gre -s 10.0.0.1 -d 10.0.0.2 --srckey 5 --dstkey 6 -t 60
 `,
   run,
 };

@@ -17,6 +17,12 @@ const OUTPUT: readonly OptionHelp[] = [
   "netns",
 ];
 
+/** delete takes dump's filters but -c and -j, as conntrack -D. */
+const FILTERS = DUMP_FILTER_OPTIONS.filter((o) => {
+  const key = typeof o === "string" ? o : o.key;
+  return key !== "secmark" && key !== "anyNat";
+});
+
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter));
@@ -62,7 +68,7 @@ export const del: Command = {
   words: ["delete"],
   flags: ["-D", "--delete"],
   summary: "Delete one entry, or every entry a filter selects (conntrack -D)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, OUTPUT),
+  options: optionKeys(FILTERS, OUTPUT),
   help: `Usage: ctnl delete [FILTERS] [OUTPUT OPTIONS]     (also: ctnl -D, --delete)
 
 Deletes every entry the filters select, as conntrack -D does, and prints each
@@ -72,8 +78,8 @@ in, unless -w names one). Without any filter it deletes every entry.
 "N flow entries have been deleted." goes to stderr; when nothing was deleted
 the exit status is 1, as with conntrack.
 
-Filters (the same as dump's):
-${optionHelp(DUMP_FILTER_OPTIONS)}
+Filters (the same as dump's but -c and -j, as with conntrack):
+${optionHelp(FILTERS)}
 
 Output:
 ${optionHelp(OUTPUT)}

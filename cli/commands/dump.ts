@@ -5,26 +5,54 @@
  */
 
 import { DumpInterruptedError, validateFilter } from "../../mod.ts";
-import { checked } from "../errors.ts";
+import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
-import { optionHelp } from "../options.ts";
+import { optionHelp, optionName } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
+import { listing } from "../output.ts";
+
+/** What conntrack -L -z refuses beside it ("Can't use -z with filtering parameters"). */
+const NOT_WITH_ZERO = [
+  "proto",
+  "src",
+  "dst",
+  "replySrc",
+  "replyDst",
+  "mark",
+  "secmark",
+  "status",
+  "zone",
+  "label",
+  "origZone",
+  "replyZone",
+] as const;
 
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter)); // bad parameters are exit 2 before anything is opened
+  const zero = ctx.filters.zero;
+  if (zero) {
+    const given = NOT_WITH_ZERO.find((key) =>
+      ctx.parsed.values.has(key) || ctx.parsed.lists.has(key)
+    );
+    if (given !== undefined) {
+      throw new UsageError(
+        `-z/--zero cannot be used with filtering parameters (${optionName(given)})`,
+      );
+    }
+  }
   using ct = ctx.open();
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
   const format = ctx.format;
-  const text = ctx.flowText(format);
+  const { text, end } = listing(ctx.outputs, format, ctx.flowText(format)); // -o save, -o xml
   let n = 0;
   // What came before a failure is shown, as conntrack does, then the failure.
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      for (const flow of ct.dumpSync(filter)) {
+      for (const flow of ct.dumpSync(filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
         out.line(text(flow));
         if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
@@ -35,6 +63,7 @@ async function run(ctx: Context): Promise<number> {
       throw error;
     }
   });
+  end(out);
   out.flush();
   if (interrupted) {
     ctx.stderrLine(
@@ -51,7 +80,7 @@ export const dump: Command = {
   words: ["dump", "list"],
   flags: ["-L", "--dump"],
   summary: "List entries, optionally filtered (conntrack -L)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS),
+  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, ["zero"]),
   help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
 Lists the entries of the conntrack table, as conntrack -L. Filters run in the
@@ -63,6 +92,7 @@ ${optionHelp(DUMP_FILTER_OPTIONS)}
 
 Output:
 ${optionHelp(LISTING_OUTPUT_OPTIONS)}
+${optionHelp(["zero"])}
 
 The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
 
@@ -72,6 +102,9 @@ Examples:
   ctnl dump -f ipv6 -o extended,id
   ctnl dump -s 10.0.0.1 -m 0x10/0xf0
   ctnl dump -u UNREPLIED -p udp
+  ctnl dump -s 10.0.0.0/8 -j
+  ctnl dump -n 192.0.2.1:4000 -l blocked,audit
+  ctnl dump -f ipv4 -z
   ctnl dump --json --netns blue > flows.ndjson
 `,
   run,

@@ -5,6 +5,9 @@
  */
 
 import { type EventOptions, type Flow, flowToJson, formatFlow, validateFilter } from "../../mod.ts";
+import { formatSave } from "../save.ts";
+import { formatXml, XML_FOOTER, XML_HEADER } from "../xml.ts";
+import { ProgramNames } from "../userspace.ts";
 import { checked } from "../errors.ts";
 import { decimal, type EventType, parseEventMask } from "../values.ts";
 import { dumpFilter } from "../filters.ts";
@@ -18,8 +21,12 @@ const OUTPUT: readonly OptionHelp[] = [
   {
     key: "output",
     help: "As conntrack -E -o: extended, id, ktimestamp, labels,\n" +
-      'timestamp ("[SECONDS.MICROSECONDS]<TAB>" first: the\n' +
-      "kernel's time of the event)",
+      'timestamp ("[SECONDS.MICROSECONDS]<TAB>" first, the time\n' +
+      "it is printed; <when> with xml), save (-A/-U/-D lines),\n" +
+      "xml, userspace (accepted: an event a program caused\n" +
+      'always ends in " [USERSPACE] portid=N progname=NAME",\n' +
+      "as with conntrack 1.4.7; progname needs --allow-all:\n" +
+      "Deno opens /proc only with it)",
   },
   {
     key: "json",
@@ -30,20 +37,56 @@ const OUTPUT: readonly OptionHelp[] = [
   "netns",
 ];
 
-/** `[SEC.USEC]\t` of `-o timestamp`: the kernel's time of the event when it sent one, else now. */
-function eventTime(flow: Flow): string {
-  let sec: string, usec: string;
-  const ns = flow.timestampEvent;
-  if (ns !== undefined) {
-    sec = String(ns / 1_000_000_000n);
-    usec = String((ns % 1_000_000_000n) / 1000n);
-  } else {
-    const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
-    sec = String(Math.floor(micros / 1e6));
-    usec = String(micros % 1e6);
-  }
+/** `[SEC.USEC]\t` of `-o timestamp`: the time the event is printed (conntrack 1.4.7's gettimeofday). */
+function eventTime(): string {
+  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  const sec = String(Math.floor(micros / 1e6));
+  const usec = String(micros % 1e6);
   // conntrack's printf("[%-.8ld.%-.6ld]\t"): the precision zero-pads.
   return `[${sec.padStart(8, "0")}.${usec.padStart(6, "0")}]\t`;
+}
+
+/** The path of the namespace `--netns` names (a name is one of `ip netns`'s). */
+function netnsPath(netns: string | undefined): string | undefined {
+  if (netns === undefined) return undefined;
+  return netns.includes("/") ? netns : `/run/netns/${netns}`;
+}
+
+/**
+ * The line of an event as conntrack -E prints it: `-o save`, `-o xml` (the
+ * XML header before the first), or the default format with the
+ * `-o timestamp` prefix; then, for an event a program caused, the
+ * `[USERSPACE]` suffix.
+ */
+function eventLines(ctx: Context): {
+  line(event: { type: EventType; flow: Flow; portId: number }): string;
+  end(): string | undefined;
+} {
+  const outputs = ctx.outputs;
+  const format = { ...ctx.format };
+  const timestamp = outputs.has("timestamp");
+  const names = new ProgramNames(netnsPath(ctx.parsed.values.get("netns")));
+  let header = false;
+  const text = (type: EventType, flow: Flow): string => {
+    if (outputs.has("save")) return formatSave(flow, type);
+    if (outputs.has("xml")) {
+      const xml = formatXml(flow, {
+        type,
+        ktimestamp: format.ktimestamp,
+        labelNames: format.labelNames,
+        when: timestamp ? new Date() : undefined,
+      });
+      if (header) return xml;
+      header = true;
+      return `${XML_HEADER}\n${xml}`;
+    }
+    format.eventType = EVENT_PREFIX[type];
+    return timestamp ? eventTime() + formatFlow(flow, format) : formatFlow(flow, format);
+  };
+  return {
+    line: (event) => text(event.type, event.flow) + names.suffix(event.portId),
+    end: () => (header ? XML_FOOTER : undefined),
+  };
 }
 
 const EVENT_PREFIX: Readonly<Record<EventType, string>> = {
@@ -63,8 +106,7 @@ async function run(ctx: Context): Promise<number> {
     options.bufferSize = decimal("bufferSize", size, 0x7fffffff, "size in bytes");
   }
   const keep = stateMatcher(ctx.filters.state);
-  const timestamp = ctx.outputs.has("timestamp");
-  const format = { ...ctx.format };
+  const lines = eventLines(ctx);
   using ct = ctx.open();
   const stop = new AbortController();
   options.signal = stop.signal;
@@ -87,12 +129,13 @@ async function run(ctx: Context): Promise<number> {
       if (ctx.json) {
         out.line(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`);
       } else {
-        format.eventType = EVENT_PREFIX[event.type];
-        out.line(timestamp ? eventTime(flow) + formatFlow(flow, format) : formatFlow(flow, format));
+        out.line(lines.line(event));
       }
       shown++;
     }
     if (out.error !== undefined) throw out.error;
+    const footer = lines.end();
+    if (footer !== undefined) out.line(footer);
     out.flush();
   } finally {
     out.close();

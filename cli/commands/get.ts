@@ -4,9 +4,9 @@
  * @module
  */
 
-import { validateTuple } from "../../mod.ts";
+import { labelBits, validateTuple } from "../../mod.ts";
 import { checked } from "../errors.ts";
-import { checkFamily, getRequest } from "../filters.ts";
+import { checkFamily, getRequest, isTupleAsked, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import type { Command, Context } from "../context.ts";
 import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
@@ -14,14 +14,29 @@ import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 const TUPLE: readonly OptionHelp[] = [
   ...FILTER_OPTIONS,
   { key: "zone", help: "Zone to look in (default 0)" },
+  "srcKey",
+  "dstKey",
+  "replySrcKey",
+  "replyDstKey",
+  { key: "label", help: "Show it only if it has every one of these labels" },
 ];
 
 function run(ctx: Context): number {
+  noNetworks(ctx.filters, "get");
   const { tuple, options, direction } = getRequest(ctx.filters);
   checkFamily(ctx.filters, tuple);
   checked(() => validateTuple(tuple), direction);
   using ct = ctx.open();
   const flow = checked(() => ct.getSync(tuple, options), direction);
+  // conntrack -G shows nothing (and fails) for an entry the kernel found by
+  // its other direction, or without the labels -l names.
+  const wanted = ctx.filters.labels;
+  const have = new Set(flow.labels === undefined ? [] : labelBits(flow.labels));
+  const labelled = wanted === undefined || wanted.every((bit) => have.has(bit));
+  if (!labelled || !isTupleAsked(flow[direction], tuple)) {
+    ctx.summary(0);
+    return 1;
+  }
   const out = ctx.stdout();
   out.line(ctx.flowText()(flow));
   out.flush();

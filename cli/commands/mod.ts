@@ -16,6 +16,8 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 import { create } from "./create.ts";
 import { update } from "./update.ts";
+import { add } from "./add.ts";
+import { load } from "./load.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -29,4 +31,6 @@ export const COMMANDS: readonly Command[] = [
   flush,
   create,
   update,
+  add,
+  load,
 ];

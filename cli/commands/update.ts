@@ -27,7 +27,20 @@ import { type Command, type Context, showingPartial } from "../context.ts";
 import { changesFor, parseChanges } from "../changes.ts";
 import { FILTER_OPTIONS, optionKeys } from "../help.ts";
 
-const SELECTION: readonly OptionHelp[] = [...FILTER_OPTIONS, { key: "zone", help: "Zone" }];
+const SELECTION: readonly OptionHelp[] = [
+  ...FILTER_OPTIONS,
+  { key: "zone", help: "Zone" },
+  // conntrack -U takes these of dump's filters
+  "maskSrc",
+  "maskDst",
+  "srcNat",
+  "dstNat",
+  "label",
+  "srcKey",
+  "dstKey",
+  "replySrcKey",
+  "replyDstKey",
+];
 const CHANGES: readonly OptionHelp[] = [
   { key: "timeout", help: "New timeout" },
   {
@@ -37,6 +50,8 @@ const CHANGES: readonly OptionHelp[] = [
   },
   { key: "status", help: "Status flags to set (flags are never cleared)" },
   { key: "state", help: "New TCP state (with -p tcp)" },
+  { key: "labelAdd", help: "Labels to set (the others are kept)" },
+  { key: "labelDel", help: "Labels to clear; all of them without a value" },
 ];
 const OUTPUT: readonly OptionHelp[] = [
   { key: "output", help: "extended, id, labels (as conntrack -U -o)" },
@@ -53,6 +68,11 @@ function namedTuple(f: Filters): NamedEntry | undefined {
   const orig = given([f.src, f.dst, f.sport, f.dport]);
   const reply = given([f.replySrc, f.replyDst, f.replySport, f.replyDport]);
   if (orig === reply) return undefined;
+  // NAT, label and network filters are matched on the listed entries.
+  const listed = [f.srcNat, f.dstNat, f.labels, f.maskSrc, f.maskDst];
+  if (listed.some((v) => v !== undefined) || f.src?.includes("/") || f.dst?.includes("/")) {
+    return undefined;
+  }
   try {
     return getRequest(f);
   } catch {
@@ -64,7 +84,7 @@ async function run(ctx: Context): Promise<number> {
   const changes = parseChanges(ctx, "update");
   if (Object.values(changes).every((v) => v === undefined)) {
     throw new UsageError(
-      "update needs something to change: -m/--mark, -t/--timeout, -u/--status or --state",
+      "update needs something to change: -m/--mark, -t/--timeout, -u/--status, --state, --label-add or --label-del",
     );
   }
   // -m, -u and --state are what to set; the rest selects the entries.
@@ -151,6 +171,8 @@ Examples:
   ctnl update -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 5000 --dport 53 -t 600 -w 3
   ctnl update -p tcp --dport 22 -u ASSURED -t 7200
   ctnl update -s 10.0.0.1 -m 0x100/0xf00
+  ctnl update -s 10.0.0.0/8 -n --label-add nat-seen
+  ctnl update -l blocked --label-del
 `,
   run,
 };

@@ -58,7 +58,7 @@ const LISTING_BAD_INPUTS: [string[], number, string][] = [
   [["dump", "-d", "fd00:::1"], 2, "invalid -d/--dst"],
   [["dump", "-r", "nonsense"], 2, "invalid -r/--reply-src"],
   [["dump", "-s", ""], 2, "empty address for -s/--src"],
-  [["dump", "-s", "10.0.0.0/24"], 2, "invalid -s/--src"],
+  [["dump", "-s", "10.0.0.0/33"], 2, "invalid -s/--src"],
   [["dump", "-p", "tcp", "--dport", "70000"], 2, 'invalid port "70000" for --dport (0-65535)'],
   [["dump", "-p", "tcp", "--sport", "-1"], 2, 'invalid port "-1" for --sport'],
   [["dump", "-p", "udp", "--reply-port-src", "http"], 2, "for --reply-port-src"],
@@ -82,7 +82,7 @@ const LISTING_BAD_INPUTS: [string[], number, string][] = [
   [["dump", "-p", "tcp", "--state", "established"], 2, 'invalid state "established"'],
   [["dump", "-o", "frob"], 2, 'invalid output format "frob"'],
   [["dump", "-o", "extended,"], 2, 'invalid output format ""'],
-  [["dump", "-o", "xml"], 2, "-o xml is not supported"],
+  [["dump", "-o", "save,id"], 1, "cannot combine save output with any other output type"],
   [["dump", "--json", "-o", "id"], 2, "--json and -o/--output cannot be combined"],
   [["dump", "-s", "10.0.0.1", "-s", "10.0.0.2"], 2, "option -s/--src given twice"],
   [["dump", "-p"], 2, "option -p needs a value"],
@@ -129,7 +129,7 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [["events", "-b"], 2, "option -b needs a value"],
   [["events", "-t", "5"], 2, "option -t/--timeout cannot be used with events"],
   [["events", "--json", "-o", "timestamp"], 2, "--json and -o/--output cannot be combined"],
-  [["events", "-o", "xml"], 2, "-o xml is not supported"],
+  [["events", "-o", "xml,save"], 1, "cannot combine save output with any other output type"],
   [["events", "-o", "stamp"], 2, 'invalid output format "stamp"'],
   [["events", "-p", "tcp", "--state", "BOGUS"], 2, 'invalid state "BOGUS"'],
   [["events", "-s", A, "-d", "fd00::1"], 2, "mixed with ipv4"],
@@ -175,7 +175,7 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [
     ["create", ...UDP.with(1, "sctp"), "-t", "5", "--state", "ESTABLISHED"],
     2,
-    "--state with create needs -p tcp",
+    "create -p sctp needs --orig-vtag",
   ],
   [["create", ...UDP, "-t", "soon"], 2, 'invalid timeout "soon" for -t/--timeout (0-4294967295)'],
   [["create", ...UDP, "-t", "-1"], 2, 'invalid timeout "-1"'],
@@ -213,7 +213,7 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   ],
   [["create", "-p", "icmp", "-r", B, "-q", A, "-t", "5"], 2, "takes -s and -d only"],
   [["create", "-f", "ipv6", ...UDP, "-t", "5"], 2, "-f/--family ipv6 does not match"],
-  [["create", "-p", "gre", "-s", A, "-d", B, "-t", "5"], 2, "create -p gre needs GRE keys"],
+  [["create", "-p", "gre", "-s", A, "-d", B, "-t", "5"], 2, "create needs --srckey and --dstkey"],
   [["create", "--json", ...UDP, "-t", "5"], 2, "option --json cannot be used with create"],
   [["-I", "-o", "id", ...UDP, "-t", "5"], 2, "option -o/--output cannot be used with create"],
   [["create", "-e", "NEW", ...UDP, "-t", "5"], 2, "option -e/--event-mask cannot be used"],
@@ -228,8 +228,8 @@ const CHANGE_BAD_INPUTS: [string[], number, string][] = [
   [["update", ...UDP.with(3, "fd00::1"), "-m", "1"], 2, "is ipv6 but dst"],
   [["update", "-f", "ipv6", ...UDP, "-m", "1"], 2, "-f/--family ipv6 does not match"],
   [["update", "-m", "1", "-s", A, "-s", B], 2, "option -s/--src given twice"],
-  [["help", "frob"], 2, "(try dump, get, stats, count, events, delete, flush, create or update)"],
-  [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, events, delete,'],
+  [["help", "frob"], 2, "(try dump, get, stats, count, "],
+  [["frob"], 2, 'unknown command "frob" (try dump, get, stats, count, '],
 ];
 
 /** Runs the bad inputs: nothing on stdout, the exit code, one stderr line with the fragment. */
@@ -304,8 +304,9 @@ Deno.test("each command's help lists exactly the options it takes", async () => 
 Deno.test("the main help lists every command with its words and flag", async () => {
   const r = await ctnl(["--help"]);
   for (const command of COMMANDS) {
-    const short = command.flags.find((f) => !f.startsWith("--"))!;
-    assert.match(r.stdout, new RegExp(`^ {2}${[...command.words, short].join(", ")} +\\S`, "m"));
+    // ctnl's own commands (summary, top, …) have no conntrack flag.
+    const short = command.flags.filter((f) => !f.startsWith("--")).slice(0, 1);
+    assert.match(r.stdout, new RegExp(`^ {2}${[...command.words, ...short].join(", ")} +\\S`, "m"));
   }
 });
 
