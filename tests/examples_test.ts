@@ -412,8 +412,11 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
       `== ctnl update ${made} -m 7 -t 300 --netns ${name}`,
       `== ctnl dump -m 7 --netns ${name}`,
       `== ctnl delete ${made} --netns ${name}`,
+      `== ctnl dump -o save -p udp --netns ${name} > table.save`,
       `== ctnl flush --netns ${name}`,
       `== kill -INT %ctnl-events: what it printed meanwhile`,
+      `== ctnl count --netns ${name}`,
+      `== ctnl load - --netns ${name} < table.save`,
       `== ctnl count --netns ${name}`,
       `== Deleted namespace ${name}`,
     ];
@@ -460,15 +463,28 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^ \[UPDATE\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=8080 /m,
         /^ {4}\[NEW\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
         // …create, update, delete…
-        /^ {4}\[NEW\] tcp +6 120 ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=0$/m,
-        /^ \[UPDATE\] tcp +6 300 ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7$/m,
+        /^ {4}\[NEW\] tcp +6 120 ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=0( \[USERSPACE\] portid=\d+.*)?$/m,
+        /^ \[UPDATE\] tcp +6 300 ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7( \[USERSPACE\] portid=\d+.*)?$/m,
         /^\[DESTROY\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7 /m,
         // …and the flush of the entries made while it listened.
         /^\[DESTROY\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
       ]
     ) assert.match(p.stdout, re);
-    // After the flush: count says 0 (the last two stdout lines: ctnl count, conntrack -C).
-    assert.deepEqual(p.stdout.trimEnd().split("\n").slice(-2), ["0", "0"]);
+    // The save: one -A line per UDP entry; after the flush count says 0, after the load
+    // the UDP entries are back (the last three stdout lines: ctnl count, ctnl count, conntrack -C).
+    const saved = Number(
+      /^\((\d+) lines in all: one conntrack command line per entry\)$/m
+        .exec(p.stderr)![1],
+    );
+    assert(saved >= 5, p.stderr); // replied, unreplied, zone 7, IPv6 ×2, the demo's own
+    assert.match(p.stdout, /^-A -t \d+ -u \S+ -s 10\.50\.0\.1 -d 10\.50\.0\.2 .*-p udp /m);
+    assert.match(
+      p.stderr,
+      new RegExp(
+        `: ${saved} lines: ${saved} created, 0 updated, 0 deleted, 0 flushed, 0 skipped, 0 failed\\.`,
+      ),
+    );
+    assert.deepEqual(p.stdout.trimEnd().split("\n").slice(-3), ["0", String(saved), String(saved)]);
     assert(!(await netnsNames()).has(name), `${name} was left behind`);
   });
 

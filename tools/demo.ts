@@ -10,7 +10,8 @@
  * it as real processes, one step of {@link STEPS} each: `dump` (plain,
  * `--json`, filtered), `get`, `stats`, `count`, `summary`, then `events` in the
  * background while it makes more traffic and runs `create`, `update`,
- * `delete` and `flush`, and shows what `events` saw. It deletes the
+ * `delete`, `dump -o save` and `flush`, shows what `events` saw, and `load`s
+ * the saved lines back. It deletes the
  * namespace at the end, on failure, and on Ctrl-C or SIGTERM. Headings go to
  * stderr, the CLI's output to stdout. About 3–5 s.
  *
@@ -79,6 +80,8 @@ interface Demo {
   flows: Record<string, unknown>[];
   /** The `ctnl events` running in the background, once a step has started it. */
   events?: Background | undefined;
+  /** What {@link saveTable} saved. */
+  saved?: string | undefined;
 }
 
 /**
@@ -239,6 +242,29 @@ const dumpJson: Step = {
   },
 };
 
+/** `dump -o save -p udp`, kept for a later `load` (the first three lines shown). */
+const saveTable: Step = {
+  heading: (d) => `ctnl dump -o save -p udp --netns ${d.netns.name} > table.save`,
+  run: async (d) => {
+    const r = await ctnlCommand(d.netns.name, ["dump", "-o", "save", "-p", "udp"]).stdout("piped");
+    if (r.code !== 0) throw new Error(`ctnl dump -o save failed (exit ${r.code})`);
+    d.saved = r.stdout;
+    const lines = r.stdout.split("\n").filter((l) => l !== "");
+    console.log(lines.slice(0, 3).join("\n"));
+    note(`(${lines.length} lines in all: one conntrack command line per entry)`);
+  },
+};
+
+/** `load -` of what {@link saveTable} saved, on standard input: the UDP entries as they were. */
+const loadTable: Step = {
+  heading: (d) => `ctnl load - --netns ${d.netns.name} < table.save`,
+  run: async (d) => {
+    if (d.saved === undefined) throw new Error("nothing saved to load");
+    const r = await ctnlCommand(d.netns.name, ["load", "-"]).stdinText(d.saved);
+    if (r.code !== 0) throw new Error(`ctnl load failed (exit ${r.code})`);
+  },
+};
+
 /** The entry the demo creates, updates and deletes. */
 const MADE = [
   "-p",
@@ -272,11 +298,14 @@ const STEPS: Step[] = [
   cli(["update", ...MADE, "-m", "7", "-t", "300"]),
   cli(["dump", "-m", "7"]),
   cli(["delete", ...MADE]),
+  saveTable,
   cli(["flush"], {
     note: "(only entries made while a listener existed send DESTROY events: " +
       "net.netfilter.nf_conntrack_events=2, the default)",
   }),
   stopEvents,
+  cli(["count"]),
+  loadTable,
   cli(["count"]),
 ];
 
