@@ -326,7 +326,7 @@ Deno.test("the README's path for a newcomer, from a fresh clone", async (t) => {
       const PATH = await ctnlOnPath(tmp, clone, ns);
       const out: string[] = [];
       for (const recipe of recipes) {
-        const r = await bash(recipe, { env: { PATH } });
+        const r = await bash(recipe, { cwd: tmp, env: { PATH } });
         assert.equal(r.code, 0, `${recipe}\n${r.stderr}`);
         assert.notEqual(r.stdout, "", recipe);
         out.push(r.stdout);
@@ -510,7 +510,7 @@ Deno.test("every ctnl command in the README's and docs/cli.md's shell blocks run
           const script = cmd.startsWith("ctnl events")
             ? `timeout --preserve-status -s INT 1 ${cmd}`
             : cmd;
-          const r = await bash(script, { env: { PATH } });
+          const r = await bash(script, { cwd: tmp, env: { PATH } }); // files they write land in tmp
           results.push(`${r.code} ${cmd.split("\n")[0]}`);
           assert([0, 1].includes(r.code), `exit ${r.code}: ${cmd}\n${r.stderr}`);
           assert(!/Uncaught|\n\s+at /.test(r.stderr), `${cmd}\n${r.stderr}`);
