@@ -10,6 +10,7 @@ import { dumpFilter } from "../filters.ts";
 import { optionHelp, optionName } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
+import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
 
 /** What conntrack -L -z refuses beside it ("Can't use -z with filtering parameters"). */
@@ -52,7 +53,8 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      for (const flow of ct.dumpSync(filter, zero ? { zero } : {})) {
+      // the table, or the dying/unconfirmed list
+      for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
         out.line(text(flow));
         if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
@@ -63,7 +65,7 @@ async function run(ctx: Context): Promise<number> {
       throw error;
     }
   });
-  end(out);
+  if (!isList(ctx)) end(out); // conntrack -L dying|unconfirmed -o xml prints no </conntrack>
   out.flush();
   if (interrupted) {
     ctx.stderrLine(
