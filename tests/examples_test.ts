@@ -406,6 +406,8 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
       `== ctnl stats --netns ${name}`,
       `== ctnl count --netns ${name}`,
       `== ctnl summary --by proto,state --netns ${name}`,
+      `== ctnl top --once --rows 5 --interval 0.5 --netns ${name} | head -n 10`,
+      `== ctnl dump expect --netns ${name}`,
       `== ctnl events --netns ${name} & (in the background)`,
       `== Traffic: a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000`,
       `== ctnl create ${made} -t 120 --state ESTABLISHED -u SEEN_REPLY,ASSURED --netns ${name}`,
@@ -456,6 +458,10 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^PROTO +STATE +FLOWS +PACKETS +BYTES$/m, // summary
         /^tcp +ESTABLISHED +\d+ +\d+ +[\d.]+ (B|KiB)$/m,
         /^total \(\d+ groups\) +\d+ /m,
+        /^ctnl top - \d\d:\d\d:\d\d - \d+ flows: tcp \d+, /m, // top --once: one plain frame
+        /^ +PROTO +STATE +SOURCE +DESTINATION +BYTES\/S/m,
+        // dump expect: the FTP helper's expectation of the data connection
+        /^\d+ proto=6 src=10\.50\.0\.1 dst=10\.60\.0\.100 .* master-dst=10\.60\.0\.100 sport=\d+ dport=21 class=0 helper=ftp$/m,
         // The created entry, updated: mark 7.
         /^tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=7 /m,
         // What events saw: the traffic's TCP handshake and UDP datagram…
@@ -477,7 +483,7 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         .exec(p.stderr)![1],
     );
     assert(saved >= 5, p.stderr); // replied, unreplied, zone 7, IPv6 ×2, the demo's own
-    assert.match(p.stdout, /^-A -t \d+ -u \S+ -s 10\.50\.0\.1 -d 10\.50\.0\.2 .*-p udp /m);
+    assert.match(p.stdout, /^-A -t \d+ -u \S+ (-w \d+ )?-s \S+ -d \S+ .*-p udp /m);
     assert.match(
       p.stderr,
       new RegExp(

@@ -8,7 +8,8 @@
  * replied and unreplied, ICMP, IPv6, NAT, FTP) — the same recipe as the
  * integration tests, tests/_traffic.ts — then runs every CLI command against
  * it as real processes, one step of {@link STEPS} each: `dump` (plain,
- * `--json`, filtered), `get`, `stats`, `count`, `summary`, then `events` in the
+ * `--json`, filtered), `get`, `stats`, `count`, `summary`, `top --once`,
+ * `dump expect` (the FTP helper's expectation), then `events` in the
  * background while it makes more traffic and runs `create`, `update`,
  * `delete`, `dump -o save` and `flush`, shows what `events` saw, and `load`s
  * the saved lines back. It deletes the
@@ -288,6 +289,8 @@ const STEPS: Step[] = [
   cli(["stats"]),
   cli(["count"]),
   cli(["summary", "--by", "proto,state"]),
+  cli(["top", "--once", "--rows", "5", "--interval", "0.5"], { head: 10 }), // piped: one plain frame
+  cli(["dump", "expect"]),
   startEvents([]),
   traffic(
     "a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000",
