@@ -136,3 +136,36 @@ export {
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
 export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
+export { fullTimeout, type TimeoutPolicy } from "./src/timeouts.ts";
+export {
+  collectMetrics,
+  type ConntrackMetrics,
+  type ExporterOptions,
+  type FlowCount,
+  formatOpenMetrics,
+  formatPrometheus,
+  type KeyCount,
+  mergeFamilies,
+  metricFamilies,
+  type MetricFamily,
+  MetricsExporter,
+  type MetricsOptions,
+  OPENMETRICS_CONTENT_TYPE,
+  PROMETHEUS_CONTENT_TYPE,
+  type Sample,
+  wantsOpenMetrics,
+} from "./src/metrics.ts";
+export {
+  type AllNetnsEventOptions,
+  dumpAllNetns,
+  eventsAllNetns,
+  listNetns,
+  listNetnsSync,
+  type NetnsChange,
+  type NetnsEvent,
+  type NetnsFlow,
+  type NetnsInfo,
+  watchNetns,
+  type WatchNetnsOptions,
+} from "./src/netns.ts";
+export { flowKey, TableWatch, watch, type WatchEvent, type WatchOptions } from "./src/watch.ts";

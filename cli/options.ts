@@ -402,6 +402,14 @@ export const OPTIONS = [
     help: "Started less than DURATION ago",
   },
   {
+    key: "idle",
+    long: ["idle"],
+    value: true,
+    placeholder: "DURATION",
+    help:
+      "No packet for at least DURATION (from the timeout and\nthe namespace's default timeouts)",
+  },
+  {
     key: "bytesGt",
     long: ["bytes-gt"],
     value: true,
@@ -450,6 +458,34 @@ export const OPTIONS = [
     value: true,
     placeholder: "PORT",
     help: "Mask of the expected destination port",
+  },
+  // exp: exporter, --all-netns, --resync
+  {
+    key: "listen",
+    long: ["listen"],
+    value: true,
+    placeholder: "HOST:PORT",
+    help: "Where to serve HTTP (default 127.0.0.1:9883)",
+  },
+  {
+    key: "allNetns",
+    long: ["all-netns"],
+    value: false,
+    help: "Every network namespace (/run/netns and those of processes)",
+  },
+  { key: "byMark", long: ["by-mark"], value: false, help: "Also count entries by mark" },
+  {
+    key: "countEvents",
+    long: ["count-events"],
+    value: false,
+    help: "Count events (new, update, destroy, overruns)",
+  },
+  {
+    key: "resync",
+    long: ["resync"],
+    value: false,
+    help: "Dump first, and dump again after lost events, printing the\n" +
+      "difference as events: the output then tracks the table exactly",
   },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },

@@ -49,7 +49,8 @@ import type {
 import { beginCreate, type EntryRef, type FlowChanges } from "./request.ts";
 import { kernelSockets, type Socket, type SocketFactory } from "./sockets.ts";
 import { Transport } from "./transport.ts";
-import type { CpuStats, Flow, GlobalStats } from "./types.ts";
+import type { CpuStats, Family, Flow, GlobalStats } from "./types.ts";
+import { type TimeoutPolicy, timeoutPolicyRequest } from "./timeouts.ts";
 import type { DecodeOptions } from "./decode.ts";
 import {
   all,
@@ -694,6 +695,33 @@ export class Conntrack implements Disposable {
   /** {@link count}, blocking while it waits for the kernel. */
   countSync(): number {
     return this.globalStatsSync().entries;
+  }
+
+  /**
+   * The namespace's default timeouts of `protocol` (seconds per state), as
+   * `/proc/sys/net/netfilter/nf_conntrack_*_timeout*` has them, from the
+   * cttimeout subsystem; see {@link fullTimeout} for what they say of a flow.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * console.log((await ct.timeoutPolicy("tcp")).timeouts.ESTABLISHED); // 432000
+   * ```
+   */
+  async timeoutPolicy(protocol: number | string, family?: Family): Promise<TimeoutPolicy> {
+    return this.#policy(await this.#one(timeoutPolicyRequest(this.#free(), protocol, family)));
+  }
+
+  /** {@link timeoutPolicy}, blocking while it waits for the kernel. */
+  timeoutPolicySync(protocol: number | string, family?: Family): TimeoutPolicy {
+    return this.#policy(this.#oneSync(timeoutPolicyRequest(this.#free(), protocol, family)));
+  }
+
+  #policy(policy: TimeoutPolicy | undefined): TimeoutPolicy {
+    if (policy === undefined) throw new NetlinkError("get", ERRNO.ENOENT, { extAck: "no policy" });
+    return policy;
   }
 
   #expectations: Expectations | undefined;

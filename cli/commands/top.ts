@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isArgumentError, validateFilter } from "../../mod.ts";
+import { type Conntrack, isArgumentError, validateFilter } from "../../mod.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
@@ -12,7 +12,7 @@ import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 import { runTop, type TopSettings } from "../top/app.ts";
 import { GROUP_KEYS, groupKey, SORT_KEYS, type SortKey, sortKeys } from "../top/rows.ts";
-import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
+import { EXTRA_OPTIONS, listingExtras, parseExtras } from "../extras.ts";
 
 /** `text` in lines of at most 58 characters, as the option help lays them out. */
 function wrap(text: string): string {
@@ -90,14 +90,14 @@ function settings(ctx: Context): TopSettings {
     by,
     groupBy,
     filter,
-    keep: keeper(ctx),
+    keep: undefined,
   };
 }
 
-/** `--state` and the listing extras (`--older-than`, `--younger-than`, `--bytes-gt`), per pass. */
-function keeper(ctx: Context): TopSettings["keep"] {
+/** `--state` and the listing extras (`--older-than`, `--idle`, `--bytes-gt`, …), per pass. */
+async function keeper(ctx: Context, ct: Conntrack): Promise<TopSettings["keep"]> {
   const state = stateMatcher(ctx.filters.state);
-  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
+  const extras = await listingExtras(ctx.parsed.values, ct);
   if (state === undefined && !extras.active) return undefined;
   return () => {
     extras.nowNs = BigInt(Date.now()) * 1_000_000n; // ages as of this pass
@@ -107,11 +107,13 @@ function keeper(ctx: Context): TopSettings["keep"] {
 
 async function run(ctx: Context): Promise<number> {
   const s = settings(ctx); // bad parameters are exit 2 before anything is opened
+  parseExtras(ctx.parsed.values);
   using ct = ctx.open();
+  const keep = await keeper(ctx, ct);
   const terminal = ctx.io.stdout === Deno.stdout && Deno.stdout.isTerminal();
   const interactive = terminal && !s.once && Deno.stdin.isTerminal();
   const size = terminal ? () => Deno.consoleSize() : undefined;
-  return await runTop(s, {
+  return await runTop({ ...s, keep }, {
     ct,
     stdout: ctx.io.stdout,
     interactive,
