@@ -408,6 +408,7 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
       `== ctnl summary --by proto,state --netns ${name}`,
       `== ctnl top --once --rows 5 --interval 0.5 --netns ${name} | head -n 10`,
       `== ctnl dump expect --netns ${name}`,
+      `== ctnl exporter --listen 127.0.0.1:0 --netns ${name} & curl …/metrics`,
       `== ctnl events --netns ${name} & (in the background)`,
       `== Traffic: a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000`,
       `== ctnl create ${made} -t 120 --state ESTABLISHED -u SEEN_REPLY,ASSURED --netns ${name}`,
@@ -460,6 +461,8 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^total \(\d+ groups\) +\d+ /m,
         /^ctnl top - \d\d:\d\d:\d\d - \d+ flows: tcp \d+, /m, // top --once: one plain frame
         /^ +PROTO +STATE +SOURCE +DESTINATION +BYTES\/S/m,
+        /^conntrack_entries \d+$/m, // the exporter's first samples
+        /^conntrack_entries_limit \d+$/m,
         // dump expect: the FTP helper's expectation of the data connection
         /^\d+ proto=6 src=10\.50\.0\.1 dst=10\.60\.0\.100 .* master-dst=10\.60\.0\.100 sport=\d+ dport=21 class=0 helper=ftp$/m,
         // The created entry, updated: mark 7.

@@ -9,7 +9,8 @@
  * integration tests, tests/_traffic.ts — then runs every CLI command against
  * it as real processes, one step of {@link STEPS} each: `dump` (plain,
  * `--json`, filtered), `get`, `stats`, `count`, `summary`, `top --once`,
- * `dump expect` (the FTP helper's expectation), then `events` in the
+ * `dump expect` (the FTP helper's expectation), one scrape of `exporter`,
+ * then `events` in the
  * background while it makes more traffic and runs `create`, `update`,
  * `delete`, `dump -o save` and `flush`, shows what `events` saw, and `load`s
  * the saved lines back. It deletes the
@@ -131,23 +132,41 @@ function traffic(what: string, script: string): Step {
   };
 }
 
-/** A `ctnl ARGS --netns NS` started in the background; its output is collected. */
+/** A `ctnl ARGS --netns NS` started in the background; its output is collected as it comes. */
 class Background {
   readonly args: string[];
   readonly #child: Deno.ChildProcess;
-  readonly #output: Promise<[string, string]>;
+  readonly #output: Promise<[void, void]>;
+  stdout = "";
+  stderr = "";
 
-  constructor(ns: string, args: string[]) {
+  constructor(ns: string, args: string[], permissions: string[] = ["--allow-ffi"]) {
     this.args = args;
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-ffi", CLI, ...args, "--netns", ns],
+      args: ["run", ...permissions, CLI, ...args, "--netns", ns],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     running.signal.addListener(() => this.kill("SIGKILL"));
-    const text = (s: ReadableStream<Uint8Array>) => new Response(s).text();
-    this.#output = Promise.all([text(this.#child.stdout), text(this.#child.stderr)]);
+    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      for await (const text of s.pipeThrough(new TextDecoderStream())) this[key] += text;
+    };
+    this.#output = Promise.all([
+      collect(this.#child.stdout, "stdout"),
+      collect(this.#child.stderr, "stderr"),
+    ]);
+  }
+
+  /** Waits (10 s at most) until its stdout matches `re`; the match. */
+  async waitFor(re: RegExp): Promise<RegExpExecArray> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const m = re.exec(this.stdout);
+      if (m) return m;
+      if (Date.now() > deadline) throw new Error(`ctnl ${this.args[0]}: no ${re} within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   kill(signal: Deno.Signal): void {
@@ -156,12 +175,14 @@ class Background {
     } catch { /* it has exited */ }
   }
 
-  /** Ends it with SIGINT (Ctrl-C); its exit code, stdout and stderr. */
-  async stop(): Promise<{ code: number; stdout: string; stderr: string }> {
-    this.kill("SIGINT");
+  /** Ends it with `signal` (SIGINT: Ctrl-C); its exit code, stdout and stderr. */
+  async stop(
+    signal: Deno.Signal = "SIGINT",
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    this.kill(signal);
     const { code } = await this.#child.status;
-    const [stdout, stderr] = await this.#output;
-    return { code, stdout, stderr };
+    await this.#output;
+    return { code, stdout: this.stdout, stderr: this.stderr };
   }
 }
 
@@ -205,6 +226,31 @@ const stopEvents: Step = {
     if (r.code !== 0) throw new Error(`ctnl events failed (exit ${r.code})`);
   },
 };
+
+/**
+ * `ctnl exporter` in the background on a free loopback port: one scrape of
+ * /metrics (its first `lines` samples shown), then SIGTERM.
+ */
+function exporter(lines: number): Step {
+  const args = ["exporter", "--listen", "127.0.0.1:0"];
+  return {
+    heading: (d) => `ctnl ${args.join(" ")} --netns ${d.netns.name} & curl …/metrics`,
+    run: async (d) => {
+      const server = new Background(d.netns.name, args, ["--allow-ffi", "--allow-net"]);
+      try {
+        const [line, url] = await server.waitFor(/^serving (\S+)$/m);
+        note(line);
+        const response = await fetch(url!);
+        const samples = (await response.text()).split("\n").filter((l) => /^[a-z]/.test(l));
+        console.log(samples.slice(0, lines).join("\n"));
+        note(`(${samples.length} samples in all)`);
+      } finally {
+        const r = await server.stop("SIGTERM");
+        if (r.code !== 0) throw new Error(`ctnl exporter failed (exit ${r.code}): ${r.stderr}`);
+      }
+    },
+  };
+}
 
 /** The open TCP connection to port 8080, from `dump --json`, as `get`'s tuple options. */
 function openTcpTuple(d: Demo): string[] {
@@ -291,6 +337,7 @@ const STEPS: Step[] = [
   cli(["summary", "--by", "proto,state"]),
   cli(["top", "--once", "--rows", "5", "--interval", "0.5"], { head: 10 }), // piped: one plain frame
   cli(["dump", "expect"]),
+  exporter(6),
   startEvents([]),
   traffic(
     "a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000",
