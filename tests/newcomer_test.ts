@@ -503,7 +503,9 @@ Deno.test("every ctnl command in the README's and docs/cli.md's shell blocks run
         const results: string[] = [];
         for (const cmd of all) {
           const script = cmd.startsWith("ctnl events")
-            ? `timeout --preserve-status -s INT 1 ${cmd}`
+            // --foreground: one SIGINT to ctnl, as Ctrl-C sends (without it timeout also
+            // signals its process group, and a second SIGINT may land after ctnl is done).
+            ? `timeout --foreground --preserve-status -s INT 1 ${cmd}`
             : cmd;
           const r = await bash(script, { cwd: tmp, env: { PATH } }); // files they write land in tmp
           results.push(`${r.code} ${cmd.split("\n")[0]}`);

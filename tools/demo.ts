@@ -237,6 +237,7 @@ function exporter(lines: number): Step {
     heading: (d) => `ctnl ${args.join(" ")} --netns ${d.netns.name} & curl …/metrics`,
     run: async (d) => {
       const server = new Background(d.netns.name, args, ["--allow-ffi", "--allow-net"]);
+      let stopped: Awaited<ReturnType<typeof server.stop>>;
       try {
         const [line, url] = await server.waitFor(/^serving (\S+)$/m);
         note(line);
@@ -245,8 +246,10 @@ function exporter(lines: number): Step {
         console.log(samples.slice(0, lines).join("\n"));
         note(`(${samples.length} samples in all)`);
       } finally {
-        const r = await server.stop("SIGTERM");
-        if (r.code !== 0) throw new Error(`ctnl exporter failed (exit ${r.code}): ${r.stderr}`);
+        stopped = await server.stop("SIGTERM");
+      }
+      if (stopped.code !== 0) {
+        throw new Error(`ctnl exporter failed (exit ${stopped.code}): ${stopped.stderr}`);
       }
     },
   };
