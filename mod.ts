@@ -111,3 +111,5 @@ export {
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
 export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
+// perf (issue 16): changes checked and encoded ahead, for applyMany
+export { PreparedChanges } from "./src/apply.ts";

@@ -18,7 +18,13 @@ import {
   updateWhereSync,
 } from "./bulk.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
-import { applyBatches, type ApplyManyOptions, type BulkChange } from "./apply.ts";
+import {
+  applyBatches,
+  type ApplyManyOptions,
+  type BulkChange,
+  preparedBatches,
+  PreparedChanges,
+} from "./apply.ts";
 import { watchEvents } from "./events.ts";
 import { BatchStream } from "./stream.ts";
 import {
@@ -401,7 +407,9 @@ export class Conntrack implements Disposable {
    * order, packing up to `batchSize` requests (default 256) into each
    * `sendmsg` and checking every ACK, as {@link createMany} does. Returns
    * how many the kernel accepted; each refusal goes to `onError` with its
-   * index (or, without it, the first is thrown after its batch).
+   * index (or, without it, the first is thrown after its batch). Changes
+   * checked and encoded beforehand ({@link PreparedChanges}) are sent from
+   * their buffer.
    *
    * @example Replay a list of changes, reporting each failure
    * ```ts ignore
@@ -414,20 +422,26 @@ export class Conntrack implements Disposable {
    * });
    * ```
    */
-  async applyMany(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): Promise<number> {
+  async applyMany(
+    changes: Iterable<BulkChange> | PreparedChanges,
+    options: ApplyManyOptions = {},
+  ): Promise<number> {
     const t = this.#batchTransport();
     let done = 0;
-    for (const batch of applyBatches(t, changes, options)) {
+    for (const batch of batchesOf(t, changes, options)) {
       done += batch.settle(await t.batchAsync("create", batch.bytes, batch.firstSeq, batch.count));
     }
     return done;
   }
 
   /** {@link applyMany}, blocking while it waits for the kernel. */
-  applyManySync(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): number {
+  applyManySync(
+    changes: Iterable<BulkChange> | PreparedChanges,
+    options: ApplyManyOptions = {},
+  ): number {
     const t = this.#batchTransport();
     let done = 0;
-    for (const batch of applyBatches(t, changes, options)) {
+    for (const batch of batchesOf(t, changes, options)) {
       done += batch.settle(t.batch("create", batch.bytes, batch.firstSeq, batch.count));
     }
     return done;
@@ -686,4 +700,15 @@ export class Conntrack implements Disposable {
   countSync(): number {
     return this.globalStatsSync().entries;
   }
+}
+
+/** The batches of {@link Conntrack.applyMany}'s changes: prepared ones from their buffer. */
+function batchesOf(
+  t: Transport,
+  changes: Iterable<BulkChange> | PreparedChanges,
+  options: ApplyManyOptions,
+) {
+  return changes instanceof PreparedChanges
+    ? preparedBatches(t, changes, options)
+    : applyBatches(t, changes, options);
 }
