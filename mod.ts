@@ -99,17 +99,43 @@ export type * from "./src/types.ts";
 export type { NatFilter } from "./src/match.ts";
 export type { NatSetup } from "./src/request.ts";
 export {
+  type ConntrackList,
+  Expectations,
+  type ExpectationSpec,
+  type ExpectDumpFilter,
+  type ExpectEvent,
+  type ExpectEventOptions,
+  type ExpectMaskSpec,
+  type ExpectRef,
+  type ExpectRefOptions,
+} from "./src/expect.ts";
+export {
+  decodeExpectation,
+  type Expectation,
+  type ExpectationNat,
+  type ExpectStats,
+} from "./src/expect_decode.ts";
+export {
+  expectationToJson,
+  type ExpectFormatOptions,
+  formatExpectation,
+  formatExpectStats,
+} from "./src/expect_format.ts";
+export { EXPECT_FLAGS, type ExpectFlag, expectFlags } from "./src/constants.ts";
+export {
   summarize,
   summarizeAsync,
   Summarizer,
   type Summary,
   SUMMARY_KEYS,
   type SummaryGroup,
+  summaryKey,
   type SummaryKeyName,
   type SummaryOptions,
   type SummarySort,
 } from "./src/summary.ts";
 export { humanBytes, humanCount } from "./src/units.ts";
 export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
+export { fullTimeout, type TimeoutPolicy } from "./src/timeouts.ts";
 // perf (issue 16): changes checked and encoded ahead, for applyMany
 export { PreparedChanges } from "./src/apply.ts";

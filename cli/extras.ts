@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Flow } from "../mod.ts";
+import { type Conntrack, type Flow, fullTimeout, type TimeoutPolicy } from "../mod.ts";
 import { UsageError } from "./errors.ts";
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
@@ -78,7 +78,7 @@ export interface Extras {
 }
 
 /** The option keys of the extras. */
-export const EXTRA_OPTIONS = ["olderThan", "youngerThan", "bytesGt"] as const;
+export const EXTRA_OPTIONS = ["olderThan", "youngerThan", "idle", "bytesGt"] as const;
 
 /** Reads the extras from the parsed option values. */
 export function parseExtras(values: ReadonlyMap<string, string>): Extras {
@@ -183,4 +183,32 @@ export class ExtrasMatcher {
     }
     return out;
   }
+}
+
+/** The protocols with a timeout policy of their own; the rest use the generic one (255). */
+const POLICY_PROTOCOLS = [6, 17, 1, 58, 132, 47, 136, 33, 255];
+
+/**
+ * The extras of the command line, with `--idle`'s timeouts read from the
+ * namespace's default policies (one request per protocol, before the dump).
+ */
+export async function listingExtras(
+  values: ReadonlyMap<string, string>,
+  ct: Conntrack,
+): Promise<ExtrasMatcher> {
+  const extras = parseExtras(values);
+  if (extras.idle === undefined) return new ExtrasMatcher(extras);
+  const policies = new Map<number, TimeoutPolicy>();
+  for (const protocol of POLICY_PROTOCOLS) {
+    try {
+      policies.set(protocol, await ct.timeoutPolicy(protocol));
+    } catch {
+      // Not tracked by a protocol of its own in this kernel (EOPNOTSUPP): the generic policy.
+    }
+  }
+  const generic = policies.get(255);
+  return new ExtrasMatcher(extras, (flow) => {
+    const policy = policies.get(flow.orig.protocol ?? 255) ?? generic;
+    return policy === undefined ? undefined : fullTimeout(flow, policy);
+  });
 }

@@ -64,6 +64,9 @@ Usage: ctnl COMMAND [OPTIONS]
 Commands:
 ${list.join("\n")}
 
+Tables: conntrack (the default), expect, dying, unconfirmed — ctnl dump expect,
+ctnl -L dying, ctnl -E expect, … (ctnl help dump expect)
+
 Options of every command:
   --netns NAME|PATH  Work in this network namespace: a name made by \`ip netns add\`
                      (under /run/netns) or a path such as /proc/PID/ns/net

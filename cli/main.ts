@@ -17,6 +17,7 @@ import { type Command, Context, VERSION } from "./context.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { claimLoadFile } from "./commands/load.ts";
 import { helpFor, mainHelp } from "./help.ts";
+import { commandFor, tableHelp, tableOf } from "./expect/table.ts";
 
 /**
  * Where {@link main} writes: data to `stdout`, messages to `stderr`
@@ -54,7 +55,7 @@ async function run(args: string[], io: Io): Promise<number> {
   const end = args.indexOf("--");
   const before = end < 0 ? args : args.slice(0, end);
   if (before.some(wantsHelp)) {
-    writeText(io.stdout, helpFor(before, COMMANDS));
+    writeText(io.stdout, tableHelp(before, COMMANDS) ?? helpFor(before, COMMANDS));
     return 0;
   }
   if (before.includes("-V") || before.includes("--version")) {
@@ -68,7 +69,8 @@ async function run(args: string[], io: Io): Promise<number> {
     if (topic !== undefined && PARSER.command(topic) === undefined) {
       throw new UsageError(`no help for "${topic}" (try ${COMMAND_LIST})`);
     }
-    writeText(io.stdout, helpFor(before.slice(help + 1), COMMANDS));
+    const topic2 = before.slice(help + 1);
+    writeText(io.stdout, tableHelp(topic2, COMMANDS) ?? helpFor(topic2, COMMANDS));
     return 0;
   }
   const parsed = PARSER.parse(args);
@@ -77,16 +79,12 @@ async function run(args: string[], io: Io): Promise<number> {
   if (command === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
   }
-  if (parsed.table !== undefined && !"conntrack".startsWith(parsed.table)) {
-    if (["expect", "dying", "unconfirmed"].some((t) => t.startsWith(parsed.table!))) {
-      throw new UsageError(`only the conntrack table is supported, not "${parsed.table}"`);
-    }
-    throw new UsageError(`unexpected argument "${parsed.table}"`);
-  }
-  const allowed = new Set<string>([...command.options, ...COMMON_OPTIONS]);
+  // The table (conntrack, expect, dying, unconfirmed) picks the command that runs.
+  const target = commandFor(command, tableOf(parsed.table));
+  const allowed = new Set<string>([...target.options, ...COMMON_OPTIONS]);
   for (const key of [...parsed.values.keys(), ...parsed.flags, ...parsed.lists.keys()]) {
     if (!allowed.has(key)) {
-      throw new UsageError(`option ${optionName(key)} cannot be used with ${command.name}`);
+      throw new UsageError(`option ${optionName(key)} cannot be used with ${target.name}`);
     }
   }
   const outputLists = parsed.lists.get("output") ?? [];
@@ -107,10 +105,10 @@ async function run(args: string[], io: Io): Promise<number> {
   }
   const ctx = new Context({ parsed, filters, json, outputs, format, io });
   try {
-    return await command.run(ctx);
+    return await target.run(ctx);
   } catch (error) {
     if (error instanceof NetlinkError) {
-      throw new FailError(failure(error, command.name, parsed.values.get("netns")));
+      throw new FailError(failure(error, target.name, parsed.values.get("netns")));
     }
     if (isArgumentError(error) && error.argument === "netns") throw argumentError(error, "orig");
     throw error;

@@ -7,6 +7,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { unknownLong, unknownShort } from "./suggest.ts";
 
 /** One option: how it is written, whether it takes a value, its help. */
 export interface OptionSpec {
@@ -349,6 +350,27 @@ export const OPTIONS = [
     placeholder: "client|server",
     help: "DCCP role",
   },
+  // ctnl top (issue 14; --by and --sort are summary's rows below)
+  {
+    key: "interval",
+    long: ["interval"],
+    value: true,
+    placeholder: "SECONDS",
+    help: "Seconds between refreshes (default 2; 0.1-3600)",
+  },
+  {
+    key: "once",
+    long: ["once"],
+    value: false,
+    help: "Print one frame (after one interval, with rates) and exit",
+  },
+  {
+    key: "rows",
+    long: ["rows"],
+    value: true,
+    placeholder: "N",
+    help: "Rows to show (default: the screen's height; 20 on a pipe)",
+  },
   // summary (issue 14)
   {
     key: "by",
@@ -380,11 +402,62 @@ export const OPTIONS = [
     help: "Started less than DURATION ago",
   },
   {
+    key: "idle",
+    long: ["idle"],
+    value: true,
+    placeholder: "DURATION",
+    help:
+      "No packet for at least DURATION (from the timeout and\nthe namespace's default timeouts)",
+  },
+  {
     key: "bytesGt",
     long: ["bytes-gt"],
     value: true,
     placeholder: "SIZE",
     help: "More than SIZE bytes, both directions (1500, 10k,\n64Ki); needs nf_conntrack_acct",
+  },
+  // expect (issue 13): the expectation table's tuple and mask (--mask-src/--mask-dst are filt's rows)
+  {
+    key: "tupleSrc",
+    long: ["tuple-src"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Expected tuple: source address",
+  },
+  {
+    key: "tupleDst",
+    long: ["tuple-dst"],
+    value: true,
+    placeholder: "ADDR",
+    help: "Expected tuple: destination address",
+  },
+  {
+    key: "tupleSport",
+    long: ["tuple-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Expected tuple: source port",
+  },
+  {
+    key: "tupleDport",
+    long: ["tuple-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Expected tuple: destination port",
+  },
+  {
+    key: "maskSport",
+    long: ["mask-port-src"],
+    value: true,
+    placeholder: "PORT",
+    help: "Mask of the expected source port (0: any)",
+  },
+  {
+    key: "maskDport",
+    long: ["mask-port-dst"],
+    value: true,
+    placeholder: "PORT",
+    help: "Mask of the expected destination port",
   },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
@@ -465,6 +538,8 @@ export interface CommandSyntax {
   readonly flags: readonly string[];
   /** Whether a table name may follow (`ctnl dump conntrack`); default true. */
   readonly table?: boolean;
+  /** One free word follows instead of a table (`ctnl completions bash`): `Parsed.operand`. */
+  readonly operand?: boolean;
 }
 
 /** The command words for messages: `dump, get, … or update`. */
@@ -486,6 +561,8 @@ export interface Parsed {
   /** The options without a value that were given. */
   flags: Set<string>;
   table: string | undefined;
+  /** The free word of a command that takes one (`bash` in `ctnl completions bash`). */
+  operand?: string;
 }
 
 /** A row the parser matches: an option, or a command flag (`-L`, `--dump`). */
@@ -562,7 +639,7 @@ export class Parser {
     if (hits.size > 1) {
       throw new UsageError(`option --${name} is ambiguous (${names.join(", ")})`);
     }
-    throw new UsageError(`unknown option --${name}`);
+    throw new UsageError(unknownLong(name, this.#rows.flatMap((r) => r.long)));
   }
 
   /** Parses `args`; bad syntax is a {@link UsageError}. */
@@ -604,7 +681,9 @@ export class Parser {
         for (let j = 1; j < arg.length; j++) {
           const letter = arg[j]!;
           const row = this.#byShort.get(letter);
-          if (!row) throw new UsageError(`unknown option -${letter}`);
+          if (!row) {
+            throw new UsageError(unknownShort(letter, arg, this.#rows.flatMap((r) => r.long)));
+          }
           if (row.value) {
             if (isOptional(row)) {
               if (j + 1 < arg.length) throw attachedValue(`-${letter}`);
@@ -629,6 +708,8 @@ export class Parser {
           throw new UsageError(`unknown command "${word}" (try ${this.#list})`);
         }
         setCommand(p, command, word);
+      } else if (p.operand === undefined && this.#byName.get(p.command)?.operand) {
+        p.operand = word;
       } else if (p.table === undefined && this.#byName.get(p.command)?.table !== false) {
         p.table = word;
       } else {

@@ -11,6 +11,7 @@ import type { Flow } from "../mod.ts";
 import { parseIPv4, parseIPv6 } from "../src/address.ts";
 import { FailError, UsageError } from "./errors.ts";
 import type { LineWriter } from "./output.ts";
+import type { Context } from "./context.ts";
 
 /** Lines held in memory before a sorted run is written out. */
 export const RUN_LINES = 100_000;
@@ -223,4 +224,35 @@ export class SortedLines {
       n++;
     }
   }
+}
+
+/** The options of a sorted listing. */
+export const SORT_OPTIONS = [
+  {
+    key: "sort",
+    placeholder: "KEY[,KEY…]",
+    help: "Sorted (bytes, packets, age: largest first; timeout: soonest\n" +
+      "first; src, dst, sport, dport, proto, mark, zone, id: ascending);\n" +
+      `more than ${RUN_LINES} entries need --allow-read=/tmp --allow-write=/tmp`,
+  },
+  { key: "top", help: "With --sort: only the first N" },
+] as const;
+
+/** The sorter `--sort`/`--top` ask for on a listing, or undefined; usage errors first. */
+export function listingSort(ctx: Context): SortedLines | undefined {
+  const spec = ctx.parsed.values.get("sort");
+  const topText = ctx.parsed.values.get("top");
+  if (spec === undefined) {
+    if (topText !== undefined) throw new UsageError("--top needs --sort");
+    return undefined;
+  }
+  if (ctx.outputs.has("xml")) throw new UsageError("--sort cannot be used with -o xml");
+  let top = Infinity;
+  if (topText !== undefined) {
+    if (!/^[1-9][0-9]{0,8}$/.test(topText)) {
+      throw new UsageError(`invalid --top "${topText}" (a positive integer)`);
+    }
+    top = Number(topText);
+  }
+  return new SortedLines(spec, top);
 }

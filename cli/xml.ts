@@ -37,7 +37,7 @@ const LAYER4: readonly string[] = Array.from({ length: 256 }, (_, n) => {
 });
 
 /** The tuple's layer-4 elements: ports, or GRE keys in hex; none for the others (ICMP too). */
-function layer4Fields(t: Tuple): string {
+export function layer4Fields(t: Tuple): string {
   const src = t.srcPort ?? 0, dst = t.dstPort ?? 0;
   switch (protocolInfo(t.protocol ?? 0).tuple) {
     case "ports":
@@ -97,7 +97,7 @@ function two(n: number): string {
 }
 
 /** `__snprintf_localtime_xml` of `localtime(seconds)`. */
-function whenText(seconds: number): string {
+export function whenText(seconds: number): string {
   const t = localTime(seconds);
   return `<when><hour>${t.hours}</hour><min>${two(t.minutes)}</min><sec>${
     two(t.seconds)

@@ -55,7 +55,17 @@ import type {
 import { beginCreate, type EntryRef, type FlowChanges } from "./request.ts";
 import { kernelSockets, type Socket, type SocketFactory } from "./sockets.ts";
 import { Transport } from "./transport.ts";
-import type { CpuStats, Flow, GlobalStats } from "./types.ts";
+import type { CpuStats, Family, Flow, GlobalStats } from "./types.ts";
+import { type TimeoutPolicy, timeoutPolicyRequest } from "./timeouts.ts";
+import type { DecodeOptions } from "./decode.ts";
+import {
+  all,
+  allSync,
+  type ConntrackList,
+  type Expectations,
+  listRequest,
+  newExpectations,
+} from "./expect.ts";
 
 /** The error of a request that named `ref`, saying which entry. */
 function named(error: unknown, ref: EntryRef): unknown {
@@ -699,6 +709,85 @@ export class Conntrack implements Disposable {
   /** {@link count}, blocking while it waits for the kernel. */
   countSync(): number {
     return this.globalStatsSync().entries;
+  }
+
+  /**
+   * The namespace's default timeouts of `protocol` (seconds per state), as
+   * `/proc/sys/net/netfilter/nf_conntrack_*_timeout*` has them, from the
+   * cttimeout subsystem; see {@link fullTimeout} for what they say of a flow.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * console.log((await ct.timeoutPolicy("tcp")).timeouts.ESTABLISHED); // 432000
+   * ```
+   */
+  async timeoutPolicy(protocol: number | string, family?: Family): Promise<TimeoutPolicy> {
+    return this.#policy(await this.#one(timeoutPolicyRequest(this.#free(), protocol, family)));
+  }
+
+  /** {@link timeoutPolicy}, blocking while it waits for the kernel. */
+  timeoutPolicySync(protocol: number | string, family?: Family): TimeoutPolicy {
+    return this.#policy(this.#oneSync(timeoutPolicyRequest(this.#free(), protocol, family)));
+  }
+
+  #policy(policy: TimeoutPolicy | undefined): TimeoutPolicy {
+    if (policy === undefined) throw new NetlinkError("get", ERRNO.ENOENT, { extAck: "no policy" });
+    return policy;
+  }
+
+  #expectations: Expectations | undefined;
+
+  /**
+   * The expectation table of this handle's namespace, on this handle's
+   * sockets (see {@link Expectations}: dump, get, create, delete, flush,
+   * count, stats, events).
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * for await (const e of ct.expectations.dump()) console.log(e.helper, e.tuple.dstPort);
+   * ```
+   */
+  get expectations(): Expectations {
+    return this.#expectations ??= newExpectations({
+      free: () => this.#free(),
+      main: this.#transport,
+    });
+  }
+
+  /**
+   * Streams the dying list (entries destroyed but still referenced, e.g.
+   * whose destroy event is not yet delivered) or the unconfirmed list
+   * (entries not yet inserted), filtered in ctnl, without blocking.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * for await (const flow of ct.dumpList("dying")) console.log(flow.orig.src);
+   * ```
+   */
+  dumpList(
+    list: ConntrackList,
+    filter?: DumpFilter,
+    options: DecodeOptions = {},
+  ): AsyncIterableIterator<Flow> {
+    return all(() => listRequest(this.#free(), this.#release, list, filter, options));
+  }
+
+  /** {@link dumpList}, blocking while it waits for the kernel. */
+  dumpListSync(
+    list: ConntrackList,
+    filter?: DumpFilter,
+    options: DecodeOptions = {},
+  ): Generator<Flow, void, undefined> {
+    return allSync(listRequest(this.#free(), this.#release, list, filter, options));
   }
 }
 

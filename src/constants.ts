@@ -30,6 +30,34 @@ export const IPCTNL_MSG_CT_GET_DYING = 6;
 /** `IPCTNL_MSG_CT_GET_UNCONFIRMED`. */
 export const IPCTNL_MSG_CT_GET_UNCONFIRMED = 7;
 
+/** `enum cntl_msg_exp_types`: the expectation subsystem's messages. */
+export const IPCTNL_MSG_EXP_NEW = 0,
+  IPCTNL_MSG_EXP_GET = 1,
+  IPCTNL_MSG_EXP_DELETE = 2,
+  IPCTNL_MSG_EXP_GET_STATS_CPU = 3;
+
+/** `enum ctattr_expect`. */
+export const CTA_EXPECT_MASTER = 1,
+  CTA_EXPECT_TUPLE = 2,
+  CTA_EXPECT_MASK = 3,
+  CTA_EXPECT_TIMEOUT = 4,
+  CTA_EXPECT_ID = 5,
+  CTA_EXPECT_HELP_NAME = 6,
+  CTA_EXPECT_ZONE = 7,
+  CTA_EXPECT_FLAGS = 8,
+  CTA_EXPECT_CLASS = 9,
+  CTA_EXPECT_NAT = 10,
+  CTA_EXPECT_FN = 11;
+/** `enum ctattr_expect_nat`. */
+export const CTA_EXPECT_NAT_DIR = 1, CTA_EXPECT_NAT_TUPLE = 2;
+/** `enum ctattr_expect_stats`. */
+export const CTA_STATS_EXP_NEW = 1, CTA_STATS_EXP_CREATE = 2, CTA_STATS_EXP_DELETE = 3;
+
+/** `enum nfnetlink_groups`: the expectation event groups. */
+export const NFNLGRP_CONNTRACK_EXP_NEW = 4,
+  NFNLGRP_CONNTRACK_EXP_UPDATE = 5,
+  NFNLGRP_CONNTRACK_EXP_DESTROY = 6;
+
 /** `AF_UNSPEC`. */
 export const AF_UNSPEC = 0;
 /** `AF_INET`. */
@@ -292,6 +320,31 @@ export const SETS = {
     "CTA_STATS_GLOBAL_ENTRIES",
     "CTA_STATS_GLOBAL_MAX_ENTRIES",
   ]),
+  expect: set("ctattr_expect", [
+    "CTA_EXPECT_UNSPEC",
+    "CTA_EXPECT_MASTER",
+    "CTA_EXPECT_TUPLE",
+    "CTA_EXPECT_MASK",
+    "CTA_EXPECT_TIMEOUT",
+    "CTA_EXPECT_ID",
+    "CTA_EXPECT_HELP_NAME",
+    "CTA_EXPECT_ZONE",
+    "CTA_EXPECT_FLAGS",
+    "CTA_EXPECT_CLASS",
+    "CTA_EXPECT_NAT",
+    "CTA_EXPECT_FN",
+  ]),
+  expectNat: set("ctattr_expect_nat", [
+    "CTA_EXPECT_NAT_UNSPEC",
+    "CTA_EXPECT_NAT_DIR",
+    "CTA_EXPECT_NAT_TUPLE",
+  ]),
+  statsExp: set("ctattr_expect_stats", [
+    "CTA_STATS_EXP_UNSPEC",
+    "CTA_STATS_EXP_NEW",
+    "CTA_STATS_EXP_CREATE",
+    "CTA_STATS_EXP_DELETE",
+  ]),
 } as const;
 
 /**
@@ -351,9 +404,59 @@ export type StatusFlag = keyof typeof CT_STATUS;
  * ```
  */
 export function statusFlags(status: number): StatusFlag[] {
-  const out: StatusFlag[] = [];
-  for (const [name, bit] of Object.entries(CT_STATUS)) {
-    if ((status & bit) !== 0) out.push(name as StatusFlag);
+  return bitNames(CT_STATUS, status);
+}
+
+/** The names of `table`'s bits set in `bits`, in the table's order. */
+function bitNames<K extends string>(table: Readonly<Record<K, number>>, bits: number): K[] {
+  const out: K[] = [];
+  for (const [name, bit] of Object.entries(table) as [K, number][]) {
+    if ((bits & bit) !== 0) out.push(name);
   }
   return out;
+}
+
+/**
+ * Expectation flags (`NF_CT_EXPECT_*`), by the names conntrack-tools prints.
+ *
+ * @example Test an expectation's flags
+ * ```ts
+ * import { EXPECT_FLAGS } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal((EXPECT_FLAGS.PERMANENT | EXPECT_FLAGS.INACTIVE) & EXPECT_FLAGS.INACTIVE, 2);
+ * ```
+ */
+export const EXPECT_FLAGS = {
+  PERMANENT: 0x1,
+  INACTIVE: 0x2,
+  USERSPACE: 0x4,
+} as const;
+
+/** An expectation flag name, a key of {@link EXPECT_FLAGS}.
+ *
+ * @example
+ * ```ts
+ * import { EXPECT_FLAGS, type ExpectFlag } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flag: ExpectFlag = "PERMANENT";
+ * equal(EXPECT_FLAGS[flag], 1);
+ * ```
+ */
+export type ExpectFlag = keyof typeof EXPECT_FLAGS;
+
+/**
+ * Names the expectation flags set in `flags`, lowest bit first.
+ *
+ * @example
+ * ```ts
+ * import { expectFlags } from "@ctnl/conntrack";
+ * import { deepStrictEqual } from "node:assert/strict";
+ *
+ * deepStrictEqual(expectFlags(0b101), ["PERMANENT", "USERSPACE"]);
+ * ```
+ */
+export function expectFlags(flags: number): ExpectFlag[] {
+  return bitNames(EXPECT_FLAGS, flags);
 }

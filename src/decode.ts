@@ -54,6 +54,50 @@ function familyName(af: number): Family {
   throw new DecodeError("nfgenmsg", 16, `unknown address family ${af}`);
 }
 
+/**
+ * The family in the `nfgenmsg` of the message at `offset` (`length` bytes
+ * long), which must have one: of a flow, of an expectation.
+ */
+export function messageFamily(bytes: Uint8Array, offset: number, length: number): Family {
+  if (length < ATTRS) {
+    throw new DecodeError(
+      "nfgenmsg",
+      offset + NLMSG_HDRLEN,
+      `message length ${length} has no nfgenmsg`,
+    );
+  }
+  return familyName(bytes[offset + NLMSG_HDRLEN]!);
+}
+
+/** What decodes one message in place (a flow, an expectation). */
+export type DecodeAt<T> = (
+  c: AttrCursor,
+  bytes: Uint8Array,
+  view: DataView,
+  offset: number,
+  length: number,
+  options?: DecodeOptions,
+) => T;
+
+/** Decodes a whole message (its header read and checked first) with `decodeAt`. */
+export function decodeWhole<T>(
+  message: Uint8Array,
+  decodeAt: DecodeAt<T>,
+  options?: DecodeOptions,
+): T {
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  const header = newHeader();
+  readHeader(view, 0, message.byteLength, header);
+  return decodeAt(new AttrCursor(), message, view, 0, header.length, options);
+}
+
+/** Checks that a stats message has its `nfgenmsg` (whose `res_id` is the CPU). */
+export function checkStatsHeader(header: MessageHeader): void {
+  if (header.length < ATTRS) {
+    throw new DecodeError("nfgenmsg", header.offset + NLMSG_HDRLEN, "message has no nfgenmsg");
+  }
+}
+
 function decodeTcp(c: AttrCursor): TcpInfo {
   const info = newTcpInfo();
   let seenState = false;
@@ -302,15 +346,7 @@ export function decodeFlowCheckedAt(
   length: number,
   options?: DecodeOptions,
 ): Flow {
-  if (length < ATTRS) {
-    throw new DecodeError(
-      "nfgenmsg",
-      offset + NLMSG_HDRLEN,
-      `message length ${length} has no nfgenmsg`,
-    );
-  }
-  const af = bytes[offset + NLMSG_HDRLEN]!;
-  const flow = newFlow(familyName(af));
+  const flow = newFlow(messageFamily(bytes, offset, length));
   c.reset(bytes, view, offset + ATTRS, offset + length, C.SETS.ct);
   let sawOrig = false, sawReply = false;
   while (c.next()) {
@@ -445,10 +481,7 @@ export function decodeTupleOnlyAt(
  * ```
  */
 export function decodeFlow(message: Uint8Array, options?: DecodeOptions): Flow {
-  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
-  const header = newHeader();
-  readHeader(view, 0, message.byteLength, header);
-  return decodeFlowAt(new AttrCursor(), message, view, 0, header.length, options);
+  return decodeWhole(message, decodeFlowAt, options);
 }
 
 /** Decodes a per-CPU stats message (`IPCTNL_MSG_CT_GET_STATS_CPU` reply). */
@@ -458,9 +491,7 @@ export function decodeCpuStatsAt(
   view: DataView,
   header: MessageHeader,
 ): CpuStats {
-  if (header.length < ATTRS) {
-    throw new DecodeError("nfgenmsg", header.offset + NLMSG_HDRLEN, "message has no nfgenmsg");
-  }
+  checkStatsHeader(header);
   const s: CpuStats = {
     cpu: view.getUint16(header.offset + NLMSG_HDRLEN + 2, false),
     searched: undefined,

@@ -159,16 +159,39 @@ function prefixOf(address: string | undefined, v4: number, v6: number): string {
   return `${bytes.length === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0)}/${bits}`;
 }
 
-function prefixLength(text: string, max: number, spec: string): number {
+function prefixLength(text: string, max: number, spec: string, family = ""): number {
   const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n <= max)) {
+  if (Number.isNaN(n)) {
+    throw new ArgumentError("summary.by", spec, `"${text}" in "${spec}" is not a prefix length`);
+  }
+  if (n > max) {
     throw new ArgumentRangeError(
       "summary.by",
       spec,
-      `"${text}" in "${spec}" is not a prefix length (0-${max})`,
+      `prefix length ${n} is too long${family} (0-${max})`,
     );
   }
   return n;
+}
+
+/**
+ * One grouping key: its canonical name and the value of a flow, as
+ * {@link Summarizer} uses them (`ctnl top --by` too).
+ *
+ * @example
+ * ```ts
+ * import { newFlow, summaryKey } from "@ctnl/conntrack";
+ * import { equal } from "node:assert/strict";
+ *
+ * const flow = newFlow("ipv4");
+ * flow.orig = { ...flow.orig, src: "10.1.2.3" };
+ * equal(summaryKey("src/24").of(flow), "10.1.2.0/24");
+ * equal(summaryKey("dport").of(flow), "-");
+ * ```
+ */
+export function summaryKey(spec: string): { name: string; of: (flow: Flow) => string } {
+  const [name, of] = keyOf(spec);
+  return { name, of };
 }
 
 /** The extractor of one key spec, and its canonical text. */
@@ -181,10 +204,15 @@ function keyOf(spec: string): [string, Extract] {
     if (extra !== undefined) {
       throw new ArgumentError("summary.by", spec, `"${spec}" has more than two prefix lengths`);
     }
-    const v4 = prefixLength(v4Text, 32, spec);
-    const v6 = v6Text === undefined ? Math.min(v4, 128) : prefixLength(v6Text, 128, spec);
+    // One length: both families, IPv4 at most 32 (src/64 is IPv4 /32, IPv6 /64).
+    const v4 = v6Text === undefined
+      ? Math.min(prefixLength(v4Text, 128, spec), 32)
+      : prefixLength(v4Text, 32, spec, " for IPv4");
+    const v6 = v6Text === undefined
+      ? prefixLength(v4Text, 128, spec)
+      : prefixLength(v6Text, 128, spec);
     return [
-      v6Text === undefined ? `${name}/${v4}` : `${name}/${v4}/${v6}`,
+      v6Text === undefined ? `${name}/${v6}` : `${name}/${v4}/${v6}`,
       (f) => prefixOf(tupleOf(f, reply)[side], v4, v6),
     ];
   }
@@ -221,7 +249,9 @@ function keyOf(spec: string): [string, Extract] {
   throw new ArgumentError(
     "summary.by",
     spec,
-    `unknown key "${spec}" (one of ${SUMMARY_KEYS.join(", ")}; addresses also as src/24)`,
+    `unknown key "${spec}" (one of ${
+      SUMMARY_KEYS.join(", ")
+    }; addresses also as src/24, src/24/64)`,
   );
 }
 

@@ -301,7 +301,9 @@ export class Transport {
       return DONE;
     }
     if (type === NLMSG_NOOP) return SKIP;
-    if (type !== ((C.NFNL_SUBSYS_CTNETLINK << 8) | ex.replyType)) {
+    // A reply type above 0xff names its subsystem (the expectation table's); else ctnetlink's.
+    const want = ex.replyType > 0xff ? ex.replyType : (C.NFNL_SUBSYS_CTNETLINK << 8) | ex.replyType;
+    if (type !== want) {
       throw new DecodeError(
         "nlmsghdr",
         h.offset,
@@ -546,7 +548,11 @@ export class Transport {
       try {
         for (const m of all) {
           if (!subscriptions.has(sock)) return; // closed with the handle
-          if (typeof m !== "string" && h.type >> 8 !== C.NFNL_SUBSYS_CTNETLINK) continue;
+          const subsys = h.type >> 8; // ctnetlink's, or the expectation table's
+          if (
+            typeof m !== "string" && subsys !== C.NFNL_SUBSYS_CTNETLINK &&
+            subsys !== C.NFNL_SUBSYS_CTNETLINK_EXP
+          ) continue;
           yield m;
         }
       } catch (error) {

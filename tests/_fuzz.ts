@@ -8,6 +8,7 @@
 
 import { DecodeError } from "../mod.ts";
 import { decodeCpuStatsAt, decodeFlowAt, decodeGlobalStatsAt } from "../src/decode.ts";
+import { decodeExpectationAt, decodeExpectStatsAt } from "../src/expect_decode.ts";
 import {
   AttrCursor,
   newHeader,
@@ -57,6 +58,15 @@ export function decodeDatagram(bytes: Uint8Array): unknown[] {
         break;
       case 0x104:
         out.push(decodeCpuStatsAt(cursor, bytes, view, h));
+        break;
+      case 0x200: // IPCTNL_MSG_EXP_NEW
+      case 0x202: // IPCTNL_MSG_EXP_DELETE (events)
+        out.push(
+          decodeExpectationAt(cursor, bytes, view, h.offset, h.length, { keepUnknown: true }),
+        );
+        break;
+      case 0x103: // IPCTNL_MSG_EXP_GET_STATS_CPU, answered in ctnetlink's subsystem
+        out.push(decodeExpectStatsAt(cursor, bytes, view, h));
         break;
       case 0x105:
         out.push(decodeGlobalStatsAt(cursor, bytes, view, h));

@@ -10,6 +10,13 @@ import { fuzz } from "./_fuzz.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const corpus = ["dump.bin", "stats.bin", "count.bin", "enoent.bin", "einval.bin", "empty.bin"]
+  .concat([
+    "expect_dump.bin",
+    "expect_stats.bin",
+    "expect_events.bin",
+    "expect_enoent.bin",
+    "dying.bin",
+  ])
   .flatMap((f) => readCapture(new URL(f, FIXTURES)));
 const cases = Number(Deno.args[0] ?? 5_000_000);
 const seed = Number(Deno.args[1] ?? (Date.now() & 0x7fffffff));

@@ -240,7 +240,8 @@ Deno.test("summary refuses bad parameters with exit 2 and one line", async () =>
       const [args, message] of [
         [["--by", "colour"], /^ctnl: invalid --by "colour": unknown key "colour"/],
         [["--by", "dport/24"], /only address keys take a prefix/],
-        [["--by", "src/33"], /"33" in "src\/33" is not a prefix length \(0-32\)/],
+        [["--by", "src/200"], /prefix length 200 is too long \(0-128\)/],
+        [["--by", "src/33/64"], /prefix length 33 is too long for IPv4 \(0-32\)/],
         [["--sort", "size"], /^ctnl: invalid --sort "size" \(count, packets or bytes\)$/],
         [["--top", "0"], /^ctnl: invalid --top "0" \(a positive integer\)$/],
         [["--by", ""], /needs at least one key/],

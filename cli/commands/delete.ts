@@ -10,6 +10,7 @@ import { compact, dumpFilter, zoneOf } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
+import { EXTRA_OPTIONS, listingExtras, parseExtras } from "../extras.ts";
 
 const OUTPUT: readonly OptionHelp[] = [
   { key: "output", help: "extended, id (as conntrack -D -o)" },
@@ -26,12 +27,17 @@ const FILTERS = DUMP_FILTER_OPTIONS.filter((o) => {
 async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter));
-  const keep = stateMatcher(ctx.filters.state);
+  const state = stateMatcher(ctx.filters.state);
+  parseExtras(ctx.parsed.values);
   const text = ctx.flowText(ctx.changeFormat(false));
   using ct = ctx.open();
+  const extras = await listingExtras(ctx.parsed.values, ct);
+  const keep = state === undefined && !extras.active
+    ? undefined
+    : (flow: Flow) => (state === undefined || state(flow)) && (!extras.active || extras.test(flow));
   const out = ctx.stdout();
   const print = (flow: Flow) => out.line(text(flow));
-  // --state is matched here, so deleteWhere (which takes no predicate)
+  // --state and the extras are matched here, so deleteWhere (which takes no predicate)
   // cannot be used for it: list on this handle, delete each match by
   // tuple and id on a second one.
   const deleteMatching = async (): Promise<number> => {
@@ -59,6 +65,7 @@ async function run(ctx: Context): Promise<number> {
         ? ct.deleteWhere(filter, { onDelete: print, onInterrupted: "ignore" })
         : deleteMatching(),
   );
+  for (const warning of extras.warnings()) ctx.stderrLine(warning);
   return ctx.changed(out, deleted, "deleted");
 }
 
@@ -68,7 +75,7 @@ export const del: Command = {
   words: ["delete"],
   flags: ["-D", "--delete"],
   summary: "Delete one entry, or every entry a filter selects (conntrack -D)",
-  options: optionKeys(FILTERS, OUTPUT),
+  options: optionKeys(FILTERS, EXTRA_OPTIONS, OUTPUT),
   help: `Usage: ctnl delete [FILTERS] [OUTPUT OPTIONS]     (also: ctnl -D, --delete)
 
 Deletes every entry the filters select, as conntrack -D does, and prints each
@@ -80,6 +87,7 @@ the exit status is 1, as with conntrack.
 
 Filters (the same as dump's but -c and -j, as with conntrack):
 ${optionHelp(FILTERS)}
+${optionHelp(EXTRA_OPTIONS)}
 
 Output:
 ${optionHelp(OUTPUT)}
@@ -90,6 +98,7 @@ Examples:
   ctnl delete -s 10.0.0.1 -m 0x10/0xf0
   ctnl delete -p tcp --state TIME_WAIT -o extended
   ctnl delete -f ipv6 -u UNREPLIED --json
+  ctnl delete -p udp --idle 10m
 `,
   run,
 };

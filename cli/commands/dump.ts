@@ -10,7 +10,10 @@ import { dumpFilter } from "../filters.ts";
 import { optionHelp, optionName } from "../options.ts";
 import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
+import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
+import { EXTRA_OPTIONS, listingExtras, parseExtras } from "../extras.ts";
+import { listingSort, SORT_OPTIONS } from "../sort.ts";
 
 /** What conntrack -L -z refuses beside it ("Can't use -z with filtering parameters"). */
 const NOT_WITH_ZERO = [
@@ -42,9 +45,12 @@ async function run(ctx: Context): Promise<number> {
       );
     }
   }
+  parseExtras(ctx.parsed.values);
+  const sorter = listingSort(ctx);
   using ct = ctx.open();
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
+  const extras = await listingExtras(ctx.parsed.values, ct);
   const format = ctx.format;
   const { text, end } = listing(ctx.outputs, format, ctx.flowText(format)); // -o save, -o xml
   let n = 0;
@@ -52,19 +58,24 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      for (const flow of ct.dumpSync(filter, zero ? { zero } : {})) {
+      // the table, or the dying/unconfirmed list
+      for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
-        out.line(text(flow));
+        if (extras.active && !extras.test(flow)) continue;
+        if (sorter === undefined) out.line(text(flow));
+        else sorter.add(flow, text(flow));
         if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
       }
+      if (sorter !== undefined) n = sorter.finish(out);
       return false;
     } catch (error) {
       if (error instanceof DumpInterruptedError) return true;
       throw error;
     }
   });
-  end(out);
+  if (!isList(ctx)) end(out); // conntrack -L dying|unconfirmed -o xml prints no </conntrack>
   out.flush();
+  for (const warning of extras.warnings()) ctx.stderrLine(warning);
   if (interrupted) {
     ctx.stderrLine(
       "ctnl: warning: the table changed during the dump (NLM_F_DUMP_INTR); entries may be missing or repeated",
@@ -80,7 +91,13 @@ export const dump: Command = {
   words: ["dump", "list"],
   flags: ["-L", "--dump"],
   summary: "List entries, optionally filtered (conntrack -L)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, ["zero"]),
+  options: optionKeys(
+    DUMP_FILTER_OPTIONS,
+    EXTRA_OPTIONS,
+    LISTING_OUTPUT_OPTIONS,
+    ["zero"],
+    SORT_OPTIONS,
+  ),
   help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
 Lists the entries of the conntrack table, as conntrack -L. Filters run in the
@@ -90,9 +107,13 @@ ctnl; the result is the same. Every given filter must match.
 Filters:
 ${optionHelp(DUMP_FILTER_OPTIONS)}
 
+Filters of ctnl's own (in ctnl, on each entry):
+${optionHelp(EXTRA_OPTIONS)}
+
 Output:
 ${optionHelp(LISTING_OUTPUT_OPTIONS)}
 ${optionHelp(["zero"])}
+${optionHelp(SORT_OPTIONS)}
 
 The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
 
@@ -102,6 +123,8 @@ Examples:
   ctnl dump -f ipv6 -o extended,id
   ctnl dump -s 10.0.0.1 -m 0x10/0xf0
   ctnl dump -u UNREPLIED -p udp
+  ctnl dump --idle 10m --sort bytes --top 20
+  ctnl dump -p tcp --older-than 1d -o extended
   ctnl dump -s 10.0.0.0/8 -j
   ctnl dump -n 192.0.2.1:4000 -l blocked,audit
   ctnl dump -f ipv4 -z

@@ -18,6 +18,8 @@ import { create } from "./create.ts";
 import { update } from "./update.ts";
 import { add } from "./add.ts";
 import { load } from "./load.ts";
+import { top } from "./top.ts";
+import { completions } from "./completions.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -26,6 +28,7 @@ export const COMMANDS: readonly Command[] = [
   stats,
   count,
   summary,
+  top,
   events,
   del,
   flush,
@@ -33,4 +36,5 @@ export const COMMANDS: readonly Command[] = [
   update,
   add,
   load,
+  completions,
 ];

@@ -22,7 +22,6 @@ export const stats: Command = {
   name: "stats",
   words: ["stats"],
   flags: ["-S", "--stats"],
-  table: false,
   summary: "Per-CPU statistics (conntrack -S)",
   options: ["netns", "json"],
   help: `Usage: ctnl stats [--json] [--netns NAME|PATH]     (also: ctnl -S)

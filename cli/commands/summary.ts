@@ -17,7 +17,7 @@ import {
 } from "../../mod.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
-import { EXTRA_OPTIONS, ExtrasMatcher, parseExtras } from "../extras.ts";
+import { EXTRA_OPTIONS, listingExtras } from "../extras.ts";
 import { optionHelp } from "../options.ts";
 import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
@@ -97,13 +97,13 @@ function json(s: Summary): string {
   });
 }
 
-function run(ctx: Context): number {
+async function run(ctx: Context): Promise<number> {
   const filter = dumpFilter(ctx.filters);
   checked(() => validateFilter(filter));
   const s = summarizer(ctx);
   const keep: ((flow: Flow) => boolean) | undefined = stateMatcher(ctx.filters.state);
-  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
   using ct = ctx.open();
+  const extras = await listingExtras(ctx.parsed.values, ct);
   for (const flow of ct.dumpSync(filter)) {
     if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }

@@ -22,3 +22,22 @@ Deno.test("100,000 mutated kernel datagrams raise only DecodeError, and nothing 
   // Unmutated datagrams decode exactly as before: no state leaks between decodes.
   assert.deepStrictEqual(corpus.map(decodeDatagram), before);
 });
+
+const expectCorpus = [
+  "expect_dump.bin",
+  "expect_stats.bin",
+  "expect_events.bin",
+  "expect_enoent.bin",
+  "dying.bin",
+].flatMap((f) => readCapture(new URL(f, FIXTURES)));
+
+Deno.test("100,000 mutated expectation and dying-list datagrams raise only DecodeError", () => {
+  const before = expectCorpus.map(decodeDatagram);
+  assert(before.flat().length >= 20, "the corpus decodes to expectations, stats and flows");
+  const result = fuzz(expectCorpus, 100_000, 0xe4bec7);
+  assert.deepStrictEqual(result.failures, []);
+  assert.equal(result.cases, 100_000);
+  assert(result.decodeErrors > 20_000, `decode errors: ${result.decodeErrors}`);
+  assert(result.decodedFine > 1_000, `decoded fine: ${result.decodedFine}`);
+  assert.deepStrictEqual(expectCorpus.map(decodeDatagram), before);
+});
