@@ -27,6 +27,7 @@ import {
 } from "./apply.ts";
 import { watchEvents } from "./events.ts";
 import { BatchStream } from "./stream.ts";
+import type { AttrCursor, MessageHeader } from "./netlink.ts";
 import {
   deleteRequest,
   dumpRequest,
@@ -233,6 +234,53 @@ export class Conntrack implements Disposable {
     if (p.interrupted.value && options.onInterrupted !== "ignore") {
       throw new DumpInterruptedError("dump");
     }
+  }
+
+  /**
+   * Hands every entry's message (or those `filter` selects) to `visit`
+   * undecoded — the bytes, a view of them, the message's offset and length,
+   * valid during the call — and returns how many it handed over: for
+   * writers that work on the bytes (the CLI transcodes them to text, see
+   * `FlowTextWriter`). A filter part that runs in userspace is matched on
+   * the decoded entry first. Blocks as {@link dumpSync} does.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * let bytes = 0;
+   * const n = ct.dumpMessagesSync({ family: "ipv4" }, {}, (_b, _v, _offset, length) => {
+   *   bytes += length;
+   * });
+   * console.log(n, bytes);
+   * ```
+   */
+  dumpMessagesSync(
+    filter: DumpFilter | undefined,
+    options: DumpOptions,
+    visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
+  ): number {
+    const p = dumpRequest(this.#free(), this.#release, filter, options);
+    const match = p.options.keep;
+    const decode = p.decode;
+    let n = 0;
+    const each = (c: AttrCursor, bytes: Uint8Array, view: DataView, h: MessageHeader) => {
+      if (match !== undefined && !match(decode(c, bytes, view, h))) return 0;
+      visit(bytes, view, h.offset, h.length);
+      n++;
+      return 1;
+    };
+    const options_ = { ...p.options, keep: undefined };
+    for (
+      const _ of p.transport.exchange(p.operation, p.request, p.seq, p.replyType, each, options_)
+    ) {
+      // counted in each
+    }
+    if (p.interrupted.value && options.onInterrupted !== "ignore") {
+      throw new DumpInterruptedError("dump");
+    }
+    return n;
   }
 
   /**
