@@ -60,7 +60,7 @@ async function run(ctx: Context): Promise<number> {
     try {
       format.now = Math.floor(Date.now() / 1000);
       if (keep === undefined && !extras.active && sorter === undefined && transcodes(ctx)) {
-        n = transcodeDump(ct, filter, zero ? { zero } : {}, out, format); // no Flow per entry
+        n = transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
         return false;
       }
       // the table, or the dying/unconfirmed list

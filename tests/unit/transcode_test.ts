@@ -1,17 +1,17 @@
 /**
- * The transcoder writes what the decoder and formatFlow make of the same
- * bytes, byte for byte: on captured dumps (traffic, the benchmark's mix, the
+ * The transcoder writes what the decoder and formatFlow (and flowToJson)
+ * make of the same bytes, byte for byte: on captured dumps (traffic, the benchmark's mix, the
  * formats capture) and on thousands of mutations of them, in every text
- * format (-o extended, id, ktimestamp, labels). It takes exactly the entries
+ * format (-o extended, id, ktimestamp, labels) and in JSON. It takes exactly the entries
  * the fast decoder takes (they share the attribute walk of src/scan.ts).
  */
 
 import assert from "node:assert/strict";
 import { decodeFlowAt } from "../../src/decode.ts";
 import { decodeFlowFastAt } from "../../src/decode_fast.ts";
-import { formatFlow, type FormatOptions } from "../../src/format.ts";
+import { flowToJson, formatFlow, type FormatOptions } from "../../src/format.ts";
 import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../../src/netlink.ts";
-import { type ByteSink, FlowTextWriter } from "../../src/transcode.ts";
+import { type ByteSink, FlowJsonWriter, FlowTextWriter } from "../../src/transcode.ts";
 import { readCapture } from "../_capture.ts";
 
 /** Every entry message of a capture file, copied. */
@@ -77,6 +77,12 @@ function check(m: Uint8Array<ArrayBuffer>): boolean {
     took = true;
     const flow = decodeFlowAt(cursor, m, view, 0, m.byteLength);
     assert.equal(sink.take(), formatFlow(flow, format) + "\n");
+  }
+  const sink = new Bytes();
+  if (new FlowJsonWriter(sink).write(m, view, 0, m.byteLength)) {
+    const json = sink.take();
+    assert.equal(json, flowToJson(decodeFlowAt(cursor, m, view, 0, m.byteLength)) + "\n");
+    JSON.parse(json);
   }
   return took;
 }
