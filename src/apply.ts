@@ -218,27 +218,23 @@ export class PreparedChanges {
   }
 
   /** What request `i` does: a create, an update or a delete. */
-  kind(i: number): Kind {
+  kind(i: number): "create" | "update" | "delete" {
     const at = this.#starts[i]!;
     const type = this.#view.getUint16(at + 4, true) & 0xff;
     if (type === C.IPCTNL_MSG_CT_DELETE) return "delete";
     return (this.#view.getUint16(at + 6, true) & NLM_F_CREATE) !== 0 ? "create" : "update";
   }
 
-  /** The entry request `i` names, as messages name it (decoded from its request). */
+  /**
+   * The entry request `i` names, as messages name it (decoded from its
+   * request): its original tuple, as {@link applyMany} names a change's.
+   */
   subject(i: number): string {
     const at = this.#starts[i]!, end = this.#starts[i + 1]!;
     const c = new AttrCursor();
     c.reset(this.#bytes, this.#view, at + NLMSG_HDRLEN + 4, end, C.SETS.ct);
-    let zone: number | undefined;
-    let tuple;
-    while (c.next()) {
-      if (c.type === C.CTA_TUPLE_ORIG) tuple = decodeTuple(c);
-      else if (c.type === C.CTA_ZONE) zone = c.u16be();
-    }
-    if (tuple === undefined) return "?";
-    if (zone !== undefined) tuple.zone = zone;
-    return describeRef(tuple);
+    while (c.next()) if (c.type === C.CTA_TUPLE_ORIG) return describeRef(decodeTuple(c));
+    return "?";
   }
 }
 
