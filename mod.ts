@@ -137,5 +137,37 @@ export {
 export { humanBytes, humanCount } from "./src/units.ts";
 export type { ApplyManyOptions, BulkChange } from "./src/apply.ts";
 export { fullTimeout, type TimeoutPolicy } from "./src/timeouts.ts";
+export {
+  collectMetrics,
+  type ConntrackMetrics,
+  type ExporterOptions,
+  type FlowCount,
+  formatOpenMetrics,
+  formatPrometheus,
+  type KeyCount,
+  mergeFamilies,
+  metricFamilies,
+  type MetricFamily,
+  MetricsExporter,
+  type MetricsOptions,
+  OPENMETRICS_CONTENT_TYPE,
+  PROMETHEUS_CONTENT_TYPE,
+  type Sample,
+  wantsOpenMetrics,
+} from "./src/metrics.ts";
+export {
+  type AllNetnsEventOptions,
+  dumpAllNetns,
+  eventsAllNetns,
+  listNetns,
+  listNetnsSync,
+  type NetnsChange,
+  type NetnsEvent,
+  type NetnsFlow,
+  type NetnsInfo,
+  watchNetns,
+  type WatchNetnsOptions,
+} from "./src/netns.ts";
+export { flowKey, TableWatch, watch, type WatchEvent, type WatchOptions } from "./src/watch.ts";
 // perf (issue 16): changes checked and encoded ahead, for applyMany
 export { PreparedChanges } from "./src/apply.ts";

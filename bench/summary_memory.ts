@@ -6,7 +6,7 @@
  * grows (it holds groups, not entries).
  *
  * ```sh
- * sudo deno run -A bench/summary_memory.ts [--sizes 100000,400000,1000000]
+ * sudo deno run -A bench/summary_memory.ts [--sizes 100000,400000,1000000] [--rounds 5]
  * ```
  *
  * Root; a namespace of its own (`ctnl-bench-summary-…`, always deleted), the
@@ -19,8 +19,14 @@ import $ from "@david/dax";
 import { parseArgs } from "node:util";
 import { cleanup, createNamespace, fill, raiseConntrackMax } from "./_setup.ts";
 
-const { values } = parseArgs({ options: { sizes: { type: "string", default: "100000,400000" } } });
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "100000,400000" },
+    rounds: { type: "string", default: "5" },
+  },
+});
 const sizes = values.sizes.split(",").map(Number);
+const ROUNDS = Number(values.rounds);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const DENO = Deno.execPath();
 
@@ -52,19 +58,35 @@ try {
   const ns = await createNamespace("summary");
   const rows: string[] = [];
   for (const n of sizes) {
+    const walls = new Map<string, number>();
     await raiseConntrackMax(n + 1000);
     const have = await fill(ns, n);
-    for (const [name, cmd] of Object.entries(COMMANDS)) {
-      // Median of three: the machine is shared.
-      const runs = [];
-      for (let i = 0; i < 3; i++) runs.push(await measure(ns, cmd));
-      const rss = runs.map((r) => r[0]).sort((a, b) => a - b)[1]!;
-      const secs = runs.map((r) => r[1]).sort((a, b) => a - b)[1]!;
+    // Round-robin: each round runs every command once, so that all see the
+    // same drift of a shared machine; medians of the rounds.
+    const runs = new Map<string, [number, number][]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, cmd] of Object.entries(COMMANDS)) {
+        const list = runs.get(name) ?? [];
+        list.push(await measure(ns, cmd));
+        runs.set(name, list);
+      }
+    }
+    for (const [name, list] of runs) {
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const rss = median(list.map((r) => r[0]));
+      const secs = median(list.map((r) => r[1]));
+      walls.set(name, secs);
       rows.push(`| ${have} | ${name} | ${rss.toFixed(0)} MiB | ${secs.toFixed(2)} s |`);
       console.error(rows.at(-1));
     }
+    const dump = walls.get("ctnl dump")!;
+    for (const [name, secs] of walls) {
+      if (name.startsWith("ctnl summary")) {
+        rows.push(`| ${have} | ${name} ÷ ctnl dump | | ${(secs / dump).toFixed(2)}× |`);
+      }
+    }
   }
-  console.log("| entries | command | peak RSS (median of 3) | wall |\n|---|---|---|---|");
+  console.log("| entries | command | peak RSS (median of the rounds) | wall |\n|---|---|---|---|");
   console.log(rows.join("\n"));
 } finally {
   await cleanup();

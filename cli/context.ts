@@ -5,16 +5,29 @@
  * @module
  */
 
-import denoJson from "../deno.json" with { type: "json" };
-import { Conntrack, type Flow, flowToJson, formatFlow, type FormatOptions } from "../mod.ts";
-import { FailError } from "./errors.ts";
-import type { CommandSyntax, OptionKey, Parsed } from "./options.ts";
+import { VERSION as PACKAGE_VERSION } from "./version.ts";
+import {
+  Conntrack,
+  type ConntrackEvent,
+  dumpAllNetns,
+  type DumpFilter,
+  type EventOptions,
+  eventsAllNetns,
+  type Flow,
+  flowToJson,
+  formatFlow,
+  type FormatOptions,
+  type NetnsInfo,
+  watch,
+} from "../mod.ts";
+import { FailError, UsageError } from "./errors.ts";
+import { type CommandSyntax, type OptionKey, optionName, type Parsed } from "./options.ts";
 import type { OutputKeyword } from "./values.ts";
 import type { Filters } from "./filters.ts";
 import { commandOutput, type Io, LineWriter, messageLine } from "./output.ts";
 
-/** ctnl's version, from deno.json. */
-export const VERSION: string = denoJson.version;
+/** ctnl's version (cli/version.ts, kept equal to deno.json's). */
+export const VERSION: string = PACKAGE_VERSION;
 /** Prefix of the summary line, laid out as conntrack's `conntrack v1.4.7 (conntrack-tools): `. */
 export const SUMMARY_PREFIX = `ctnl v${VERSION} (@ctnl/conntrack): `;
 /** Where conntrack-tools and libnetfilter_conntrack read label names. */
@@ -54,16 +67,143 @@ export class Context {
     Object.assign(this, fields);
   }
 
-  /** A handle on the table in the namespace `--netns` names (or ctnl's own). */
-  open(): Conntrack {
+  /** Fails (exit 1, one line) unless ctnl may use FFI, which netlink needs. */
+  needFfi(): void {
     const state = Deno.permissions.querySync({ name: "ffi" }).state;
     if (state !== "granted") {
       throw new FailError(
         "needs FFI access to reach netlink: run it as `deno run --allow-ffi …` (or `deno task ctnl …`)",
       );
     }
+  }
+
+  /** A handle on the table in the namespace `--netns` names (or ctnl's own). */
+  open(): Conntrack {
+    this.needFfi();
     const netns = this.parsed.values.get("netns");
     return Conntrack.open(netns === undefined ? {} : { netns });
+  }
+
+  /** What {@link tagged} adds to the next line: the namespace, a synthetic event. */
+  #tag: { netns: NetnsInfo | undefined; synthetic: boolean } = {
+    netns: undefined,
+    synthetic: false,
+  };
+
+  /** Tags the lines that follow with `netns` (see {@link tagged}). */
+  setNetns(netns: NetnsInfo | undefined): void {
+    this.#tag = { netns, synthetic: false };
+  }
+
+  /** `--all-netns` was given (and not with `--netns`, nor `--all-netns --resync`). */
+  allNetns(): boolean {
+    const flags = this.parsed.flags;
+    if (!flags.has("allNetns")) return false;
+    if (this.parsed.values.has("netns")) {
+      throw new UsageError("option --netns cannot be used with --all-netns");
+    }
+    if (flags.has("resync")) {
+      throw new UsageError("option --resync cannot be used with --all-netns");
+    }
+    for (const keyword of ["save", "xml"] as const) {
+      // A line prefix would break what ctnl load and XML readers read.
+      if (this.outputs.has(keyword)) {
+        throw new UsageError(`-o ${keyword} cannot be used with --all-netns`);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * A line as printed with the namespace it came from (`--all-netns`): text
+   * lines start with `netns=NAME ` (`netns=net:[INODE] pid=PID ` for a
+   * namespace without a name); a JSON object gets `"netns"` (and
+   * `"netnsInode"`, `"netnsPid"`) first, and `"resync":true` for an event a
+   * resync found (`--resync`).
+   */
+  tagged(line: string): string {
+    const { netns, synthetic } = this.#tag;
+    if (line.startsWith("{")) {
+      let head = "";
+      if (netns !== undefined) {
+        head += `"netns":${JSON.stringify(netns.label)},"netnsInode":${netns.inode},`;
+        if (netns.pid !== undefined) head += `"netnsPid":${netns.pid},`;
+      }
+      if (synthetic) head += `"resync":true,`;
+      return head === "" ? line : `{${head}${line.slice(1)}`;
+    }
+    if (netns === undefined) return line;
+    const pid = netns.name === undefined && netns.pid !== undefined ? ` pid=${netns.pid}` : "";
+    return `netns=${netns.label}${pid} ${line}`;
+  }
+
+  /**
+   * The events `ctnl events` prints: `ct.events(options)`; with
+   * `--all-netns` every namespace's (each line {@link tagged}); with
+   * `--resync` the library's `watch()`: the table's entries first (as
+   * `new`), then the events, and after lost events the difference a new
+   * dump finds (a note on stderr says so).
+   */
+  async *eventStream(ct: Conntrack, options: EventOptions): AsyncGenerator<ConntrackEvent> {
+    if (this.allNetns()) {
+      for await (const { netns, event } of eventsAllNetns(options)) {
+        this.#tag = { netns, synthetic: false };
+        yield event;
+      }
+      return;
+    }
+    if (!this.parsed.flags.has("resync")) {
+      yield* ct.events(options);
+      return;
+    }
+    const { types, noEnobufs: _, ...watchOptions } = options;
+    const want = new Set(types ?? ["new", "update", "destroy"]);
+    for await (const e of watch(ct, watchOptions)) {
+      if (e.type === "synced") {
+        if (e.resyncs > 0) {
+          this.stderrLine(
+            `ctnl: events were lost (ENOBUFS); the table was dumped again (${e.resyncs} resyncs so far)`,
+          );
+        }
+        continue;
+      }
+      if (!want.has(e.type)) continue;
+      this.#tag = { netns: undefined, synthetic: e.synthetic };
+      yield { type: e.type, flow: e.flow, portId: e.portId };
+    }
+  }
+
+  /** `ctnl dump --all-netns` (also with `-z`): every namespace's entries, each line {@link tagged}. */
+  async dumpAllNetns(
+    filter: DumpFilter,
+    keep: ((flow: Flow) => boolean) | undefined,
+  ): Promise<number> {
+    for (const key of ["sort", "top", "olderThan", "youngerThan", "idle", "bytesGt"]) {
+      if (this.parsed.values.has(key)) {
+        throw new UsageError(`option ${optionName(key)} cannot be used with --all-netns (yet)`);
+      }
+    }
+    this.needFfi();
+    const out = this.stdout();
+    const format = this.format;
+    const text = this.flowText(format);
+    let n = 0;
+    format.now = Math.floor(Date.now() / 1000);
+    await showingPartial(out, async () => {
+      const options = {
+        onInterrupted: "ignore",
+        ...(this.filters.zero ? { zero: true } : {}),
+      } as const;
+      for await (const { netns, flow } of dumpAllNetns(filter, options)) {
+        if (keep !== undefined && !keep(flow)) continue;
+        this.#tag = { netns, synthetic: false };
+        out.line(this.tagged(text(flow)));
+        if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
+      }
+    });
+    out.flush();
+    this.summary(n);
+    return 0;
   }
 
   /** A line writer for stdout. */

@@ -7,7 +7,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { unknownLong, unknownShort } from "./suggest.ts";
+import { unknownLong, unknownShort, UNSUPPORTED } from "./suggest.ts";
 
 /** One option: how it is written, whether it takes a value, its help. */
 export interface OptionSpec {
@@ -459,6 +459,42 @@ export const OPTIONS = [
     placeholder: "PORT",
     help: "Mask of the expected destination port",
   },
+  // exp: exporter, --all-netns, --resync
+  {
+    key: "listen",
+    long: ["listen"],
+    value: true,
+    placeholder: "HOST:PORT",
+    help: "Where to serve HTTP (default 127.0.0.1:9883)",
+  },
+  {
+    key: "allNetns",
+    long: ["all-netns"],
+    value: false,
+    help: "Every network namespace (/run/netns and those of processes)",
+  },
+  { key: "byMark", long: ["by-mark"], value: false, help: "Also count entries by mark" },
+  {
+    key: "countEvents",
+    long: ["count-events"],
+    value: false,
+    help: "Count events (new, update, destroy, overruns)",
+  },
+  {
+    key: "resync",
+    long: ["resync"],
+    value: false,
+    help: "Dump first, and dump again after lost events, printing the\n" +
+      "difference as events: the output then tracks the table exactly",
+  },
+  {
+    key: "natRange",
+    short: "a",
+    long: ["nat-range"],
+    value: true,
+    placeholder: "RANGE",
+    help: "Ignored with a warning, as conntrack 1.4.7 (deprecated)",
+  },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];
@@ -624,6 +660,10 @@ export class Parser {
   #long(name: string): Row {
     const exact = this.#byLong.get(`--${name}`);
     if (exact !== undefined) return exact;
+    // conntrack's own names come before prefixes of ctnl's: --id is conntrack's -i, not --idle.
+    if (UNSUPPORTED.some((u) => u.long.includes(name))) {
+      throw new UsageError(unknownLong(name, []));
+    }
     // Like getopt_long: an unambiguous prefix of a long option names it.
     const hits = new Set<Row>();
     const names: string[] = [];

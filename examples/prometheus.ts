@@ -23,7 +23,15 @@
  */
 
 import { parseArgs } from "node:util";
-import { Conntrack, type CpuStats, PROTOCOL_NAMES, TCP_STATES } from "../mod.ts";
+import {
+  collectMetrics,
+  Conntrack,
+  type CpuStats,
+  formatPrometheus,
+  type MetricFamily,
+  PROMETHEUS_CONTENT_TYPE,
+  TCP_STATES,
+} from "../mod.ts";
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +45,7 @@ if (values.help) {
   Deno.exit(0);
 }
 
-/** Per-CPU counters: the CpuStats key, the metric's name part, and its help. */
+/** Per-CPU counters: the CpuStats key, the metric's name part (as conntrack -S), its help. */
 const CPU_STATS: [keyof CpuStats, string, string][] = [
   ["found", "found", "Lookups that found an entry"],
   ["invalid", "invalid", "Packets conntrack could not track"],
@@ -51,56 +59,54 @@ const CPU_STATS: [keyof CpuStats, string, string][] = [
   ["chainTooLong", "chaintoolong", "Hash chains found too long"],
 ];
 
-/** A label value, escaped as the exposition format wants. */
-function label(value: string): string {
-  return `"${value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
-}
-
-/** Everything, as one exposition-format text. */
+/**
+ * Everything, as one exposition-format text: the library's collectMetrics()
+ * reads the table (a dump that does not hold the event loop) and its
+ * formatPrometheus() writes the families this script names. (`ctnl
+ * exporter` serves the library's own, fuller set: docs/exporter.md.)
+ */
 async function metrics(ct: Conntrack): Promise<string> {
+  const m = await collectMetrics(ct, { byZone: false });
+  const families: MetricFamily[] = [];
+  const gauge = (name: string, help: string, samples: MetricFamily["samples"]) =>
+    families.push({ name, type: "gauge", help, samples });
+  gauge("conntrack_entries", "Entries in the conntrack table", [{ labels: {}, value: m.entries }]);
+  if (m.maxEntries !== 0) {
+    gauge("conntrack_entries_limit", "Maximum entries (nf_conntrack_max)", [
+      { labels: {}, value: m.maxEntries },
+    ]);
+  }
   const flows = new Map<string, number>(); // "family protocol" -> count
   const tcpStates = new Map<string, number>(TCP_STATES.map((s) => [s, 0]));
-  // dumpSync: the whole walk happens in one go, so concurrent scrapes never
-  // find the handle busy.
-  for (const flow of ct.dumpSync(undefined, { onInterrupted: "ignore" })) {
-    const protocol = PROTOCOL_NAMES[flow.orig.protocol ?? -1] ?? String(flow.orig.protocol);
-    const k = `${flow.family} ${protocol}`;
-    flows.set(k, (flows.get(k) ?? 0) + 1);
-    if (flow.tcp) {
-      const state = TCP_STATES[flow.tcp.state] ?? "NONE";
-      tcpStates.set(state, (tcpStates.get(state) ?? 0) + 1);
-    }
+  for (const f of m.flows) {
+    const k = `${f.family} ${f.protocol}`;
+    flows.set(k, (flows.get(k) ?? 0) + f.count);
+    if (f.protocol === "tcp") tcpStates.set(f.state, (tcpStates.get(f.state) ?? 0) + f.count);
   }
-  const global = await ct.globalStats();
-  const cpus = await ct.stats();
-
-  const out: string[] = [];
-  const family = (name: string, type: "gauge" | "counter", help: string) =>
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-
-  family("conntrack_entries", "gauge", "Entries in the conntrack table");
-  out.push(`conntrack_entries ${global.entries}`);
-  if (global.maxEntries !== undefined) {
-    family("conntrack_entries_limit", "gauge", "Maximum entries (nf_conntrack_max)");
-    out.push(`conntrack_entries_limit ${global.maxEntries}`);
-  }
-  family("conntrack_flows", "gauge", "Entries by address family and layer-4 protocol");
-  for (const [k, n] of [...flows].sort()) {
-    const [fam, protocol] = k.split(" ") as [string, string];
-    out.push(`conntrack_flows{family=${label(fam)},protocol=${label(protocol)}} ${n}`);
-  }
-  family("conntrack_tcp_flows", "gauge", "TCP entries by state");
-  for (const [state, n] of tcpStates) {
-    out.push(`conntrack_tcp_flows{state=${label(state)}} ${n}`);
-  }
+  gauge(
+    "conntrack_flows",
+    "Entries by address family and layer-4 protocol",
+    [...flows].sort().map(([k, value]) => {
+      const [family, protocol] = k.split(" ") as [string, string];
+      return { labels: { family, protocol }, value };
+    }),
+  );
+  gauge(
+    "conntrack_tcp_flows",
+    "TCP entries by state",
+    [...tcpStates].map(([state, value]) => ({ labels: { state }, value })),
+  );
   for (const [key, name, help] of CPU_STATS) {
-    const present = cpus.filter((s) => s[key] !== undefined);
+    const present = m.cpus.filter((s) => s[key] !== undefined);
     if (present.length === 0) continue;
-    const metric = `conntrack_stat_${name}_total`;
-    family(metric, "counter", `${help} (per CPU)`);
-    for (const s of present) out.push(`${metric}{cpu=${label(String(s.cpu))}} ${s[key]}`);
+    families.push({
+      name: `conntrack_stat_${name}`, // a counter: formatPrometheus adds _total
+      type: "counter",
+      help: `${help} (per CPU)`,
+      samples: present.map((s) => ({ labels: { cpu: String(s.cpu) }, value: s[key] as number })),
+    });
   }
-  return out.join("\n") + "\n";
+  return formatPrometheus(families);
 }
 
 using ct = Conntrack.open(values.netns === undefined ? {} : { netns: values.netns });
@@ -121,7 +127,7 @@ if (values.listen === undefined) {
     }
     try {
       return new Response(await metrics(ct), {
-        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
       });
     } catch (error) {
       return new Response(`${error}\n`, { status: 500 });

@@ -13,9 +13,10 @@
  * socket's receive buffer (default 8 MiB).
  *
  * Events are datagrams the kernel drops when the reader falls behind. The
- * library reports that as a `lost` event; this script then prints a warning
- * on stderr and resynchronises: it dumps the table and prints the
- * connections that appeared or vanished unseen, marked `(resync)`.
+ * library's `watch()` keeps a mirror of the table that survives that: when
+ * the kernel reports lost events it dumps the table again and yields what
+ * appeared or vanished unseen; this script prints a warning on stderr and
+ * those connections marked `(resync)`.
  *
  * Output, one line each:
  *
@@ -31,7 +32,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Conntrack, type ConntrackEvent, type Flow, PROTOCOL_NAMES } from "../mod.ts";
+import { Conntrack, type Flow, PROTOCOL_NAMES, watch } from "../mod.ts";
 
 const { values } = parseArgs({
   options: {
@@ -69,19 +70,6 @@ function endpoint(address: string | undefined, port: number | undefined): string
   return a.includes(":") ? `[${a}]:${port}` : `${a}:${port}`;
 }
 
-/** One key per connection: its original tuple and zone. */
-function key(flow: Flow): string {
-  const o = flow.orig;
-  return [
-    o.protocol,
-    o.src,
-    o.dst,
-    o.srcPort ?? o.icmpId,
-    o.dstPort ?? o.icmpType,
-    flow.zone ?? 0,
-  ].join(" ");
-}
-
 function line(type: string, flow: Flow, suffix = ""): string {
   const now = new Date();
   const time = now.toTimeString().slice(0, 8) + "." +
@@ -105,84 +93,29 @@ function line(type: string, flow: Flow, suffix = ""): string {
 using ct = Conntrack.open(values.netns === undefined ? {} : { netns: values.netns });
 const signal = seconds === undefined ? undefined : AbortSignal.timeout(seconds * 1000);
 
-/** The connections we believe are in the table. */
-const known = new Map<string, Flow>();
-const snapshot = () => {
-  const now = new Map<string, Flow>();
-  for (const flow of ct.dumpSync(undefined, { onInterrupted: "ignore" })) now.set(key(flow), flow);
-  return now;
-};
-
-const events = ct.events({
-  types: values.update ? ["new", "update", "destroy"] : ["new", "destroy"],
+// watch() subscribes, dumps (the connections already there: not printed),
+// then follows the events; after a loss it dumps again and yields the
+// difference as synthetic events.
+const mirror = watch(ct, {
   ...(bufferSize === undefined ? {} : { bufferSize }),
   ...(signal === undefined ? {} : { signal }),
-})[Symbol.asyncIterator]();
-// The first next() subscribes before it waits, so nothing falls between
-// the snapshot below and the first event.
-let pending: Promise<IteratorResult<ConntrackEvent>> = events.next();
-for (const [k, flow] of snapshot()) known.set(k, flow);
-console.error(`watching ${known.size} connections`);
-
-/** Dumps the table and prints what changed unseen since `known` was right. */
-function resync(): void {
-  const now = snapshot();
-  for (const [k, flow] of known) {
-    if (!now.has(k)) {
-      known.delete(k);
-      console.log(line("DESTROY", flow, " (resync)"));
-    }
-  }
-  for (const [k, flow] of now) {
-    if (!known.has(k)) {
-      known.set(k, flow);
-      console.log(line("NEW", flow, " (resync)"));
-    }
-  }
-}
-
-/** Settles with undefined after the microtasks queued so far (a macrotask later). */
-const soon = () => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 0));
-
+});
 let shown = 0;
-let mustResync = false;
-try {
-  for (;;) {
-    let next: IteratorResult<ConntrackEvent>;
-    if (mustResync) {
-      // After an overrun the kernel drops every event until the socket's
-      // queue is empty, so the dump must come after the backlog is read. The
-      // stream yields queued events at once and sleeps when there are none:
-      // if no event comes right away, the backlog is drained.
-      const got = await Promise.race([pending, soon()]);
-      if (got === undefined) {
-        mustResync = false;
-        resync();
-        continue;
-      }
-      next = got;
-    } else {
-      next = await pending;
-    }
-    if (next.done) break;
-    const event = next.value;
-    if (event.type === "lost") {
-      console.error(`watch: the kernel dropped events (overrun ${event.lost}); resynchronising`);
-      mustResync = true;
-    } else {
-      const k = key(event.flow);
-      // After a resync, a NEW event can come late for a flow the dump showed.
-      const late = event.type === "new" && known.has(k);
-      if (event.type === "destroy") known.delete(k);
-      else known.set(k, event.flow);
-      if (!late) {
-        console.log(line(event.type.toUpperCase(), event.flow));
-        shown++;
-        if (maxEvents !== undefined && shown >= maxEvents) break;
-      }
-    }
-    pending = events.next();
+let started = false;
+let reported = 0; // losses already reported on stderr
+for await (const event of mirror) {
+  if (mirror.losses > reported) {
+    reported = mirror.losses;
+    console.error(`watch: the kernel dropped events (overrun ${reported}); resynchronising`);
   }
-} finally {
-  await events.return?.();
+  if (event.type === "synced") {
+    if (!started) console.error(`watching ${event.entries} connections`);
+    started = true;
+    continue;
+  }
+  if (!started) continue; // the first dump: already there
+  if (event.type === "update" && !values.update) continue;
+  console.log(line(event.type.toUpperCase(), event.flow, event.synthetic ? " (resync)" : ""));
+  shown++;
+  if (maxEvents !== undefined && shown >= maxEvents) break;
 }

@@ -87,6 +87,12 @@ export interface SummaryOptions {
   sort?: SummarySort;
   /** Only the first N groups (the totals still count every flow). */
   top?: number;
+  /**
+   * The name of a first key whose value is given to each
+   * {@link Summarizer.add} (not taken from the flow): e.g. `"netns"`, with
+   * each flow's namespace from `dumpAllNetns()`.
+   */
+  tag?: string;
 }
 
 /** One group of a {@link Summary}.
@@ -146,9 +152,30 @@ function tupleOf(flow: Flow, reply: boolean): Tuple {
   return reply ? flow.reply : flow.orig;
 }
 
-/** The address at `prefix` bits (`v4`, `v6` per family): `10.1.2.0/24`. */
-function prefixOf(address: string | undefined, v4: number, v6: number): string {
+/**
+ * The address at `prefix` bits (`v4`, `v6` per family): `10.1.2.0/24`.
+ * IPv4 text is read digit by digit and each prefix's text made once (in
+ * `v4Texts`, one per group): no regex, array or string per flow.
+ */
+function prefixOf(
+  address: string | undefined,
+  v4: number,
+  v6: number,
+  v4Texts: Map<number, string>,
+): string {
   if (address === undefined) return "-";
+  const n = ipv4Number(address);
+  if (n >= 0) {
+    const masked = v4 === 0 ? 0 : (n & (~0 << (32 - v4))) >>> 0;
+    let text = v4Texts.get(masked);
+    if (text === undefined) {
+      text = `${masked >>> 24}.${(masked >>> 16) & 0xff}.${(masked >>> 8) & 0xff}.${
+        masked & 0xff
+      }/${v4}`;
+      v4Texts.set(masked, text);
+    }
+    return text;
+  }
   const bytes = parseIPv4(address) ?? parseIPv6(address);
   if (bytes === undefined) return address;
   const bits = bytes.length === 4 ? v4 : v6;
@@ -157,6 +184,26 @@ function prefixOf(address: string | undefined, v4: number, v6: number): string {
     bytes[i]! &= (0xff << (8 - keep)) & 0xff;
   }
   return `${bytes.length === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0)}/${bits}`;
+}
+
+/** The 32-bit number of dotted-quad text as inet_ntop writes it, or -1. */
+function ipv4Number(text: string): number {
+  let n = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + c - 48;
+      if (part > 255) return -1;
+      digits++;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return n * 256 + part;
 }
 
 function prefixLength(text: string, max: number, spec: string, family = ""): number {
@@ -211,9 +258,10 @@ function keyOf(spec: string): [string, Extract] {
     const v6 = v6Text === undefined
       ? prefixLength(v4Text, 128, spec)
       : prefixLength(v6Text, 128, spec);
+    const texts = new Map<number, string>();
     return [
       v6Text === undefined ? `${name}/${v6}` : `${name}/${v4}/${v6}`,
-      (f) => prefixOf(tupleOf(f, reply)[side], v4, v6),
+      (f) => prefixOf(tupleOf(f, reply)[side], v4, v6, texts),
     ];
   }
   if (v4Text !== undefined) {
@@ -293,6 +341,7 @@ const SORTS: readonly SummarySort[] = ["count", "packets", "bytes"];
 export class Summarizer {
   readonly #by: string[];
   readonly #extract: Extract[];
+  readonly #tagged: boolean;
   readonly #sort: SummarySort;
   readonly #top: number;
   readonly #groups = new Map<string, SummaryGroup>();
@@ -307,7 +356,11 @@ export class Summarizer {
       throw new ArgumentError("summary", options, "options must be an object with `by`");
     }
     const keys = specs(options.by).map(keyOf);
-    this.#by = keys.map(([name]) => name);
+    this.#tagged = options.tag !== undefined;
+    if (this.#tagged && typeof options.tag !== "string") {
+      throw new ArgumentError("summary.tag", options.tag, "the tag must be a string");
+    }
+    this.#by = [...(this.#tagged ? [options.tag!] : []), ...keys.map(([name]) => name)];
     this.#extract = keys.map(([, extract]) => extract);
     const sort = options.sort ?? "count";
     if (!SORTS.includes(sort)) {
@@ -321,9 +374,10 @@ export class Summarizer {
     this.#top = top;
   }
 
-  /** Counts one flow in its group. */
-  add(flow: Flow): void {
+  /** Counts one flow in its group; `tag` is its value of the `tag` key, if the options name one. */
+  add(flow: Flow, tag?: string): void {
     const key = this.#extract.map((extract) => extract(flow));
+    if (this.#tagged) key.unshift(tag ?? "-");
     const id = key.join("\0");
     let group = this.#groups.get(id);
     if (group === undefined) {

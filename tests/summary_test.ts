@@ -260,3 +260,63 @@ Deno.test("summary refuses bad parameters with exit 2 and one line", async () =>
     await ns.delete();
   }
 });
+
+Deno.test("summary --all-netns: the namespace is the first key", async () => {
+  const a = await Netns.create("summary-all-a");
+  const b = await Netns.create("summary-all-b");
+  try {
+    const add = (ns: Netns, i: number, proto: string) =>
+      ns.exec([
+        "conntrack",
+        "-I",
+        "-s",
+        `10.3.0.${i}`,
+        "-d",
+        "10.3.1.1",
+        "-p",
+        proto,
+        "--sport",
+        "1000",
+        "--dport",
+        "53",
+        "-t",
+        "300",
+        ...(proto === "tcp" ? ["--state", "ESTABLISHED"] : []),
+      ]);
+    for (let i = 1; i <= 4; i++) await add(a, i, "udp");
+    await add(a, 9, "tcp");
+    for (let i = 1; i <= 2; i++) await add(b, i, "tcp");
+    const r = await run([
+      Deno.execPath(),
+      "run",
+      "-A", // --all-netns reads /proc/*/ns/net: Deno opens /proc only with --allow-all
+      CLI,
+      "summary",
+      "--all-netns",
+      "--by",
+      "proto",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as JsonSummary;
+    assert.deepEqual(s.by, ["netns", "proto"]);
+    const mine = s.groups.filter((g) => g.key.netns === a.name || g.key.netns === b.name)
+      .map((g) => [g.key.netns, g.key.proto, g.count]).sort();
+    assert.deepEqual(mine, [[a.name, "tcp", 1], [a.name, "udp", 4], [b.name, "tcp", 2]].sort());
+    const both = await run([
+      Deno.execPath(),
+      "run",
+      "--allow-ffi",
+      CLI,
+      "summary",
+      "--all-netns",
+      "--netns",
+      a.name,
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^ctnl: option --netns cannot be used with --all-netns$/m);
+  } finally {
+    await a.delete();
+    await b.delete();
+  }
+});

@@ -1,12 +1,35 @@
 /**
- * `ctnl count`: the number of entries, as `conntrack -C`.
+ * `ctnl count`: the number of entries, as `conntrack -C`; with
+ * `--all-netns` one line per network namespace.
  *
  * @module
  */
 
+import { Conntrack, listNetns } from "../../mod.ts";
 import type { Command, Context } from "../context.ts";
 
+/** Every namespace's count, one line each, tagged with the namespace. */
+async function countAll(ctx: Context): Promise<number> {
+  ctx.needFfi();
+  const out = ctx.stdout();
+  for (const netns of await listNetns()) {
+    let stats;
+    try {
+      using ct = Conntrack.open({ netns: netns.path });
+      stats = await ct.globalStats();
+    } catch (error) {
+      if (error instanceof Error && "code" in error && error.code === "ENOENT") continue; // vanished
+      throw error;
+    }
+    ctx.setNetns(netns);
+    out.line(ctx.tagged(ctx.json ? JSON.stringify(stats) : String(stats.entries)));
+  }
+  out.flush();
+  return 0;
+}
+
 async function run(ctx: Context): Promise<number> {
+  if (ctx.allNetns()) return await countAll(ctx);
   using ct = ctx.open();
   const stats = await ct.globalStats();
   const out = ctx.stdout();
@@ -21,15 +44,20 @@ export const count: Command = {
   words: ["count"],
   flags: ["-C", "--count", "--counter"],
   summary: "Number of entries in the table (conntrack -C)",
-  options: ["netns", "json"],
-  help: `Usage: ctnl count [--json] [--netns NAME|PATH]     (also: ctnl -C)
+  options: ["netns", "json", "allNetns"],
+  help: `Usage: ctnl count [--json] [--netns NAME|PATH] [--all-netns]     (also: ctnl -C)
 
 The number of entries in the table, as conntrack -C prints it.
 With --json: {"entries":N,"maxEntries":M} (M is nf_conntrack_max).
+With --all-netns: one line per network namespace (those named under
+/run/netns and those of running processes), "netns=NAME N" (a namespace
+without a name is "netns=net:[INODE] pid=PID N"); with --json the object
+starts with "netns", "netnsInode" (and "netnsPid").
 
 Examples:
   ctnl count
   ctnl count --netns blue --json
+  ctnl count --all-netns
 `,
   run,
 };

@@ -48,6 +48,7 @@ async function run(ctx: Context): Promise<number> {
   }
   parseExtras(ctx.parsed.values);
   const sorter = listingSort(ctx);
+  if (ctx.allNetns()) return ctx.dumpAllNetns(filter, stateMatcher(ctx.filters.state));
   using ct = ctx.open();
   const out = ctx.stdout();
   const keep = stateMatcher(ctx.filters.state);
@@ -102,6 +103,7 @@ export const dump: Command = {
     LISTING_OUTPUT_OPTIONS,
     ["zero"],
     SORT_OPTIONS,
+    ["allNetns"],
   ),
   help: `Usage: ctnl dump [FILTERS] [OUTPUT OPTIONS]     (also: ctnl list, ctnl -L)
 
@@ -119,6 +121,12 @@ Output:
 ${optionHelp(LISTING_OUTPUT_OPTIONS)}
 ${optionHelp(["zero"])}
 ${optionHelp(SORT_OPTIONS)}
+${
+    optionHelp([{
+      key: "allNetns",
+      help: "Every namespace's entries, each line starting\nnetns=NAME (docs/exporter.md)",
+    }])
+  }
 
 The summary "ctnl v${VERSION} (@ctnl/conntrack): N flow entries have been shown." goes to stderr.
 

@@ -116,7 +116,7 @@ async function run(ctx: Context): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   let shown = 0;
   try {
-    for await (const event of ct.events(options)) {
+    for await (const event of ctx.eventStream(ct, options)) {
       if (event.type === "lost") {
         ctx.stderrLine(
           `ctnl: warning: We have hit ENOBUFS! We are losing events (${event.lost} overruns so far); the socket buffer is too small, see -b/--buffer-size`,
@@ -127,9 +127,9 @@ async function run(ctx: Context): Promise<number> {
       const flow = event.flow;
       if (keep !== undefined && !keep(flow)) continue;
       if (ctx.json) {
-        out.line(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`);
+        out.line(ctx.tagged(`{"event":"${event.type}",${flowToJson(flow).slice(1)}`));
       } else {
-        out.line(lines.line(event));
+        out.line(ctx.tagged(lines.line(event)));
       }
       shown++;
     }
@@ -152,7 +152,7 @@ export const events: Command = {
   words: ["events"],
   flags: ["-E", "--event"],
   summary: "Watch entries being created, updated, destroyed (conntrack -E)",
-  options: optionKeys(DUMP_FILTER_OPTIONS, EVENTS, OUTPUT),
+  options: [...optionKeys(DUMP_FILTER_OPTIONS, EVENTS, OUTPUT), "allNetns", "resync"],
   help:
     `Usage: ctnl events [FILTERS] [-e EVENTS] [-b BYTES] [OUTPUT OPTIONS]   (also: ctnl -E, --event)
 
@@ -171,6 +171,12 @@ ${optionHelp(DUMP_FILTER_OPTIONS)}
 
 Events:
 ${optionHelp(EVENTS)}
+${
+      optionHelp(["resync", {
+        key: "allNetns",
+        help: "Every namespace's events, each line starting\nnetns=NAME (docs/exporter.md)",
+      }])
+    }
 
 Output:
 ${optionHelp(OUTPUT)}

@@ -20,6 +20,7 @@ import { add } from "./add.ts";
 import { load } from "./load.ts";
 import { top } from "./top.ts";
 import { completions } from "./completions.ts";
+import { exporter } from "./exporter.ts";
 
 /** Every command ctnl has. */
 export const COMMANDS: readonly Command[] = [
@@ -37,4 +38,5 @@ export const COMMANDS: readonly Command[] = [
   add,
   load,
   completions,
+  exporter,
 ];

@@ -6,6 +6,8 @@
  */
 
 import {
+  dumpAllNetns,
+  type DumpFilter,
   type Flow,
   humanBytes,
   humanCount,
@@ -17,7 +19,7 @@ import {
 } from "../../mod.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
-import { EXTRA_OPTIONS, listingExtras } from "../extras.ts";
+import { EXTRA_OPTIONS, ExtrasMatcher, listingExtras, parseExtras } from "../extras.ts";
 import { optionHelp } from "../options.ts";
 import { type Command, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
@@ -38,11 +40,13 @@ function summarizer(ctx: Context): Summarizer {
     if (Number.isNaN(top)) throw new UsageError(`invalid --top "${topText}" (a positive integer)`);
   }
   const by = v.get("by") ?? "proto,state";
+  const tag = ctx.allNetns() ? { tag: "netns" } : {};
   try {
     return new Summarizer({
       by,
       sort: sort as SummarySort,
       ...(top === undefined ? {} : { top }),
+      ...tag,
     });
   } catch (error) {
     if (error instanceof Error && "reason" in error) {
@@ -97,16 +101,42 @@ function json(s: Summary): string {
   });
 }
 
-async function run(ctx: Context): Promise<number> {
-  const filter = dumpFilter(ctx.filters);
-  checked(() => validateFilter(filter));
-  const s = summarizer(ctx);
-  const keep: ((flow: Flow) => boolean) | undefined = stateMatcher(ctx.filters.state);
+type Keep = ((flow: Flow) => boolean) | undefined;
+
+/** One namespace's table into `s`. */
+async function tableSummary(ctx: Context, s: Summarizer, filter: DumpFilter, keep: Keep) {
   using ct = ctx.open();
   const extras = await listingExtras(ctx.parsed.values, ct);
   for (const flow of ct.dumpSync(filter)) {
     if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }
+  return extras;
+}
+
+/** Every namespace's table into `s`, each flow tagged with its namespace. */
+async function allNetnsSummary(ctx: Context, s: Summarizer, filter: DumpFilter, keep: Keep) {
+  if (ctx.parsed.values.has("idle")) {
+    throw new UsageError("option --idle cannot be used with --all-netns (yet)");
+  }
+  ctx.needFfi();
+  const extras = new ExtrasMatcher(parseExtras(ctx.parsed.values));
+  for await (const { netns, flow } of dumpAllNetns(filter, { onInterrupted: "ignore" })) {
+    if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) {
+      s.add(flow, netns.label);
+    }
+  }
+  return extras;
+}
+
+async function run(ctx: Context): Promise<number> {
+  const filter = dumpFilter(ctx.filters);
+  checked(() => validateFilter(filter));
+  const s = summarizer(ctx);
+  parseExtras(ctx.parsed.values); // bad values are exit 2 before anything is opened
+  const keep: ((flow: Flow) => boolean) | undefined = stateMatcher(ctx.filters.state);
+  const extras = ctx.allNetns()
+    ? await allNetnsSummary(ctx, s, filter, keep)
+    : await tableSummary(ctx, s, filter, keep);
   const result = s.result();
   const out = ctx.stdout();
   if (ctx.json) out.line(json(result));
@@ -135,6 +165,7 @@ const SUMMARY_OPTIONS = [
   { key: "top", help: "Only the N first groups (the total counts all)" },
   { key: "json", help: "One JSON object instead (exact counters, as strings)" },
   "netns",
+  { key: "allNetns", help: "Every network namespace: the namespace is the first key" },
 ] as const;
 
 /** `ctnl summary`. */
@@ -163,6 +194,7 @@ Examples:
   ctnl summary --by src --top 10
   ctnl summary --by src/24,dport -p tcp --sort bytes
   ctnl summary --by zone,proto --json
+  ctnl summary --all-netns --by proto
   ctnl summary --by dst --older-than 1h --bytes-gt 10Mi
 `,
   run,
