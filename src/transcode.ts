@@ -449,6 +449,12 @@ function jsonTuple(base: number): void {
     address(base + S.T_DST);
     W.out[W.at++] = 34;
   }
+  const p = W.slots[base + S.T_PROTO]!;
+  if (p >= 0) {
+    // protocolName: the name `conntrack -L` prints, as flowToJson writes it.
+    key('"protocol":');
+    bytes(PROTOCOL_JSON[W.b[p]!]!);
+  }
   const fields: [string, number, boolean][] = TUPLE_JSON;
   for (let i = 0; i < fields.length; i++) {
     const [name, slot, wide] = fields[i]!;
@@ -461,9 +467,14 @@ function jsonTuple(base: number): void {
   W.out[W.at++] = 125;
 }
 
-/** The tuple's number keys after the addresses: name, slot, 16-bit. */
+/** `N,"protocolName":"name"` of each protocol number. */
+const PROTOCOL_JSON: readonly Uint8Array[] = Array.from(
+  { length: 256 },
+  (_, n) => ascii(`${n},"protocolName":"${protocolInfo(n).name}"`),
+);
+
+/** The tuple's number keys after the protocol: name, slot, 16-bit. */
 const TUPLE_JSON: [string, number, boolean][] = [
-  ['"protocol":', S.T_PROTO, false],
   ['"srcPort":', S.T_SPORT, true],
   ['"dstPort":', S.T_DPORT, true],
   ['"icmpId":', S.T_ICMP_ID, true],
