@@ -135,8 +135,64 @@ function address(i: number): void {
     W.out[W.at++] = 46;
     dec(W.b[a + 3]!);
   } else {
-    str(formatIPv6(W.b, a));
+    ipv6(a);
   }
+}
+
+/** Lower-case hex digits. */
+const HEX_DIGITS = ascii("0123456789abcdef");
+
+/** A 16-bit group in hex without leading zeros. */
+function hexGroup(g: number): void {
+  const out = W.out;
+  if (g >= 0x1000) out[W.at++] = HEX_DIGITS[g >> 12]!;
+  if (g >= 0x100) out[W.at++] = HEX_DIGITS[(g >> 8) & 15]!;
+  if (g >= 0x10) out[W.at++] = HEX_DIGITS[(g >> 4) & 15]!;
+  out[W.at++] = HEX_DIGITS[g & 15]!;
+}
+
+/**
+ * The IPv6 address at `a` as glibc's inet_ntop writes it (src/address.ts's
+ * formatIPv6, written in place): the longest run of two or more zero groups
+ * (the first of equal runs) as `::`; IPv4-compatible and -mapped addresses
+ * (as formatIPv6 decides them) through it.
+ */
+function ipv6(a: number): void {
+  const b = W.b;
+  let bestBase = -1, bestLen = 0, curBase = -1, curLen = 0;
+  for (let i = 0; i < 8; i++) {
+    if (b[a + 2 * i] === 0 && b[a + 2 * i + 1] === 0) {
+      if (curBase === -1) {
+        curBase = i;
+        curLen = 1;
+      } else curLen++;
+    } else if (curBase !== -1) {
+      if (bestBase === -1 || curLen > bestLen) {
+        bestBase = curBase;
+        bestLen = curLen;
+      }
+      curBase = -1;
+    }
+  }
+  if (curBase !== -1 && (bestBase === -1 || curLen > bestLen)) {
+    bestBase = curBase;
+    bestLen = curLen;
+  }
+  if (bestBase !== -1 && bestLen < 2) bestBase = -1;
+  if (bestBase === 0 && (bestLen === 6 || bestLen === 5)) {
+    str(formatIPv6(b, a)); // ::a.b.c.d, ::ffff:a.b.c.d and their neighbours: rare
+    return;
+  }
+  const out = W.out;
+  for (let i = 0; i < 8; i++) {
+    if (bestBase !== -1 && i >= bestBase && i < bestBase + bestLen) {
+      if (i === bestBase) out[W.at++] = 58;
+      continue;
+    }
+    if (i !== 0) out[W.at++] = 58;
+    hexGroup((b[a + 2 * i]! << 8) | b[a + 2 * i + 1]!);
+  }
+  if (bestBase !== -1 && bestBase + bestLen === 8) out[W.at++] = 58;
 }
 
 /** A u8 / u16 field, 0 when absent (formatFlow's `?? 0`). */
@@ -433,37 +489,31 @@ function jsonU64(key: string, slot: number): void {
 
 /** A tuple as `flowToJson` writes it: the keys of its present fields, in the Tuple's order. */
 function jsonTuple(base: number): void {
-  let sep = 123; // "{", then ","
-  const key = (name: string) => {
-    W.out[W.at++] = sep;
-    sep = 44;
-    str(name);
-  };
+  const start = W.at; // each key is led by ","; the first "," becomes the "{"
   if (W.slots[base + S.T_SRC]! >= 0) {
-    key('"src":"');
+    str(',"src":"');
     address(base + S.T_SRC);
     W.out[W.at++] = 34;
   }
   if (W.slots[base + S.T_DST]! >= 0) {
-    key('"dst":"');
+    str(',"dst":"');
     address(base + S.T_DST);
     W.out[W.at++] = 34;
   }
   const p = W.slots[base + S.T_PROTO]!;
   if (p >= 0) {
     // protocolName: the name `conntrack -L` prints, as flowToJson writes it.
-    key('"protocol":');
+    str(',"protocol":');
     bytes(PROTOCOL_JSON[W.b[p]!]!);
   }
-  const fields: [string, number, boolean][] = TUPLE_JSON;
-  for (let i = 0; i < fields.length; i++) {
-    const [name, slot, wide] = fields[i]!;
-    const a = W.slots[base + slot]!;
+  for (let i = 0; i < TUPLE_JSON_KEYS.length; i++) {
+    const a = W.slots[base + TUPLE_JSON_SLOTS[i]!]!;
     if (a < 0) continue;
-    key(name);
-    dec(wide ? u16(a) : W.b[a]!);
+    bytes(TUPLE_JSON_KEYS[i]!);
+    dec(i === 3 || i === 4 ? W.b[a]! : u16(a)); // icmpType, icmpCode: 8-bit
   }
-  if (sep === 123) W.out[W.at++] = 123;
+  if (W.at === start) W.out[W.at++] = 123;
+  else W.out[start] = 123;
   W.out[W.at++] = 125;
 }
 
@@ -473,14 +523,22 @@ const PROTOCOL_JSON: readonly Uint8Array[] = Array.from(
   (_, n) => ascii(`${n},"protocolName":"${protocolInfo(n).name}"`),
 );
 
-/** The tuple's number keys after the protocol: name, slot, 16-bit. */
-const TUPLE_JSON: [string, number, boolean][] = [
-  ['"srcPort":', S.T_SPORT, true],
-  ['"dstPort":', S.T_DPORT, true],
-  ['"icmpId":', S.T_ICMP_ID, true],
-  ['"icmpType":', S.T_ICMP_TYPE, false],
-  ['"icmpCode":', S.T_ICMP_CODE, false],
-  ['"zone":', S.T_ZONE, true],
+/** The tuple's number keys after the protocol, and their slots (icmpType, icmpCode: 8-bit). */
+const TUPLE_JSON_KEYS: readonly Uint8Array[] = [
+  ',"srcPort":',
+  ',"dstPort":',
+  ',"icmpId":',
+  ',"icmpType":',
+  ',"icmpCode":',
+  ',"zone":',
+].map(ascii);
+const TUPLE_JSON_SLOTS: readonly number[] = [
+  S.T_SPORT,
+  S.T_DPORT,
+  S.T_ICMP_ID,
+  S.T_ICMP_TYPE,
+  S.T_ICMP_CODE,
+  S.T_ZONE,
 ];
 
 function jsonTcp(): void {
