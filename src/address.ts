@@ -37,13 +37,11 @@ function hexGroup(hi: number, lo: number): string {
 }
 
 /**
- * Formats 16 bytes at `offset` as IPv6 the way glibc `inet_ntop` does: the
- * longest run (first of equal runs) of two or more zero groups becomes `::`,
- * hex in lower case, and `::a.b.c.d` / `::ffff:a.b.c.d` for IPv4-compatible
- * and IPv4-mapped addresses.
+ * Where inet_ntop puts the `::` of the IPv6 address at `offset`: the longest
+ * run (the first of equal ones) of two or more zero groups, as
+ * `base << 4 | length` in groups, or -1 when there is none.
  */
-export function formatIPv6(bytes: Uint8Array, offset: number): string {
-  // Find the longest run of zero groups.
+export function zeroRun(bytes: Uint8Array, offset: number): number {
   let bestBase = -1, bestLen = 0, curBase = -1, curLen = 0;
   for (let i = 0; i < 8; i++) {
     if (bytes[offset + 2 * i] === 0 && bytes[offset + 2 * i + 1] === 0) {
@@ -63,7 +61,18 @@ export function formatIPv6(bytes: Uint8Array, offset: number): string {
     bestBase = curBase;
     bestLen = curLen;
   }
-  if (bestBase !== -1 && bestLen < 2) bestBase = -1;
+  return bestBase === -1 || bestLen < 2 ? -1 : (bestBase << 4) | bestLen;
+}
+
+/**
+ * Formats 16 bytes at `offset` as IPv6 the way glibc `inet_ntop` does: the
+ * longest run (first of equal runs) of two or more zero groups becomes `::`,
+ * hex in lower case, and `::a.b.c.d` / `::ffff:a.b.c.d` for IPv4-compatible
+ * and IPv4-mapped addresses.
+ */
+export function formatIPv6(bytes: Uint8Array, offset: number): string {
+  const run = zeroRun(bytes, offset);
+  const bestBase = run < 0 ? -1 : run >> 4, bestLen = run & 15;
   let out = "";
   for (let i = 0; i < 8; i++) {
     if (bestBase !== -1 && i >= bestBase && i < bestBase + bestLen) {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { formatIPv6 } from "./address.ts";
+import { formatIPv6, zeroRun } from "./address.ts";
 import { CT_STATUS } from "./constants.ts";
 import { ctime, type FormatOptions, statusJson } from "./format.ts";
 import { protocolInfo, stateName, TCP_STATES } from "./protocols.ts";
@@ -159,26 +159,8 @@ function hexGroup(g: number): void {
  */
 function ipv6(a: number): void {
   const b = W.b;
-  let bestBase = -1, bestLen = 0, curBase = -1, curLen = 0;
-  for (let i = 0; i < 8; i++) {
-    if (b[a + 2 * i] === 0 && b[a + 2 * i + 1] === 0) {
-      if (curBase === -1) {
-        curBase = i;
-        curLen = 1;
-      } else curLen++;
-    } else if (curBase !== -1) {
-      if (bestBase === -1 || curLen > bestLen) {
-        bestBase = curBase;
-        bestLen = curLen;
-      }
-      curBase = -1;
-    }
-  }
-  if (curBase !== -1 && (bestBase === -1 || curLen > bestLen)) {
-    bestBase = curBase;
-    bestLen = curLen;
-  }
-  if (bestBase !== -1 && bestLen < 2) bestBase = -1;
+  const run = zeroRun(b, a);
+  const bestBase = run < 0 ? -1 : run >> 4, bestLen = run & 15;
   if (bestBase === 0 && (bestLen === 6 || bestLen === 5)) {
     str(formatIPv6(b, a)); // ::a.b.c.d, ::ffff:a.b.c.d and their neighbours: rare
     return;
