@@ -150,7 +150,7 @@ function tupleOnly(parsed: Parsed): boolean {
 const TUPLE_KEYS = new Set<string>([...TUPLE_OPTIONS, "zone", "family"]);
 
 /** One line's step; a bad line is a {@link UsageError} (or an argument error) with conntrack's wording where it has one. */
-export function parseLine(args: string[], line: number, ctx: Context): Line {
+function parseLine(args: string[], line: number, ctx: Context): Line {
   const parsed = LINE_PARSER.parse(args);
   if (parsed.flags.has("help") || parsed.flags.has("version")) {
     throw new UsageError(
