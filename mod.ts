@@ -169,3 +169,5 @@ export {
   type WatchNetnsOptions,
 } from "./src/netns.ts";
 export { flowKey, TableWatch, watch, type WatchEvent, type WatchOptions } from "./src/watch.ts";
+// perf (issue 16): changes checked and encoded ahead, for applyMany
+export { PreparedChanges } from "./src/apply.ts";

@@ -8,6 +8,7 @@
  * side with hyperfine, every command run as `ip netns exec <ns> …` (the same
  * wrapper for every row; ctnl then works in its own namespace, no `--netns`):
  *
+ * - `C floor`: bench/recv_floor.c compiled with cc, receive and count;
  * - `baseline`: bench/recv_count.ts, receive and count, decode nothing;
  * - `library`: bench/dump_lib.ts, `ct.dumpSync()` with every field decoded;
  * - `ctnl dump` and `ctnl dump --json` (cli.ts with the flags of `deno task
@@ -58,9 +59,19 @@ interface Row {
 }
 
 const DENO = Deno.execPath();
-/** The flags `deno task ctnl` runs the CLI with (a 1 MiB young generation keeps RSS flat). */
-const CTNL_FLAGS = ["--allow-ffi", "--v8-flags=--max-semi-space-size=1"];
+/** The flags a newcomer runs the CLI with: no V8 flag (issue 16). */
+const CTNL_FLAGS = ["--allow-ffi"];
+/** The bundle (`deno task bundle`), when it has been built. */
+const BUNDLE = "dist/ctnl.js";
+const HAVE_BUNDLE = await Deno.stat(new URL(`../${BUNDLE}`, import.meta.url)).then(
+  () => true,
+  () => false,
+);
+/** The C floor: bench/recv_floor.c, compiled here — receive and count, nothing else. */
+const FLOOR = `${await Deno.makeTempDir({ prefix: "ctnl-floor-" })}/recv_floor`;
+await $`cc -O2 -o ${FLOOR} ${ROOT}bench/recv_floor.c`;
 const DUMP_ROWS: Row[] = [
+  { name: "C floor (receive only)", cmd: [FLOOR] },
   { name: "baseline (receive only)", cmd: [DENO, "run", "--allow-ffi", "bench/recv_count.ts"] },
   { name: "library (full decode)", cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts"] },
   {
@@ -73,6 +84,18 @@ const DUMP_ROWS: Row[] = [
     cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "dump", "--json"],
     linesPerEntry: 1,
   },
+  {
+    name: "ctnl dump, --max-semi-space-size=1",
+    cmd: [DENO, "run", ...CTNL_FLAGS, "--v8-flags=--max-semi-space-size=1", "cli.ts", "dump"],
+    linesPerEntry: 1,
+  },
+  ...(HAVE_BUNDLE
+    ? [{
+      name: "ctnl dump (bundle)",
+      cmd: [DENO, "run", ...CTNL_FLAGS, BUNDLE, "dump"],
+      linesPerEntry: 1,
+    }]
+    : []),
   { name: "conntrack -L", cmd: ["conntrack", "-L"], linesPerEntry: 1 },
   {
     name: "conntrack -L -o extended",
@@ -239,7 +262,7 @@ try {
     const rows = await time(ns, DUMP_ROWS, RUNS[i] ?? RUNS.at(-1)!, n);
     results.push(...rows);
     console.error(
-      table(rows, [["conntrack -L", "× conntrack -L"], [DUMP_ROWS[0]!.name, "× baseline"]]),
+      table(rows, [["conntrack -L", "× conntrack -L"], [DUMP_ROWS[0]!.name, "× floor"]]),
     );
     if (i === 0) {
       // Independent of N; measured with the smallest table.
@@ -258,7 +281,7 @@ try {
       "peak RSS is GNU time's maximum resident set size of one run.\n",
   );
   console.log(
-    table(results, [["conntrack -L", "× conntrack -L"], [DUMP_ROWS[0]!.name, "× baseline"]]),
+    table(results, [["conntrack -L", "× conntrack -L"], [DUMP_ROWS[0]!.name, "× floor"]]),
   );
   console.log(
     `\n### Start-up-bound commands (N=${SIZES[0]}, ${STARTUP_RUNS} runs)\n\n` +

@@ -32,8 +32,12 @@ export function parseChanges(ctx: Context, command: "create" | "update"): Change
     mark: f.mark,
     status: f.status?.value,
     tcpState: isTcp(f.protocol) ? f.state : undefined,
-    ...labelChanges(ctx),
+    labelsAdd: undefined,
+    labelsDel: undefined,
   };
+  if (ctx.parsed.lists.size > 0 || ctx.parsed.flags.has("labelDel")) {
+    Object.assign(changes, labelChanges(ctx));
+  }
   if (command === "create" && f.mark !== undefined && f.mark.mask !== 0xffffffff) {
     throw new UsageError(`-m/--mark with create takes a value, not VALUE/MASK`);
   }

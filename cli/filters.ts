@@ -151,11 +151,14 @@ export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_RES
   if (f.anyNat !== undefined && (f.srcNat !== undefined || f.dstNat !== undefined)) {
     throw new UsageError("-j/--any-nat cannot be combined with -n/--src-nat or -g/--dst-nat");
   }
-  for (const key of ["src", "dst", "replySrc", "replyDst"] as const) {
-    if (f[key] === "") throw new UsageError(`empty address for ${optionName(key)}`);
+  if (f.src === "" || f.dst === "" || f.replySrc === "" || f.replyDst === "") {
+    for (const key of ["src", "dst", "replySrc", "replyDst"] as const) {
+      if (f[key] === "") throw new UsageError(`empty address for ${optionName(key)}`);
+    }
   }
   const p = f.protocol;
-  const hasPorts = [f.sport, f.dport, f.replySport, f.replyDport].some((x) => x !== undefined);
+  const hasPorts = f.sport !== undefined || f.dport !== undefined || f.replySport !== undefined ||
+    f.replyDport !== undefined;
   if (hasPorts && p !== undefined && protocolInfo(p).tuple !== "ports") {
     throw new UsageError(
       `port options need a protocol with ports (tcp, udp, udplite, sctp, dccp), not -p ${
@@ -163,8 +166,12 @@ export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_RES
       }`,
     );
   }
-  greKeys(f, v);
-  const hasIcmp = [f.icmpType, f.icmpCode, f.icmpId].some((x) => x !== undefined);
+  if (
+    p === 47 || v.has("srcKey") || v.has("dstKey") || v.has("replySrcKey") || v.has("replyDstKey")
+  ) {
+    greKeys(f, v);
+  }
+  const hasIcmp = f.icmpType !== undefined || f.icmpCode !== undefined || f.icmpId !== undefined;
   if (hasIcmp && p !== undefined && protocolInfo(p).tuple !== "icmp") {
     throw new UsageError(`--icmp-type/--icmp-code/--icmp-id need -p icmp or -p icmpv6`);
   }
@@ -207,9 +214,12 @@ function greKeys(f: Filters, v: ReadonlyMap<string, string>): void {
 
 /** Prefixes and masks: on -s and -d only (as conntrack), a mask only with its address. */
 function checkNetworks(f: Filters): void {
-  for (const key of ["replySrc", "replyDst", "maskSrc", "maskDst"] as const) {
-    if (f[key]?.includes("/")) {
-      throw new UsageError(`CIDR notation is not available for ${optionName(key)}`);
+  const slash = (a: string | undefined) => a !== undefined && a.includes("/");
+  if (slash(f.replySrc) || slash(f.replyDst) || slash(f.maskSrc) || slash(f.maskDst)) {
+    for (const key of ["replySrc", "replyDst", "maskSrc", "maskDst"] as const) {
+      if (f[key]?.includes("/")) {
+        throw new UsageError(`CIDR notation is not available for ${optionName(key)}`);
+      }
     }
   }
   if (f.maskSrc !== undefined && f.src === undefined) {
@@ -222,6 +232,10 @@ function checkNetworks(f: Filters): void {
 
 /** Rejects a prefix (`-s 10.0.0.0/8`) where one entry is named (get, create). */
 export function noNetworks(f: Filters, command: string): void {
+  if (
+    f.maskSrc === undefined && f.maskDst === undefined && !f.src?.includes("/") &&
+    !f.dst?.includes("/")
+  ) return;
   for (const key of ["src", "dst", "maskSrc", "maskDst"] as const) {
     if (f[key] !== undefined && (f[key].includes("/") || key.startsWith("mask"))) {
       throw new UsageError(

@@ -618,6 +618,7 @@ interface Row {
 export class Parser {
   readonly #rows: readonly Row[];
   readonly #byShort: ReadonlyMap<string, Row>;
+  readonly #byLong: ReadonlyMap<string, Row>;
   readonly #words: ReadonlyMap<string, CommandSyntax>;
   readonly #byName: ReadonlyMap<string, CommandSyntax>;
   readonly #list: string;
@@ -641,6 +642,11 @@ export class Parser {
     }
     this.#rows = rows;
     this.#byShort = new Map(rows.filter((r) => r.short).map((r) => [r.short!, r]));
+    const byLong = new Map<string, Row>();
+    for (const row of rows) {
+      for (const long of row.long) if (!byLong.has(`--${long}`)) byLong.set(`--${long}`, row);
+    }
+    this.#byLong = byLong;
     this.#words = new Map(commands.flatMap((c) => c.words.map((w) => [w, c])));
     this.#byName = new Map(commands.map((c) => [c.name, c]));
     this.#list = commandList(commands);
@@ -652,7 +658,8 @@ export class Parser {
   }
 
   #long(name: string): Row {
-    for (const row of this.#rows) if (row.long.includes(name)) return row;
+    const exact = this.#byLong.get(`--${name}`);
+    if (exact !== undefined) return exact;
     // conntrack's own names come before prefixes of ctnl's: --id is conntrack's -i, not --idle.
     if (UNSUPPORTED.some((u) => u.long.includes(name))) {
       throw new UsageError(unknownLong(name, []));
@@ -693,19 +700,20 @@ export class Parser {
         break;
       }
       if (arg.startsWith("--")) {
-        const eq = arg.indexOf("=");
-        const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-        const row = this.#long(name);
+        const whole = this.#byLong.get(arg); // "--sport": the common case, no slicing
+        const eq = whole === undefined ? arg.indexOf("=") : -1;
+        const text = eq < 0 ? arg : arg.slice(0, eq); // "--name"
+        const row = whole ?? this.#long(text.slice(2));
         if (!row.value) {
-          if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
-          record(p, row, `--${name}`, undefined);
+          if (eq >= 0) throw new UsageError(`option ${text} takes no value`);
+          record(p, row, text, undefined);
         } else if (isOptional(row)) {
-          if (eq >= 0) throw attachedValue(`--${name}`);
-          if (takesNext(args[i + 1])) record(p, row, `--${name}`, args[++i]);
+          if (eq >= 0) throw attachedValue(text);
+          if (takesNext(args[i + 1])) record(p, row, text, args[++i]);
           else p.flags.add(row.option!.key);
         } else {
           const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-          record(p, row, `--${name}`, value);
+          record(p, row, text, value);
         }
         continue;
       }
@@ -724,10 +732,10 @@ export class Parser {
               break;
             }
             const value = j + 1 < arg.length ? arg.slice(j + 1) : args[++i];
-            record(p, row, `-${letter}`, value);
+            record(p, row, arg.length === 2 ? arg : `-${letter}`, value);
             break;
           }
-          record(p, row, `-${letter}`, undefined);
+          record(p, row, arg.length === 2 ? arg : `-${letter}`, undefined);
         }
         continue;
       }

@@ -39,6 +39,7 @@ export interface Io {
 }
 
 import type { Flow, FormatOptions } from "../mod.ts";
+import type { ByteSink } from "../src/transcode.ts";
 import { formatSave } from "./save.ts";
 import { formatXml, XML_FOOTER, XML_HEADER, type XmlOptions } from "./xml.ts";
 
@@ -51,12 +52,15 @@ function writeAll(file: SyncWriter, bytes: Uint8Array): void {
 }
 
 /** Buffers lines for `file` and writes them in ~64 KiB chunks. */
-export class LineWriter {
+export class LineWriter implements ByteSink {
   readonly #file: SyncWriter;
-  // One reused buffer: lines are encoded straight into it and written out in
-  // large chunks, so output allocates nothing per line or per chunk.
-  #buf = new Uint8Array(4 * FLUSH_AT);
-  #used = 0;
+  // One reused buffer: lines are encoded (or transcoded, src/transcode.ts)
+  // straight into it and written out in large chunks, so output allocates
+  // nothing per line or per chunk.
+  /** The buffer lines are written into (a {@link ByteSink}'s). */
+  buffer: Uint8Array = new Uint8Array(4 * FLUSH_AT);
+  /** Bytes of {@link buffer} waiting to be written. */
+  used = 0;
 
   constructor(file: SyncWriter) {
     this.#file = file;
@@ -64,22 +68,29 @@ export class LineWriter {
 
   line(text: string): void {
     const most = text.length * 3 + 1; // UTF-8 bytes at most
-    if (this.#used + most > this.#buf.length) {
+    if (this.used + most > this.buffer.length) {
       this.flush();
-      if (most > this.#buf.length) {
+      if (most > this.buffer.length) {
         writeAll(this.#file, encoder.encode(text + "\n"));
         return;
       }
     }
-    this.#used += encoder.encodeInto(text, this.#buf.subarray(this.#used)).written;
-    this.#buf[this.#used++] = 10;
+    this.used += encoder.encodeInto(text, this.buffer.subarray(this.used)).written;
+    this.buffer[this.used++] = 10;
+  }
+
+  /** Makes room for `n` more bytes: writes out what is waiting when it would not fit. */
+  room(n: number): void {
+    if (this.used + n <= this.buffer.length) return;
+    this.flush();
+    if (n > this.buffer.length) this.buffer = new Uint8Array(n);
   }
 
   flush(): void {
-    if (this.#used === 0) return;
-    const used = this.#used;
-    this.#used = 0;
-    writeAll(this.#file, this.#buf.subarray(0, used));
+    if (this.used === 0) return;
+    const used = this.used;
+    this.used = 0;
+    writeAll(this.#file, this.buffer.subarray(0, used));
   }
 }
 

@@ -12,6 +12,9 @@ import { optionName } from "./options.ts";
 /** An unsigned integer as C's `strtoul(text, &end, 0)` reads it: decimal, 0x hex or 0 octal. */
 export function parseCUint(text: string, max: number): number | undefined {
   let value: number;
+  if (text.charCodeAt(0) !== 48 && (value = digits(text)) >= 0) {
+    return value <= max ? value : undefined; // plain decimal, the common case
+  }
   if (/^0[xX][0-9a-fA-F]+$/.test(text)) value = parseInt(text.slice(2), 16);
   else if (/^0[0-7]*$/.test(text)) value = parseInt(text, 8);
   else if (/^[1-9][0-9]*$/.test(text)) value = Number(text);
@@ -19,11 +22,25 @@ export function parseCUint(text: string, max: number): number | undefined {
   return Number.isSafeInteger(value) && value <= max ? value : undefined;
 }
 
+/** The value of `text` if it is all decimal digits (at most 15), else -1. */
+export function digits(text: string): number {
+  const n = text.length;
+  if (n === 0 || n > 15) return n === 0 ? -1 : /^[0-9]+$/.test(text) ? Number(text) : -1;
+  let value = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    value = value * 10 + c;
+  }
+  return value;
+}
+
 export function decimal(key: string, text: string, max: number, what: string): number {
-  if (!/^[0-9]+$/.test(text) || Number(text) > max) {
+  const value = digits(text);
+  if (value < 0 || value > max) {
     throw new UsageError(`invalid ${what} "${text}" for ${optionName(key)} (0-${max})`);
   }
-  return Number(text);
+  return value;
 }
 
 export function parseMark(text: string): { value: number; mask: number } {
@@ -60,6 +77,18 @@ const STATUS_KEYWORDS: [string, number][] = [
  * a prefix of one, case-insensitive) or any `CT_STATUS` name.
  */
 export function parseStatus(text: string): { value: number; mask: number } {
+  let known = STATUS_SEEN.get(text);
+  if (known === undefined) {
+    known = Object.freeze(statusOf(text));
+    if (STATUS_SEEN.size < 256) STATUS_SEEN.set(text, known);
+  }
+  return known;
+}
+
+/** `-u` texts already read (a loaded file repeats a few): their frozen value. */
+const STATUS_SEEN = new Map<string, { value: number; mask: number }>();
+
+function statusOf(text: string): { value: number; mask: number } {
   let value = 0, mask = 0;
   for (const raw of text.split(",")) {
     const negated = raw.startsWith("!");

@@ -18,9 +18,16 @@ import {
   updateWhereSync,
 } from "./bulk.ts";
 import { ArgumentError, DumpInterruptedError, ERRNO, NetlinkError } from "./errors.ts";
-import { applyBatches, type ApplyManyOptions, type BulkChange } from "./apply.ts";
+import {
+  applyBatches,
+  type ApplyManyOptions,
+  type BulkChange,
+  preparedBatches,
+  PreparedChanges,
+} from "./apply.ts";
 import { watchEvents } from "./events.ts";
 import { BatchStream } from "./stream.ts";
+import type { AttrCursor, MessageHeader } from "./netlink.ts";
 import {
   deleteRequest,
   dumpRequest,
@@ -230,6 +237,53 @@ export class Conntrack implements Disposable {
   }
 
   /**
+   * Hands every entry's message (or those `filter` selects) to `visit`
+   * undecoded — the bytes, a view of them, the message's offset and length,
+   * valid during the call — and returns how many it handed over: for
+   * writers that work on the bytes (the CLI transcodes them to text, see
+   * `FlowTextWriter`). A filter part that runs in userspace is matched on
+   * the decoded entry first. Blocks as {@link dumpSync} does.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * let bytes = 0;
+   * const n = ct.dumpMessagesSync({ family: "ipv4" }, {}, (_b, _v, _offset, length) => {
+   *   bytes += length;
+   * });
+   * console.log(n, bytes);
+   * ```
+   */
+  dumpMessagesSync(
+    filter: DumpFilter | undefined,
+    options: DumpOptions,
+    visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
+  ): number {
+    const p = dumpRequest(this.#free(), this.#release, filter, options);
+    const match = p.options.keep;
+    const decode = p.decode;
+    let n = 0;
+    const each = (c: AttrCursor, bytes: Uint8Array, view: DataView, h: MessageHeader) => {
+      if (match !== undefined && !match(decode(c, bytes, view, h))) return 0;
+      visit(bytes, view, h.offset, h.length);
+      n++;
+      return 1;
+    };
+    const options_ = { ...p.options, keep: undefined };
+    for (
+      const _ of p.transport.exchange(p.operation, p.request, p.seq, p.replyType, each, options_)
+    ) {
+      // counted in each
+    }
+    if (p.interrupted.value && options.onInterrupted !== "ignore") {
+      throw new DumpInterruptedError("dump");
+    }
+    return n;
+  }
+
+  /**
    * Streams every entry (or those `filter` selects) as an async iterable,
    * without holding the event loop: it waits for the kernel with `poll` on
    * Deno's blocking pool (or the receive-ahead worker), and gives other
@@ -411,7 +465,9 @@ export class Conntrack implements Disposable {
    * order, packing up to `batchSize` requests (default 256) into each
    * `sendmsg` and checking every ACK, as {@link createMany} does. Returns
    * how many the kernel accepted; each refusal goes to `onError` with its
-   * index (or, without it, the first is thrown after its batch).
+   * index (or, without it, the first is thrown after its batch). Changes
+   * checked and encoded beforehand ({@link PreparedChanges}) are sent from
+   * their buffer.
    *
    * @example Replay a list of changes, reporting each failure
    * ```ts ignore
@@ -424,20 +480,26 @@ export class Conntrack implements Disposable {
    * });
    * ```
    */
-  async applyMany(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): Promise<number> {
+  async applyMany(
+    changes: Iterable<BulkChange> | PreparedChanges,
+    options: ApplyManyOptions = {},
+  ): Promise<number> {
     const t = this.#batchTransport();
     let done = 0;
-    for (const batch of applyBatches(t, changes, options)) {
+    for (const batch of batchesOf(t, changes, options)) {
       done += batch.settle(await t.batchAsync("create", batch.bytes, batch.firstSeq, batch.count));
     }
     return done;
   }
 
   /** {@link applyMany}, blocking while it waits for the kernel. */
-  applyManySync(changes: Iterable<BulkChange>, options: ApplyManyOptions = {}): number {
+  applyManySync(
+    changes: Iterable<BulkChange> | PreparedChanges,
+    options: ApplyManyOptions = {},
+  ): number {
     const t = this.#batchTransport();
     let done = 0;
-    for (const batch of applyBatches(t, changes, options)) {
+    for (const batch of batchesOf(t, changes, options)) {
       done += batch.settle(t.batch("create", batch.bytes, batch.firstSeq, batch.count));
     }
     return done;
@@ -775,4 +837,15 @@ export class Conntrack implements Disposable {
   ): Generator<Flow, void, undefined> {
     return allSync(listRequest(this.#free(), this.#release, list, filter, options));
   }
+}
+
+/** The batches of {@link Conntrack.applyMany}'s changes: prepared ones from their buffer. */
+function batchesOf(
+  t: Transport,
+  changes: Iterable<BulkChange> | PreparedChanges,
+  options: ApplyManyOptions,
+) {
+  return changes instanceof PreparedChanges
+    ? preparedBatches(t, changes, options)
+    : applyBatches(t, changes, options);
 }

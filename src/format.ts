@@ -293,7 +293,8 @@ function tupleJson(t: Tuple): string {
 /** `"statusFlags":[…]` by status value; a table has few distinct ones. */
 const statusFlagsJson = new Map<number, string>();
 
-function statusJson(status: number): string {
+/** `"status":N,"statusFlags":[…]` of a status (for src/transcode.ts too). */
+export function statusJson(status: number): string {
   let text = statusFlagsJson.get(status);
   if (text === undefined) {
     const names = Object.entries(CT_STATUS).filter(([, bit]) => (status & bit) !== 0)

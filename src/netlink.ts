@@ -412,7 +412,9 @@ export class Encoder {
       this.#buf = bigger;
       this.#view = new DataView(bigger.buffer);
     }
-    this.#buf.fill(0, at, want);
+    // A loop, not fill(): attributes are a few bytes, and the call costs more than the loop.
+    const buf = this.#buf;
+    for (let i = at; i < want; i++) buf[i] = 0;
     this.#len = want;
     return at;
   }
@@ -465,7 +467,9 @@ export class Encoder {
 
   /** Appends a raw bytes attribute. */
   bytes(type: number, value: Uint8Array): this {
-    this.#buf.set(value, this.#attr(type, value.byteLength));
+    const n = value.byteLength, at = this.#attr(type, n), buf = this.#buf;
+    if (n > 16) buf.set(value, at);
+    else for (let i = 0; i < n; i++) buf[at + i] = value[i]!; // addresses: cheaper than set()
     return this;
   }
 

@@ -14,6 +14,9 @@ import { type Encoder, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST } from
 import type { CreateSpec, DeleteOptions } from "./options.ts";
 import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { Transport } from "./transport.ts";
+
+/** What request building needs of a transport: a ctnetlink message begun in an encoder. */
+export type RequestStart = Pick<Transport, "begin">;
 import { parseAddress } from "./address.ts";
 import { labelMask } from "./match.ts";
 import {
@@ -243,7 +246,7 @@ function isFlow(ref: EntryRef): ref is Flow {
  * (`CTA_ID`) when `withId`.
  */
 export function beginNamed(
-  transport: Transport,
+  transport: RequestStart,
   msg: number,
   seq: number,
   ref: EntryRef,
@@ -277,7 +280,7 @@ export function beginNamed(
 
 /** Writes the create request for `spec` (sequence `seq`) into the transport's encoder. */
 export function beginCreate(
-  transport: Transport,
+  transport: RequestStart,
   spec: CreateSpec,
   seq: number,
   argument: string,

@@ -46,16 +46,13 @@ function tupleFrom(
   [src, dst, srcPort, dstPort]: [string, string, number | undefined, number | undefined],
   icmp: boolean,
 ): TupleSpec {
-  return compact<TupleSpec>({
-    src,
-    dst,
-    protocol,
-    srcPort,
-    dstPort,
-    icmpType: icmp ? f.icmpType : undefined,
-    icmpCode: icmp ? f.icmpCode : undefined,
-    icmpId: icmp ? f.icmpId : undefined,
-  });
+  const t: TupleSpec = { src, dst, protocol };
+  if (srcPort !== undefined) t.srcPort = srcPort;
+  if (dstPort !== undefined) t.dstPort = dstPort;
+  if (icmp && f.icmpType !== undefined) t.icmpType = f.icmpType;
+  if (icmp && f.icmpCode !== undefined) t.icmpCode = f.icmpCode;
+  if (icmp && f.icmpId !== undefined) t.icmpId = f.icmpId;
+  return t;
 }
 
 /** The entry create makes, from its options, checked as conntrack -I checks them. */
@@ -130,30 +127,31 @@ export function createSpec(ctx: Context): CreateSpec {
       `-r/-q addresses ("${reply.src}") and -s/-d addresses ("${orig.src}") differ in family`,
     );
   }
-  return compact<CreateSpec>({
-    orig,
-    reply,
-    timeout: changes.timeout,
-    zone: f.zone,
-    origZone: f.origZone,
-    replyZone: f.replyZone,
-    snat: natSetup(f.srcNat),
-    dnat: natSetup(f.dstNat),
-    mark: changes.mark?.value,
-    status: changes.status,
-    tcpState: changes.tcpState,
-    labels: changes.labelsAdd,
-    ...protoinfo,
-  });
+  const spec: CreateSpec = { orig, timeout: changes.timeout };
+  if (reply !== undefined) spec.reply = reply;
+  if (f.zone !== undefined) spec.zone = f.zone;
+  if (f.origZone !== undefined) spec.origZone = f.origZone;
+  if (f.replyZone !== undefined) spec.replyZone = f.replyZone;
+  const snat = natSetup(f.srcNat), dnat = natSetup(f.dstNat);
+  if (snat !== undefined) spec.snat = snat;
+  if (dnat !== undefined) spec.dnat = dnat;
+  if (changes.mark !== undefined) spec.mark = changes.mark.value;
+  if (changes.status !== undefined) spec.status = changes.status;
+  if (changes.tcpState !== undefined) spec.tcpState = changes.tcpState;
+  if (changes.labelsAdd !== undefined) spec.labels = changes.labelsAdd;
+  if (protoinfo.sctp !== undefined) spec.sctp = protoinfo.sctp;
+  if (protoinfo.dccp !== undefined) spec.dccp = protoinfo.dccp;
+  return spec;
 }
 
 /** The SCTP state and tags, or DCCP state and role, that conntrack -I requires for them. */
 function protocolInfoOf(ctx: Context, name: string): Pick<CreateSpec, "sctp" | "dccp"> {
   const v = ctx.parsed.values;
   const state = ctx.filters.state;
-  const given = (keys: string[]) => keys.filter((k) => v.has(k)).map(optionName);
-  if (name !== "sctp" && given(["origVtag", "replyVtag"]).length > 0) {
-    throw new UsageError(`${given(["origVtag", "replyVtag"])[0]} needs -p sctp`);
+  if (name !== "sctp" && (v.has("origVtag") || v.has("replyVtag"))) {
+    throw new UsageError(
+      `${optionName(v.has("origVtag") ? "origVtag" : "replyVtag")} needs -p sctp`,
+    );
   }
   if (name !== "dccp" && v.has("role")) throw new UsageError("--role needs -p dccp");
   if (name === "sctp") {

@@ -12,6 +12,7 @@ import { type Command, type Context, showingPartial, stateMatcher, VERSION } fro
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
+import { transcodeDump, transcodes } from "../transcode.ts";
 import { EXTRA_OPTIONS, listingExtras, parseExtras } from "../extras.ts";
 import { listingSort, SORT_OPTIONS } from "../sort.ts";
 
@@ -59,6 +60,10 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
+      if (keep === undefined && !extras.active && sorter === undefined && transcodes(ctx)) {
+        n = transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
+        return false;
+      }
       // the table, or the dying/unconfirmed list
       for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;

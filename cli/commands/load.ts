@@ -16,7 +16,7 @@ import type {
   FlushOptions,
   TupleSpec,
 } from "../../mod.ts";
-import { NetlinkError, tupleSpecOf, validateFilter } from "../../mod.ts";
+import { NetlinkError, PreparedChanges, tupleSpecOf, validateFilter } from "../../mod.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
 import {
@@ -36,7 +36,7 @@ import { del } from "./delete.ts";
 import { flush } from "./flush.ts";
 
 /** What a line of the file does. */
-type Step =
+type Line =
   | { kind: "create"; line: number; change: BulkChange; add: boolean }
   | { kind: "delete"; line: number; change: BulkChange }
   | {
@@ -47,6 +47,38 @@ type Step =
   }
   | { kind: "update"; line: number; selection: Filters; changes: Changes }
   | { kind: "flush"; line: number; options: FlushOptions };
+
+/**
+ * A run of lines that create or delete one entry each, encoded as they are
+ * read (nothing kept of a line but its request bytes, its number and
+ * whether it is a `-A`), sent in batches.
+ */
+interface Run {
+  kind: "run";
+  changes: PreparedChanges;
+  lines: number[];
+  /** 1 for a `-A` line (an entry that exists already is skipped). */
+  add: number[];
+}
+
+/** What the file does, in order: runs of creates and deletes, and the other lines. */
+type Step = Run | Exclude<Line, { change: BulkChange }>;
+
+/** Appends `line` to `steps`: a create or delete goes into the run at the end (a new one if need be). */
+function appendLine(steps: Step[], line: Line): void {
+  if (line.kind !== "create" && line.kind !== "delete") {
+    steps.push(line);
+    return;
+  }
+  let run = steps.at(-1);
+  if (run?.kind !== "run") {
+    run = { kind: "run", changes: new PreparedChanges(), lines: [], add: [] };
+    steps.push(run);
+  }
+  run.changes.add(line.change); // checked here: a bad change is a bad line
+  run.lines.push(line.line);
+  run.add.push(line.kind === "create" && line.add ? 1 : 0);
+}
 
 /** The commands a line may give, and the ones conntrack names when it refuses them. */
 const LINE_COMMANDS: readonly CommandSyntax[] = [
@@ -84,7 +116,7 @@ export function claimLoadFile(parsed: Parsed): void {
 /** `-u UNSET` (conntrack's "no flag"): sets nothing on a create, so it is dropped. */
 function dropUnset(values: Map<string, string>): void {
   const status = values.get("status");
-  if (status === undefined) return;
+  if (status === undefined || !/(^|,)u/i.test(status)) return; // no word that may be UNSET
   const words = status.split(",").filter((w) =>
     !(w.length > 0 && "UNSET".startsWith(w.toUpperCase()))
   );
@@ -118,7 +150,7 @@ function tupleOnly(parsed: Parsed): boolean {
 const TUPLE_KEYS = new Set<string>([...TUPLE_OPTIONS, "zone", "family"]);
 
 /** One line's step; a bad line is a {@link UsageError} (or an argument error) with conntrack's wording where it has one. */
-function parseLine(args: string[], line: number, ctx: Context): Step {
+function parseLine(args: string[], line: number, ctx: Context): Line {
   const parsed = LINE_PARSER.parse(args);
   if (parsed.flags.has("help") || parsed.flags.has("version")) {
     throw new UsageError(
@@ -136,11 +168,14 @@ function parseLine(args: string[], line: number, ctx: Context): Step {
   if (parsed.table !== undefined && !"conntrack".startsWith(parsed.table)) {
     throw new UsageError(`unexpected argument "${parsed.table}"`);
   }
-  for (const key of [...parsed.values.keys(), ...parsed.flags, ...parsed.lists.keys()]) {
+  const check = (key: string) => {
     if (!allowed.has(key) || key === "netns") {
       throw new UsageError(`option ${optionName(key)} cannot be used with ${name} in a load file`);
     }
-  }
+  };
+  for (const key of parsed.values.keys()) check(key);
+  for (const key of parsed.flags) check(key);
+  for (const key of parsed.lists.keys()) check(key);
   if (name === "create" || name === "add") {
     dropUnset(parsed.values);
     dropIcmpMirror(parsed.values);
@@ -242,35 +277,28 @@ async function apply(ct: Conntrack, steps: Step[], ctx: Context, tally: Tally): 
     ctx.stderrLine(`ctnl: line ${line}: ${failure(error, command, netns)}${about}`);
     tally.failed++;
   };
-  let i = 0;
-  while (i < steps.length) {
-    const step = steps[i]!;
-    if (step.kind === "create" || step.kind === "delete") {
-      const run: (Step & { change: BulkChange })[] = [];
-      while (i < steps.length) {
-        const s = steps[i]!;
-        if (s.kind !== "create" && s.kind !== "delete") break;
-        run.push(s);
-        i++;
-      }
+  for (const step of steps) {
+    if (step.kind === "run") {
       const refused = { create: 0, delete: 0 };
-      await ct.applyMany(run.map((s) => s.change), {
+      await ct.applyMany(step.changes, {
         onError(error, index) {
-          const s = run[index]!;
-          refused[s.kind as "create" | "delete"]++;
-          const benign = s.kind === "create"
-            ? s.add && error.code === "EEXIST" // -A: it exists already, as conntrack
+          const kind = error.operation === "delete" ? "delete" : "create";
+          refused[kind]++;
+          const benign = kind === "create"
+            ? step.add[index] === 1 && error.code === "EEXIST" // -A: it exists already, as conntrack
             : error.code === "ENOENT"; // -D: nothing to delete, as conntrack
           if (benign) tally.skipped++;
-          else fail(s.line, s.kind, error);
+          else fail(step.lines[index]!, kind, error);
         },
       });
-      const creates = run.filter((s) => s.kind === "create").length;
+      let creates = 0;
+      for (let i = 0; i < step.changes.length; i++) {
+        if (step.changes.kind(i) === "create") creates++;
+      }
       tally.created += creates - refused.create;
-      tally.deleted += run.length - creates - refused.delete;
+      tally.deleted += step.changes.length - creates - refused.delete;
       continue;
     }
-    i++;
     try {
       if (step.kind === "flush") {
         await ct.flush(step.options);
@@ -343,12 +371,15 @@ async function run(ctx: Context): Promise<number> {
   const file = FILES.get(ctx.parsed);
   if (file === undefined) throw new UsageError("load needs a FILE (or - for standard input)");
   const text = await readInput(file);
+
   const steps: Step[] = [];
-  let bad = 0;
+  let bad = 0, count = 0;
   for (const [n, line] of lines(text)) {
     try {
       const args = splitLine(line);
-      if (args !== undefined) steps.push(parseLine(args, n, ctx));
+      if (args === undefined) continue;
+      appendLine(steps, parseLine(args, n, ctx));
+      count++;
     } catch (error) {
       const e = argumentError(error, "orig");
       if (!(e instanceof UsageError)) throw e;
@@ -365,7 +396,7 @@ async function run(ctx: Context): Promise<number> {
   await apply(ct, steps, ctx, tally);
   const { created, updated, deleted, flushed, skipped, failed } = tally;
   ctx.stderrLine(
-    `${SUMMARY_PREFIX}${steps.length} lines: ${created} created, ${updated} updated, ${deleted} deleted, ${flushed} flushed, ${skipped} skipped, ${failed} failed.`,
+    `${SUMMARY_PREFIX}${count} lines: ${created} created, ${updated} updated, ${deleted} deleted, ${flushed} flushed, ${skipped} skipped, ${failed} failed.`,
   );
   return failed > 0 ? 1 : 0;
 }
