@@ -169,3 +169,4 @@ export {
   type WatchNetnsOptions,
 } from "./src/netns.ts";
 export { flowKey, TableWatch, watch, type WatchEvent, type WatchOptions } from "./src/watch.ts";
+export type { EventPlan } from "./src/bpf.ts";
