@@ -293,6 +293,11 @@ function tupleChecks(asm: Asm, t: NTuple, dir: "orig" | "reply", af: number): st
 /** The prologue: pass whatever is not one conntrack event message with an original tuple. */
 function prologue(asm: Asm, reply: boolean): void {
   const pass = asm.label(), go = asm.label();
+  // Every scratch slot written first: the kernel's check of loads and stores
+  // (check_load_and_stores) carries what was stored across a ret, so a slot
+  // stored on one path only would be refused.
+  asm.op(BPF_LD | BPF_IMM, 0);
+  for (const slot of [M_ORIG, M_REPLY, M_TMP, M_LEN]) asm.op(BPF_ST, slot);
   asm.op(BPF_LD | BPF_W | BPF_LEN);
   asm.op(BPF_JMP | BPF_JGE | BPF_K, ATTRS, 0, pass);
   asm.op(BPF_ST, M_LEN);
