@@ -1,6 +1,6 @@
 /**
  * Event producer for bench/create_events.ts, run as its own process:
- * `deno run --allow-ffi --allow-read bench/_produce.ts NS N` creates N
+ * `deno run --allow-ffi --allow-read --allow-env bench/_produce.ts NS N` creates N
  * entries in namespace NS with batched creates, then flushes the table.
  *
  * @module

@@ -87,6 +87,7 @@ try {
     "run",
     "--allow-ffi",
     "--allow-read",
+    "--allow-env", // bench/_setup.ts imports dax, which reads the environment
     new URL("./_produce.ts", import.meta.url).pathname,
     ns,
     String(N),

@@ -5,7 +5,7 @@
  * @module
  */
 
-import denoJson from "../deno.json" with { type: "json" };
+import { VERSION as PACKAGE_VERSION } from "./version.ts";
 import {
   Conntrack,
   type ConntrackEvent,
@@ -26,8 +26,8 @@ import type { OutputKeyword } from "./values.ts";
 import type { Filters } from "./filters.ts";
 import { commandOutput, type Io, LineWriter, messageLine } from "./output.ts";
 
-/** ctnl's version, from deno.json. */
-export const VERSION: string = denoJson.version;
+/** ctnl's version (cli/version.ts, kept equal to deno.json's). */
+export const VERSION: string = PACKAGE_VERSION;
 /** Prefix of the summary line, laid out as conntrack's `conntrack v1.4.7 (conntrack-tools): `. */
 export const SUMMARY_PREFIX = `ctnl v${VERSION} (@ctnl/conntrack): `;
 /** Where conntrack-tools and libnetfilter_conntrack read label names. */

@@ -74,6 +74,10 @@ async function run(args: string[], io: Io): Promise<number> {
     return 0;
   }
   const parsed = PARSER.parse(args);
+  if (parsed.values.delete("natRange")) {
+    // conntrack 1.4.7 takes -a/--nat-range on any command and ignores it, saying so.
+    writeText(io.stderr, "WARNING: ignoring -a, deprecated option.\n");
+  }
   claimLoadFile(parsed); // `ctnl load FILE`: FILE is not a table name (cli/commands/load.ts)
   const command = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
   if (command === undefined) {

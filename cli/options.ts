@@ -7,7 +7,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { unknownLong, unknownShort } from "./suggest.ts";
+import { unknownLong, unknownShort, UNSUPPORTED } from "./suggest.ts";
 
 /** One option: how it is written, whether it takes a value, its help. */
 export interface OptionSpec {
@@ -487,6 +487,14 @@ export const OPTIONS = [
     help: "Dump first, and dump again after lost events, printing the\n" +
       "difference as events: the output then tracks the table exactly",
   },
+  {
+    key: "natRange",
+    short: "a",
+    long: ["nat-range"],
+    value: true,
+    placeholder: "RANGE",
+    help: "Ignored with a warning, as conntrack 1.4.7 (deprecated)",
+  },
   { key: "help", short: "h", long: ["help"], value: false, help: "Show help" },
   { key: "version", short: "V", long: ["version"], value: false, help: "Show the version" },
 ] as const satisfies readonly OptionSpec[];
@@ -645,6 +653,10 @@ export class Parser {
 
   #long(name: string): Row {
     for (const row of this.#rows) if (row.long.includes(name)) return row;
+    // conntrack's own names come before prefixes of ctnl's: --id is conntrack's -i, not --idle.
+    if (UNSUPPORTED.some((u) => u.long.includes(name))) {
+      throw new UsageError(unknownLong(name, []));
+    }
     // Like getopt_long: an unambiguous prefix of a long option names it.
     const hits = new Set<Row>();
     const names: string[] = [];

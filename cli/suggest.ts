@@ -27,7 +27,6 @@ export interface Unsupported {
  * protocol extensions' options) that ctnl does not take yet.
  */
 export const UNSUPPORTED: readonly Unsupported[] = [
-  { long: ["nat-range"], short: "a", instead: "conntrack (--nat-range is deprecated there too)" },
   { long: ["id"], short: "i", instead: "ctnl dump -o id to see ids, or conntrack -i" },
   {
     long: ["mask-key-src", "mask-key-dst", "tuple-key-src", "tuple-key-dst"],
@@ -124,7 +123,7 @@ function unsupportedLong(name: string): Unsupported | undefined {
  * import { equal, match } from "node:assert/strict";
  *
  * equal(unknownLong("dprot", ["sport", "dport"]), "unknown option --dprot (did you mean --dport?)");
- * match(unknownLong("nat-range", ["src"]), /^option --nat-range is not supported yet; use conntrack/);
+ * match(unknownLong("id", ["src"]), /^option --id is not supported yet; use ctnl dump -o id/);
  * ```
  */
 export function unknownLong(name: string, known: readonly string[]): string {
@@ -146,7 +145,7 @@ export function unknownLong(name: string, known: readonly string[]): string {
  * import { unknownShort } from "./suggest.ts";
  * import { equal, match } from "node:assert/strict";
  *
- * match(unknownShort("a", "-a", []), /^option -a\/--nat-range is not supported yet; use /);
+ * match(unknownShort("i", "-i", []), /^option -i\/--id is not supported yet; use /);
  * equal(unknownShort("x", "-x", []), "unknown option -x");
  * equal(unknownShort("o", "-dport", ["dport"]), "unknown option -o (did you mean --dport?)");
  * ```

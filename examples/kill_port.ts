@@ -4,9 +4,12 @@
  * like `conntrack -D -p tcp --dport PORT`. Handy after changing a firewall
  * rule or a NAT target, so existing connections stop using the old path.
  *
+ * Run it as root, from a checkout or straight from JSR (it is in the
+ * package; JSR serves its files at https://jsr.io/@ctnl/conntrack/VERSION/):
+ *
  * ```sh
- * sudo deno run --allow-ffi examples/kill_port.ts --port 8080 [--protocol udp] [--dry-run]
- *   [--netns NAME]
+ * deno run --allow-ffi examples/kill_port.ts --port 8080 [--protocol udp] [--dry-run] [--netns NAME]
+ * deno run --allow-ffi https://jsr.io/@ctnl/conntrack/0.1.0/examples/kill_port.ts --port 8080 --dry-run
  * ```
  *
  * `--protocol` defaults to tcp. `--dry-run` only lists what would be

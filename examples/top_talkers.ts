@@ -2,8 +2,12 @@
  * Top talkers: the connections that moved the most bytes (original plus
  * reply direction), as an aligned table.
  *
+ * Run it as root, from a checkout or straight from JSR (it is in the
+ * package; JSR serves its files at https://jsr.io/@ctnl/conntrack/VERSION/):
+ *
  * ```sh
- * sudo deno run --allow-ffi examples/top_talkers.ts [--top N] [--netns NAME]
+ * deno run --allow-ffi examples/top_talkers.ts [--top N] [--netns NAME]
+ * deno run --allow-ffi https://jsr.io/@ctnl/conntrack/0.1.0/examples/top_talkers.ts --top 5
  * ```
  *
  * Byte counters exist only while accounting is on

@@ -277,7 +277,10 @@ function tupleJson(t: Tuple): string {
   let s = "";
   if (t.src !== undefined) s += `,"src":"${t.src}"`;
   if (t.dst !== undefined) s += `,"dst":"${t.dst}"`;
-  if (t.protocol !== undefined) s += `,"protocol":${t.protocol}`;
+  if (t.protocol !== undefined) {
+    // protocolName: the name `conntrack -L` prints ("unknown" for an untracked protocol), for jq.
+    s += `,"protocol":${t.protocol},"protocolName":"${protocolInfo(t.protocol).name}"`;
+  }
   if (t.srcPort !== undefined) s += `,"srcPort":${t.srcPort}`;
   if (t.dstPort !== undefined) s += `,"dstPort":${t.dstPort}`;
   if (t.icmpId !== undefined) s += `,"icmpId":${t.icmpId}`;
@@ -394,8 +397,16 @@ export type Plain<T> = T extends bigint ? string
   : T extends object ? { [K in keyof T]?: Plain<Exclude<T[K], undefined>> }
   : T;
 
-/** A flow as plain JSON-safe data ({@link flowToObject}), with its status flags by name. */
-export type FlowObject = Plain<Flow> & { statusFlags: StatusFlag[] };
+/**
+ * A flow as plain JSON-safe data ({@link flowToObject}), with its status flags
+ * by name and each tuple's `protocolName`.
+ */
+export type FlowObject = Omit<Plain<Flow>, "orig" | "reply" | "master"> & {
+  orig?: Plain<Tuple> & { protocolName?: string };
+  reply?: Plain<Tuple> & { protocolName?: string };
+  master?: Plain<Tuple> & { protocolName?: string };
+  statusFlags: StatusFlag[];
+};
 
 /** The keys of {@link Flow} (and its parts) whose values are 64-bit: kept exact as strings. */
 const BIG_KEYS = new Set([

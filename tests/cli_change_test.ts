@@ -120,7 +120,9 @@ async function until(ok: () => boolean, ms: number): Promise<boolean> {
 const SENTINEL = "10.9.9.9";
 function sawSentinel(text: string, port: number): boolean {
   return text.includes(`src=${SENTINEL} dst=10.9.9.8 sport=${port} `) ||
-    text.includes(`"src":"${SENTINEL}","dst":"10.9.9.8","protocol":17,"srcPort":${port},`);
+    text.includes(
+      `"src":"${SENTINEL}","dst":"10.9.9.8","protocol":17,"protocolName":"udp","srcPort":${port},`,
+    );
 }
 
 /**

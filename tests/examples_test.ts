@@ -397,17 +397,51 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
     const p = new Proc([DENO, "run", "-A", DEMO]);
     const name = `ctnl-demo-${p.child.pid}`;
     assert.equal(await p.finish(60_000), 0, p.stderr);
+    const made = "-p tcp -s 10.50.0.1 -d 10.50.0.2 --sport 40000 --dport 9000";
+    const headings = [
+      `== ctnl dump --netns ${name}`,
+      `== ctnl dump --json --netns ${name} | head -n 3`,
+      `== ctnl dump -p tcp --dport 8080 --netns ${name}`,
+      `== ctnl get -p tcp -s 10.50.0.1 -d 10.50.0.2 --sport `,
+      `== ctnl stats --netns ${name}`,
+      `== ctnl count --netns ${name}`,
+      `== ctnl summary --by proto,state --netns ${name}`,
+      `== ctnl top --once --rows 5 --interval 0.5 --netns ${name} | head -n 10`,
+      `== ctnl dump expect --netns ${name}`,
+      `== ctnl exporter --listen 127.0.0.1:0 --netns ${name} & curl …/metrics`,
+      `== ctnl events --netns ${name} & (in the background)`,
+      `== Traffic: a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000`,
+      `== ctnl create ${made} -t 120 --state ESTABLISHED -u SEEN_REPLY,ASSURED --netns ${name}`,
+      `== ctnl update ${made} -m 7 -t 300 --netns ${name}`,
+      `== ctnl dump -m 7 --netns ${name}`,
+      `== ctnl delete ${made} --netns ${name}`,
+      `== ctnl dump -o save -p udp --netns ${name} > table.save`,
+      `== ctnl flush --netns ${name}`,
+      `== kill -INT %ctnl-events: what it printed meanwhile`,
+      `== ctnl count --netns ${name}`,
+      `== ctnl load - --netns ${name} < table.save`,
+      `== ctnl count --netns ${name}`,
+      `== Deleted namespace ${name}`,
+    ];
+    // Every step, in order.
+    let at = 0;
+    for (const heading of headings) {
+      const i = p.stderr.indexOf(heading, at);
+      assert(i >= 0, `no "${heading}" after byte ${at} of:\n${p.stderr}`);
+      at = i + heading.length;
+    }
     for (
-      const heading of [
-        `== ctnl dump --netns ${name}`,
-        `== ctnl dump --json --netns ${name} | head -n 3`,
-        `== ctnl dump -p tcp --dport 8080 --netns ${name}`,
-        `== ctnl get -p tcp -s 10.50.0.1 -d 10.50.0.2 --sport `,
-        `== ctnl stats --netns ${name}`,
-        `== ctnl count --netns ${name}`,
-        `== Deleted namespace ${name}`,
+      const summary of [
+        "1 flow entries have been created.",
+        "1 flow entries have been updated.",
+        "1 flow entries have been deleted.",
+        "connection tracking table has been emptied.",
+        / \d+ flow events have been shown\./,
       ]
-    ) assert(p.stderr.includes(heading), `no "${heading}" in:\n${p.stderr}`);
+    ) {
+      if (typeof summary === "string") assert(p.stderr.includes(summary), summary);
+      else assert.match(p.stderr, summary);
+    }
     // Every kind of traffic is in the dump.
     for (
       const re of [
@@ -422,8 +456,44 @@ Deno.test("deno task demo runs to completion and leaves no namespace behind", as
         /^tcp .* src=fd50::1 dst=fd50::2 /m,
         /^\{"family":"ipv4",/m,
         /^cpu=0 +\tfound=/m,
+        /^PROTO +STATE +FLOWS +PACKETS +BYTES$/m, // summary
+        /^tcp +ESTABLISHED +\d+ +\d+ +[\d.]+ (B|KiB)$/m,
+        /^total \(\d+ groups\) +\d+ /m,
+        /^ctnl top - \d\d:\d\d:\d\d - \d+ flows: tcp \d+, /m, // top --once: one plain frame
+        /^ +PROTO +STATE +SOURCE +DESTINATION +BYTES\/S/m,
+        /^conntrack_entries \d+$/m, // the exporter's first samples
+        /^conntrack_entries_limit \d+$/m,
+        // dump expect: the FTP helper's expectation of the data connection
+        /^\d+ proto=6 src=10\.50\.0\.1 dst=10\.60\.0\.100 .* master-dst=10\.60\.0\.100 sport=\d+ dport=21 class=0 helper=ftp$/m,
+        // The created entry, updated: mark 7.
+        /^tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=7 /m,
+        // What events saw: the traffic's TCP handshake and UDP datagram…
+        /^ {4}\[NEW\] tcp +6 \d+ SYN_SENT src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=8080 /m,
+        /^ \[UPDATE\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=8080 /m,
+        /^ {4}\[NEW\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
+        // …create, update, delete…
+        /^ {4}\[NEW\] tcp +6 120 ESTABLISHED src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=40000 dport=9000 .* mark=0( \[USERSPACE\] portid=\d+.*)?$/m,
+        /^ \[UPDATE\] tcp +6 300 ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7( \[USERSPACE\] portid=\d+.*)?$/m,
+        /^\[DESTROY\] tcp +6 \d+ ESTABLISHED src=10\.50\.0\.1 .* sport=40000 dport=9000 .* mark=7 /m,
+        // …and the flush of the entries made while it listened.
+        /^\[DESTROY\] udp +17 \d+ src=10\.50\.0\.1 dst=10\.50\.0\.2 sport=\d+ dport=6000 /m,
       ]
     ) assert.match(p.stdout, re);
+    // The save: one -A line per UDP entry; after the flush count says 0, after the load
+    // the UDP entries are back (the last three stdout lines: ctnl count, ctnl count, conntrack -C).
+    const saved = Number(
+      /^\((\d+) lines in all: one conntrack command line per entry\)$/m
+        .exec(p.stderr)![1],
+    );
+    assert(saved >= 5, p.stderr); // replied, unreplied, zone 7, IPv6 ×2, the demo's own
+    assert.match(p.stdout, /^-A -t \d+ -u \S+ (-w \d+ )?-s \S+ -d \S+ .*-p udp /m);
+    assert.match(
+      p.stderr,
+      new RegExp(
+        `: ${saved} lines: ${saved} created, 0 updated, 0 deleted, 0 flushed, 0 skipped, 0 failed\\.`,
+      ),
+    );
+    assert.deepEqual(p.stdout.trimEnd().split("\n").slice(-3), ["0", String(saved), String(saved)]);
     assert(!(await netnsNames()).has(name), `${name} was left behind`);
   });
 

@@ -6,11 +6,16 @@
  * with a few nftables rules (DNAT, SNAT, a mark, a zone, an ftp helper),
  * makes a little real traffic of several kinds (TCP open and closed, UDP
  * replied and unreplied, ICMP, IPv6, NAT, FTP) — the same recipe as the
- * integration tests, tests/_traffic.ts — then runs the CLI against it as real
- * processes — `ctnl dump`, `ctnl dump --json`, a filtered dump, `ctnl get`,
- * `ctnl stats`, `ctnl count` — and deletes the namespace: at the end, on
- * failure, and on Ctrl-C or SIGTERM. Headings go to stderr, the CLI's output
- * to stdout.
+ * integration tests, tests/_traffic.ts — then runs every CLI command against
+ * it as real processes, one step of {@link STEPS} each: `dump` (plain,
+ * `--json`, filtered), `get`, `stats`, `count`, `summary`, `top --once`,
+ * `dump expect` (the FTP helper's expectation), one scrape of `exporter`,
+ * then `events` in the
+ * background while it makes more traffic and runs `create`, `update`,
+ * `delete`, `dump -o save` and `flush`, shows what `events` saw, and `load`s
+ * the saved lines back. It deletes the
+ * namespace at the end, on failure, and on Ctrl-C or SIGTERM. Headings go to
+ * stderr, the CLI's output to stdout. About 3–5 s.
  *
  * ```sh
  * sudo deno task demo            # = sudo deno run -A tools/demo.ts
@@ -70,61 +75,303 @@ function ctnlCommand(ns: string, args: string[]) {
     .stdin("null").signal(running.signal).noThrow();
 }
 
-/** Runs `ctnl ARGS --netns NS`; its output goes straight to ours. */
-async function ctnl(ns: string, args: string[]): Promise<void> {
-  heading(`ctnl ${args.join(" ")} --netns ${ns}`);
-  const { code } = await ctnlCommand(ns, args);
-  if (code !== 0) throw new Error(`ctnl ${args.join(" ")} failed (exit ${code})`);
+/** What the steps share: the namespace, and what earlier steps found out. */
+interface Demo {
+  netns: Netns;
+  /** `dump --json`'s entries, parsed. */
+  flows: Record<string, unknown>[];
+  /** The `ctnl events` running in the background, once a step has started it. */
+  events?: Background | undefined;
+  /** What {@link saveTable} saved. */
+  saved?: string | undefined;
 }
 
-/** Runs `ctnl ARGS --netns NS` and returns its stdout. */
-async function ctnlOutput(ns: string, args: string[]): Promise<string> {
-  const r = await ctnlCommand(ns, args).stdout("piped").stderr("piped");
-  if (r.code !== 0) {
-    throw new Error(`ctnl ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+/**
+ * One step of the demo: a heading (`ctnl ARGS --netns NS` for the CLI's
+ * steps) and what it does. The steps run in the order of {@link STEPS};
+ * a new command is one more row there.
+ */
+interface Step {
+  heading: (d: Demo) => string;
+  run: (d: Demo) => Promise<void>;
+}
+
+/**
+ * A step that runs `ctnl ARGS --netns NS` (ARGS may depend on earlier steps)
+ * and shows its output, or only its first `head` lines; `note` is printed
+ * after it on stderr.
+ */
+function cli(
+  args: string[] | ((d: Demo) => string[]),
+  options: { head?: number; note?: string } = {},
+): Step {
+  const argsOf = (d: Demo) => typeof args === "function" ? args(d) : args;
+  return {
+    heading: (d) =>
+      `ctnl ${argsOf(d).join(" ")} --netns ${d.netns.name}` +
+      (options.head === undefined ? "" : ` | head -n ${options.head}`),
+    run: async (d) => {
+      const a = argsOf(d);
+      const r = await ctnlCommand(d.netns.name, a).stdout(options.head ? "piped" : "inherit");
+      if (r.code !== 0) throw new Error(`ctnl ${a.join(" ")} failed (exit ${r.code})`);
+      if (options.head !== undefined) {
+        const lines = r.stdout.split("\n").filter((l) => l !== "");
+        console.log(lines.slice(0, options.head).join("\n"));
+        note(`(${lines.length} lines in all)`);
+      }
+      if (options.note !== undefined) note(options.note);
+    },
+  };
+}
+
+/** A step that runs a shell command in the namespace, to make traffic. */
+function traffic(what: string, script: string): Step {
+  return {
+    heading: () => `Traffic: ${what}`,
+    run: async (d) => void await d.netns.exec(["bash", "-c", script]),
+  };
+}
+
+/** A `ctnl ARGS --netns NS` started in the background; its output is collected as it comes. */
+class Background {
+  readonly args: string[];
+  readonly #child: Deno.ChildProcess;
+  readonly #output: Promise<[void, void]>;
+  stdout = "";
+  stderr = "";
+
+  constructor(ns: string, args: string[], permissions: string[] = ["--allow-ffi"]) {
+    this.args = args;
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissions, CLI, ...args, "--netns", ns],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    running.signal.addListener(() => this.kill("SIGKILL"));
+    const collect = async (s: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+      for await (const text of s.pipeThrough(new TextDecoderStream())) this[key] += text;
+    };
+    this.#output = Promise.all([
+      collect(this.#child.stdout, "stdout"),
+      collect(this.#child.stderr, "stderr"),
+    ]);
   }
-  return r.stdout;
+
+  /** Waits (10 s at most) until its stdout matches `re`; the match. */
+  async waitFor(re: RegExp): Promise<RegExpExecArray> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const m = re.exec(this.stdout);
+      if (m) return m;
+      if (Date.now() > deadline) throw new Error(`ctnl ${this.args[0]}: no ${re} within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  kill(signal: Deno.Signal): void {
+    try {
+      this.#child.kill(signal);
+    } catch { /* it has exited */ }
+  }
+
+  /** Ends it with `signal` (SIGINT: Ctrl-C); its exit code, stdout and stderr. */
+  async stop(
+    signal: Deno.Signal = "SIGINT",
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    this.kill(signal);
+    const { code } = await this.#child.status;
+    await this.#output;
+    return { code, stdout: this.stdout, stderr: this.stderr };
+  }
 }
 
-/** Shows the CLI at work on the namespace. */
-async function show(netns: Netns, haveConntrack: boolean): Promise<void> {
-  const ns = netns.name;
-  await ctnl(ns, ["dump"]);
+/**
+ * Waits until the namespace has a netfilter netlink socket subscribed to
+ * conntrack's event groups (/proc/net/netlink: protocol 12, groups 7), so
+ * that the traffic after it is seen.
+ */
+async function subscribed(netns: Netns): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const table = await netns.exec(["cat", "/proc/net/netlink"]);
+    if (table.split("\n").some((l) => /^\S+ +12 +\d+ +0*[1-7]{1}\b/.test(l))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error("ctnl events did not subscribe within 10 s");
+}
 
-  heading(`ctnl dump --json --netns ${ns} | head -n 3`);
-  const json = await ctnlOutput(ns, ["dump", "--json"]);
-  const lines = json.split("\n").filter((l) => l !== "");
-  console.log(lines.slice(0, 3).join("\n"));
-  note(`(${lines.length} lines in all: one JSON object per entry)`);
+/** `ctnl events ARGS` in the background until {@link stopEvents}. */
+function startEvents(args: string[]): Step {
+  return {
+    heading: (d) =>
+      `ctnl ${["events", ...args].join(" ")} --netns ${d.netns.name} & (in the background)`,
+    run: async (d) => {
+      d.events = new Background(d.netns.name, ["events", ...args]);
+      await subscribed(d.netns);
+      note("(listening; what it printed is shown when it is stopped, below)");
+    },
+  };
+}
 
-  await ctnl(ns, ["dump", "-p", "tcp", "--dport", "8080"]);
+/** Stops the background `ctnl events` with SIGINT and shows what it printed. */
+const stopEvents: Step = {
+  heading: () => "kill -INT %ctnl-events: what it printed meanwhile",
+  run: async (d) => {
+    if (d.events === undefined) throw new Error("no ctnl events running");
+    const r = await d.events.stop();
+    d.events = undefined;
+    Deno.stdout.writeSync(encoder.encode(r.stdout));
+    note(r.stderr.trimEnd());
+    if (r.code !== 0) throw new Error(`ctnl events failed (exit ${r.code})`);
+  },
+};
 
-  // Pick the open TCP connection from the JSON, and get it by its tuple.
-  const flows = lines.map((l) => JSON.parse(l));
-  const open = flows.find((f) =>
-    f.family === "ipv4" && f.orig?.protocol === 6 && f.orig?.dstPort === 8080 &&
-    f.tcp?.stateName === "ESTABLISHED"
-  );
+/**
+ * `ctnl exporter` in the background on a free loopback port: one scrape of
+ * /metrics (its first `lines` samples shown), then SIGTERM.
+ */
+function exporter(lines: number): Step {
+  const args = ["exporter", "--listen", "127.0.0.1:0"];
+  return {
+    heading: (d) => `ctnl ${args.join(" ")} --netns ${d.netns.name} & curl …/metrics`,
+    run: async (d) => {
+      const server = new Background(d.netns.name, args, ["--allow-ffi", "--allow-net"]);
+      try {
+        const [line, url] = await server.waitFor(/^serving (\S+)$/m);
+        note(line);
+        const response = await fetch(url!);
+        const samples = (await response.text()).split("\n").filter((l) => /^[a-z]/.test(l));
+        console.log(samples.slice(0, lines).join("\n"));
+        note(`(${samples.length} samples in all)`);
+      } finally {
+        const r = await server.stop("SIGTERM");
+        if (r.code !== 0) throw new Error(`ctnl exporter failed (exit ${r.code}): ${r.stderr}`);
+      }
+    },
+  };
+}
+
+/** The open TCP connection to port 8080, from `dump --json`, as `get`'s tuple options. */
+function openTcpTuple(d: Demo): string[] {
+  const open = d.flows.find((f) => {
+    const orig = f.orig as Record<string, unknown> | undefined;
+    const tcp = f.tcp as Record<string, unknown> | undefined;
+    return f.family === "ipv4" && orig?.protocol === 6 && orig?.dstPort === 8080 &&
+      tcp?.stateName === "ESTABLISHED";
+  });
   if (open === undefined) throw new Error("no ESTABLISHED TCP entry to port 8080 in the dump");
-  await ctnl(ns, [
-    "get",
+  const orig = open.orig as Record<string, string | number>;
+  return [
     "-p",
     "tcp",
     "-s",
-    open.orig.src,
+    String(orig.src),
     "-d",
-    open.orig.dst,
+    String(orig.dst),
     "--sport",
-    String(open.orig.srcPort),
+    String(orig.srcPort),
     "--dport",
-    "8080",
-  ]);
+    String(orig.dstPort),
+  ];
+}
 
-  await ctnl(ns, ["stats"]);
-  await ctnl(ns, ["count"]);
+/** `dump --json`, kept for the later steps (the first three lines shown). */
+const dumpJson: Step = {
+  heading: (d) => `ctnl dump --json --netns ${d.netns.name} | head -n 3`,
+  run: async (d) => {
+    const r = await ctnlCommand(d.netns.name, ["dump", "--json"]).stdout("piped");
+    if (r.code !== 0) throw new Error(`ctnl dump --json failed (exit ${r.code})`);
+    const lines = r.stdout.split("\n").filter((l) => l !== "");
+    d.flows = lines.map((l) => JSON.parse(l));
+    console.log(lines.slice(0, 3).join("\n"));
+    note(`(${lines.length} lines in all: one JSON object per entry)`);
+  },
+};
 
+/** `dump -o save -p udp`, kept for a later `load` (the first three lines shown). */
+const saveTable: Step = {
+  heading: (d) => `ctnl dump -o save -p udp --netns ${d.netns.name} > table.save`,
+  run: async (d) => {
+    const r = await ctnlCommand(d.netns.name, ["dump", "-o", "save", "-p", "udp"]).stdout("piped");
+    if (r.code !== 0) throw new Error(`ctnl dump -o save failed (exit ${r.code})`);
+    d.saved = r.stdout;
+    const lines = r.stdout.split("\n").filter((l) => l !== "");
+    console.log(lines.slice(0, 3).join("\n"));
+    note(`(${lines.length} lines in all: one conntrack command line per entry)`);
+  },
+};
+
+/** `load -` of what {@link saveTable} saved, on standard input: the UDP entries as they were. */
+const loadTable: Step = {
+  heading: (d) => `ctnl load - --netns ${d.netns.name} < table.save`,
+  run: async (d) => {
+    if (d.saved === undefined) throw new Error("nothing saved to load");
+    const r = await ctnlCommand(d.netns.name, ["load", "-"]).stdinText(d.saved);
+    if (r.code !== 0) throw new Error(`ctnl load failed (exit ${r.code})`);
+  },
+};
+
+/** The entry the demo creates, updates and deletes. */
+const MADE = [
+  "-p",
+  "tcp",
+  "-s",
+  "10.50.0.1",
+  "-d",
+  "10.50.0.2",
+  "--sport",
+  "40000",
+  "--dport",
+  "9000",
+];
+
+/** The demo, in order: one row per step. */
+const STEPS: Step[] = [
+  cli(["dump"]),
+  dumpJson,
+  cli(["dump", "-p", "tcp", "--dport", "8080"]),
+  cli((d) => ["get", ...openTcpTuple(d)]),
+  cli(["stats"]),
+  cli(["count"]),
+  cli(["summary", "--by", "proto,state"]),
+  cli(["top", "--once", "--rows", "5", "--interval", "0.5"], { head: 10 }), // piped: one plain frame
+  cli(["dump", "expect"]),
+  exporter(6),
+  startEvents([]),
+  traffic(
+    "a TCP connection to 10.50.0.2:8080 and a UDP datagram to 10.50.0.2:6000",
+    "exec 3<>/dev/tcp/10.50.0.2/8080; echo hello >&3; read -r -t 5 reply <&3; exec 3>&-; " +
+      "echo hello >/dev/udp/10.50.0.2/6000",
+  ),
+  cli(["create", ...MADE, "-t", "120", "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]),
+  cli(["update", ...MADE, "-m", "7", "-t", "300"]),
+  cli(["dump", "-m", "7"]),
+  cli(["delete", ...MADE]),
+  saveTable,
+  cli(["flush"], {
+    note: "(only entries made while a listener existed send DESTROY events: " +
+      "net.netfilter.nf_conntrack_events=2, the default)",
+  }),
+  stopEvents,
+  cli(["count"]),
+  loadTable,
+  cli(["count"]),
+];
+
+/** Runs {@link STEPS}, then the cross-check with conntrack-tools if it is installed. */
+async function show(netns: Netns, haveConntrack: boolean): Promise<void> {
+  const demo: Demo = { netns, flows: [] };
+  try {
+    for (const step of STEPS) {
+      heading(step.heading(demo));
+      await step.run(demo);
+    }
+  } finally {
+    demo.events?.kill("SIGKILL");
+  }
   if (haveConntrack) {
-    heading(`conntrack -C in ${ns} (conntrack-tools, for comparison)`);
+    heading(`conntrack -C in ${netns.name} (conntrack-tools, for comparison)`);
     console.log((await netns.exec(["conntrack", "-C"])).trim());
   }
 }

@@ -61,6 +61,10 @@ function tupleFrom(
 /** The entry create makes, from its options, checked as conntrack -I checks them. */
 export function createSpec(ctx: Context): CreateSpec {
   const f = ctx.filters;
+  // As conntrack -I reads them (and -o save writes them): -g ADDR stands for the reply
+  // source -r, -n ADDR for the reply destination -q, when the other reply address is given.
+  const replySrc = f.replySrc ?? (f.replyDst === undefined ? undefined : natAddress(f.dstNat));
+  const replyDst = f.replyDst ?? (f.replySrc === undefined ? undefined : natAddress(f.srcNat));
   const p = f.protocol;
   if (p === undefined) throw new UsageError("create needs -p/--proto");
   const changes = parseChanges(ctx, "create");
@@ -68,12 +72,12 @@ export function createSpec(ctx: Context): CreateSpec {
   noNetworks(f, "create");
   const { name, tuple: kind } = protocolInfo(p);
   const hasOrig = f.src !== undefined || f.dst !== undefined;
-  const hasReply = f.replySrc !== undefined || f.replyDst !== undefined;
+  const hasReply = replySrc !== undefined || replyDst !== undefined;
   if (!hasOrig && !hasReply) throw new UsageError("create needs -s and -d (or -r and -q)");
   if (hasOrig && (f.src === undefined || f.dst === undefined)) {
     throw new UsageError("create needs both -s and -d");
   }
-  if (hasReply && (f.replySrc === undefined || f.replyDst === undefined)) {
+  if (hasReply && (replySrc === undefined || replyDst === undefined)) {
     throw new UsageError("create needs both -r and -q for the reply tuple");
   }
   if (kind === "icmp") {
@@ -108,7 +112,7 @@ export function createSpec(ctx: Context): CreateSpec {
   const protoinfo = protocolInfoOf(ctx, name);
   let reply: TupleSpec | undefined;
   if (hasReply) {
-    reply = tupleFrom(f, p, [f.replySrc!, f.replyDst!, f.replySport, f.replyDport], false);
+    reply = tupleFrom(f, p, [replySrc!, replyDst!, f.replySport, f.replyDport], false);
     checkTuple(reply, "reply");
     checkFamily(f, reply);
   }
@@ -179,6 +183,11 @@ function protocolInfoOf(ctx: Context, name: string): Pick<CreateSpec, "sctp" | "
 }
 
 /** `--src-nat`/`--dst-nat` of create: without an address, nothing (as conntrack -I). */
+/** The address of a NAT option given with one (`-g 10.0.0.2`), else undefined. */
+function natAddress(option: NatOption | undefined): string | undefined {
+  return option === undefined || option === true ? undefined : option.address;
+}
+
 function natSetup(option: NatOption | undefined): NatSetup | undefined {
   if (option === undefined || option === true) return undefined;
   return compact<NatSetup>({ address: option.address, port: option.port });
