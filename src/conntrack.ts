@@ -223,7 +223,7 @@ export class Conntrack implements Disposable {
    *
    * using ct = Conntrack.open();
    * console.log(ct.planEvents({ filter: { orig: { protocol: "tcp", dstPort: 443 } } }));
-   * // { family: "all", kernel: ["orig.protocol", "orig.dstPort"], userspace: [], instructions: 52 }
+   * // { family: "all", kernel: ["orig.protocol", "orig.dstPort"], userspace: [], instructions: 68 }
    * ```
    */
   planEvents(options: EventOptions = {}): EventPlan {
