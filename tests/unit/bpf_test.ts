@@ -15,6 +15,9 @@ import { compileFilter, type DumpFilter, normalizeFilter } from "../../src/filte
 import { decodeFlowAt } from "../../src/decode.ts";
 import { AttrCursor } from "../../src/netlink.ts";
 import type { Flow } from "../../src/types.ts";
+import { openWithSockets } from "../../src/conntrack.ts";
+import type { SocketFactory } from "../../src/sockets.ts";
+import { FakeKernel } from "../_fake_kernel.ts";
 
 // ---- a classic BPF interpreter (linux/filter.h semantics) ----
 
@@ -440,4 +443,50 @@ Deno.test("the plan: kernel parts, userspace-only parts, and the fallback", () =
   const none = compileSocketFilter(normalizeFilter({ snat: true }));
   assert.equal(none.program, undefined);
   assert.deepStrictEqual(none.plan.userspace.map((u) => u.part), ["snat"]);
+});
+
+Deno.test("a handle attaches the program to its event socket, and falls back when refused", async () => {
+  const filter: DumpFilter = { orig: { protocol: "udp" }, family: "ipv4" };
+  const want = compileSocketFilter(normalizeFilter(filter)).program!;
+  for (const refuse of [0, 22, undefined]) {
+    const kernel = new FakeKernel();
+    const attached: Uint8Array[] = [];
+    const open: SocketFactory = (kind) => {
+      const sock = kernel.open(kind);
+      if (refuse !== undefined) {
+        sock.attachFilter = (program) => (attached.push(program.slice()), refuse);
+      }
+      return sock;
+    };
+    using ct = openWithSockets(open, { kernelRelease: "6.18.0" });
+    const plan = ct.planEvents({ filter });
+    if (refuse === 0) {
+      assert.deepStrictEqual(plan.kernel, ["family", "orig.protocol"]);
+      assert.equal(plan.instructions, want.length / 8);
+    } else {
+      assert.deepStrictEqual(plan.kernel, []);
+      assert.equal(plan.instructions, 0);
+      assert.deepStrictEqual(plan.userspace.map((u) => u.part), ["family", "orig.protocol"]);
+      assert.match(
+        plan.userspace[0]!.reason,
+        refuse === undefined ? /cannot take a socket filter/ : /errno 22/,
+      );
+    }
+    // The stream: the program attached to its socket; whatever the kernel did, userspace filters.
+    const stream = ct.events({ filter, types: ["new"] });
+    const first = stream.next();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const tcp = events.find((m) => decoded(m).family === "ipv4" && decoded(m).orig.protocol === 6)!;
+    const udp = events.find((m) =>
+      decoded(m).family === "ipv4" && decoded(m).orig.protocol === 17
+    )!;
+    kernel.multicast(1, [tcp, udp]);
+    const got = (await first).value!;
+    assert(got.type === "new" && got.flow.orig.protocol === 17);
+    if (refuse !== undefined) {
+      assert.equal(attached.length, 2, "planEvents' throwaway socket, then the stream's");
+      assert.deepStrictEqual(attached[1], want);
+    }
+    await stream.return();
+  }
 });
