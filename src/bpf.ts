@@ -167,9 +167,8 @@ type Size = "u8" | "u16" | "u32";
 const SIZE_CODE: Record<Size, number> = { u8: BPF_B, u16: BPF_H, u32: BPF_W };
 
 /**
- * One scalar check: the attribute at `path` has `(value & mask) == want`;
- * when absent, `absent` decides (the userspace matcher's default), or jump
- * to `other` to try something else.
+ * One scalar comparison: the attribute at `path` (below the top level or
+ * below the tuple whose offset is in slot `from`) holds `(value & mask) == want`.
  */
 interface Scalar {
   from: number | "top";
@@ -190,9 +189,11 @@ function scalar(asm: Asm, s: Scalar, ok: string, fail: string, missing: string):
 }
 
 /**
- * A check that passes when any of `alternatives` matches (tried in order;
- * an absent one moves to the next, `absentOk`: passing when all are absent).
- * Rejects the datagram otherwise.
+ * A check that passes when one of `alternatives` matches, tried in order:
+ * an absent one moves on to the next; a present one that does not match
+ * moves on too, or rejects with `firstMatchDecides` (the zone's `??`
+ * chain). When all are absent, `absentOk` decides (the userspace
+ * matcher's default). The datagram is dropped when the check fails.
  */
 function check(
   asm: Asm,
