@@ -55,7 +55,10 @@ Deno.test("--sort refuses an unknown key", () => {
   throws(() => new SortedLines("colour"), /invalid --sort "colour" \(keys: bytes, packets, age/);
 });
 
-Deno.test("more lines than a run, without write permission: one clear failure", () => {
+Deno.test({
+  name: "more lines than a run, without write permission: one clear failure",
+  permissions: { read: true, write: false },
+}, () => {
   const s = new SortedLines("bytes", Infinity, 3);
   throws(
     () => {
