@@ -171,3 +171,4 @@ export {
 export { flowKey, TableWatch, watch, type WatchEvent, type WatchOptions } from "./src/watch.ts";
 // perf (issue 16): changes checked and encoded ahead, for applyMany
 export { PreparedChanges } from "./src/apply.ts";
+export type { EventPlan } from "./src/bpf.ts";

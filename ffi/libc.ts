@@ -26,6 +26,8 @@ export const LIBC_SYMBOLS = {
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len); */
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** int getsockopt(int fd, int level, int name, void *val, socklen_t *len); */
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */

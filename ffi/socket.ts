@@ -19,6 +19,8 @@ const SOL_SOCKET = 1;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 const SO_RCVBUFFORCE = 33;
+const SO_ATTACH_FILTER = 26;
+const SO_GET_FILTER = SO_ATTACH_FILTER;
 const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
 const NETLINK_NO_ENOBUFS = 5;
@@ -299,6 +301,40 @@ export class NetlinkSocket {
   /** Turns off `ENOBUFS` reports on overrun. */
   disableEnobufs(): void {
     setIntOption(this.fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, 1, "set NETLINK_NO_ENOBUFS", false);
+  }
+
+  /**
+   * Attaches a classic BPF socket filter (`SO_ATTACH_FILTER`; `program`:
+   * `struct sock_filter` array in host order); returns 0, or the errno of
+   * the refusal (the caller falls back to userspace filtering).
+   */
+  attachFilter(program: Uint8Array<ArrayBuffer>): number {
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; } (64-bit layout).
+    const fprog = new DataView(new ArrayBuffer(16));
+    fprog.setUint16(0, program.length / 8, true);
+    fprog.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program))), true);
+    const r = libc().setsockopt(
+      this.fd,
+      SOL_SOCKET,
+      SO_ATTACH_FILTER,
+      new Uint8Array(fprog.buffer),
+      16,
+    );
+    return r === 0 ? 0 : errno();
+  }
+
+  /** The length of the attached socket filter in instructions (`SO_GET_FILTER`; 0: none). */
+  filterLength(): number {
+    const len = new Uint32Array([0]);
+    const r = libc().getsockopt(
+      this.fd,
+      SOL_SOCKET,
+      SO_GET_FILTER,
+      new Uint8Array(0),
+      new Uint8Array(len.buffer),
+    );
+    if (r !== 0) throw new NetlinkError("events", errno());
+    return len[0]!;
   }
 
   /** Forgets the descriptor without closing it (someone else now owns it). */

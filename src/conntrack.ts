@@ -26,6 +26,7 @@ import {
   PreparedChanges,
 } from "./apply.ts";
 import { watchEvents } from "./events.ts";
+import { compileSocketFilter, type EventPlan, planEventFilter } from "./bpf.ts";
 import { BatchStream } from "./stream.ts";
 import type { AttrCursor, MessageHeader } from "./netlink.ts";
 import {
@@ -104,6 +105,8 @@ export class Conntrack implements Disposable {
   #release: string;
   #releaseNetns: () => void;
   #bigBuffer = false;
+  /** The socket factory (planEvents tries its socket filter on a socket of it). */
+  #open: SocketFactory;
 
   private constructor(options: OpenOptions, open?: SocketFactory) {
     const timeoutMs = options.timeoutMs ?? 10_000;
@@ -111,6 +114,7 @@ export class Conntrack implements Disposable {
       ? kernelSockets(options.netns, timeoutMs)
       : { open, release: () => {} };
     this.#releaseNetns = sockets.release;
+    this.#open = sockets.open;
     try {
       this.#transport = new Transport(sockets.open, timeoutMs, (sock) => {
         registry.unregister(this);
@@ -212,6 +216,43 @@ export class Conntrack implements Disposable {
    */
   planDump(filter?: DumpFilter, options: DumpOptions = {}): FilterPlan {
     return compileFilter(normalizeFilter(filter), this.#release, options.userspaceFilter).plan;
+  }
+
+  /**
+   * Shows where each part of an event filter runs: in the event socket's
+   * classic BPF filter (checked again in userspace), or in userspace only.
+   * It attaches the program to a throwaway socket, so a kernel that refuses
+   * it shows here as every part in userspace, with the reason.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * console.log(ct.planEvents({ filter: { orig: { protocol: "tcp", dstPort: 443 } } }));
+   * // { family: "all", kernel: ["orig.protocol", "orig.dstPort"], userspace: [], instructions: 68 }
+   * ```
+   */
+  planEvents(options: EventOptions = {}): EventPlan {
+    const compiled = compileSocketFilter(normalizeFilter(options.filter));
+    if (compiled.program === undefined) return compiled.plan;
+    if (options.kernelFilter === false) {
+      return planEventFilter(compiled, "userspace filtering requested (kernelFilter: false)");
+    }
+    const sock = this.#open("events");
+    let code: number;
+    try {
+      code = sock.attachFilter?.(compiled.program) ?? -1;
+    } finally {
+      sock.close();
+    }
+    if (code === 0) return compiled.plan;
+    return planEventFilter(
+      compiled,
+      code < 0
+        ? "this socket cannot take a socket filter"
+        : `the kernel refused the socket filter (errno ${code})`,
+    );
   }
 
   /**

@@ -10,6 +10,7 @@ import * as C from "./constants.ts";
 import { decodeFlowAt, type DecodeOptions } from "./decode.ts";
 import { ArgumentError, ClosedError } from "./errors.ts";
 import { compileFilter, normalizeFilter } from "./filter.ts";
+import { compileSocketFilter } from "./bpf.ts";
 import { AttrCursor, newHeader, NLM_F_CREATE, NLM_F_EXCL } from "./netlink.ts";
 import type { ConntrackEvent, EventOptions } from "./options.ts";
 import type { Transport } from "./transport.ts";
@@ -39,7 +40,12 @@ export async function* watchEvents(
     }
     groups.push(group);
   }
-  const compiled = compileFilter(normalizeFilter(options.filter), release, true);
+  const normalized = normalizeFilter(options.filter);
+  const compiled = compileFilter(normalized, release, true);
+  // The kernel part, if any; refused, userspace alone filters (it always runs).
+  const socketFilter = options.kernelFilter === false
+    ? undefined
+    : compileSocketFilter(normalized).program;
   const family = compiled.plan.family === "all" ? undefined : compiled.plan.family;
   const match = compiled.match;
   const decodeOptions: DecodeOptions = { keepUnknown: options.keepUnknown ?? false };
@@ -48,7 +54,7 @@ export async function* watchEvents(
   const h = newHeader();
   let lost = 0;
   let lossPending = false;
-  const subscription = transport.subscribe(groups, options, h);
+  const subscription = transport.subscribe(groups, { ...options, socketFilter }, h);
   const signal = options.signal;
   let onAbort = () => {};
   const aborted = signal === undefined ? undefined : new Promise<boolean>((resolve) => {

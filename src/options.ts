@@ -180,8 +180,14 @@ export interface CreateSpec extends FlowChanges {
 export interface EventOptions extends DecodeOptions {
   /** Which events to watch (default all three). */
   types?: readonly ("new" | "update" | "destroy")[] | undefined;
-  /** Only events whose flow matches (applied in userspace). */
+  /**
+   * Only events whose flow matches: applied in userspace, and what classic
+   * BPF can match also in the kernel, by a socket filter on the event
+   * socket (see `Conntrack.planEvents`).
+   */
   filter?: DumpFilter | undefined;
+  /** `false`: no socket filter, the filter runs in userspace only (default true). */
+  kernelFilter?: boolean | undefined;
   /** Socket receive buffer in bytes (default 8 MiB; forced past rmem_max as root). */
   bufferSize?: number | undefined;
   /** Ask the kernel not to report overruns (`NETLINK_NO_ENOBUFS`): loss goes unnoticed. */

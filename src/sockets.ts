@@ -53,6 +53,11 @@ export interface Socket {
   joinGroup(group: number): void;
   /** Asks the kernel not to report overruns. */
   disableEnobufs(): void;
+  /**
+   * Attaches a classic BPF socket filter; returns 0 or the errno of the
+   * refusal. Absent where a socket cannot take one (a fake kernel).
+   */
+  attachFilter?(program: Uint8Array<ArrayBuffer>): number;
   /** Forgets the descriptor without closing it (a worker closes it). */
   detach(): void;
   /** Closes the socket. */

@@ -101,6 +101,8 @@ export interface Subscription {
   wait(): Promise<boolean>;
   /** Ends a {@link wait} in progress. */
   wake(): void;
+  /** The errno of a refused socket filter (-1: the socket takes none); 0 when attached or none asked. */
+  filterError: number;
 }
 
 /** One message the receive loop found, read in place. */
@@ -526,15 +528,22 @@ export class Transport {
    */
   subscribe(
     groups: readonly number[],
-    options: { bufferSize?: number | undefined; noEnobufs?: boolean | undefined },
+    options: {
+      bufferSize?: number | undefined;
+      noEnobufs?: boolean | undefined;
+      socketFilter?: Uint8Array<ArrayBuffer> | undefined;
+    },
     h: MessageHeader,
   ): Subscription {
     if (this.#closed) throw new ClosedError("events");
     const sock = this.#open("events");
     this.#subscriptions.add(sock);
+    let filterError = 0;
     try {
       sock.setReceiveBuffer(options.bufferSize ?? 8 << 20);
       if (options.noEnobufs) sock.disableEnobufs();
+      // Before joining: no event arrives unfiltered.
+      if (options.socketFilter) filterError = sock.attachFilter?.(options.socketFilter) ?? -1;
       for (const group of groups) sock.joinGroup(group);
     } catch (error) {
       this.#subscriptions.delete(sock);
@@ -567,6 +576,7 @@ export class Transport {
       messages: messages(),
       wait: () => subscriptions.has(sock) ? source.arrived(-1) : Promise.resolve(true),
       wake: () => source.wake(),
+      filterError,
     };
   }
 }
