@@ -15,7 +15,7 @@
 
 /** The permissions and V8 flags of `deno task ctnl` (deno.json), for the shebang line. */
 export const SHEBANG = "#!/usr/bin/env -S deno run --allow-ffi " +
-  "--allow-read=/etc/xtables/connlabel.conf --v8-flags=--max-semi-space-size=1";
+  "--allow-read=/etc/xtables/connlabel.conf";
 
 /** Bundles cli.ts to `out` with the shebang line first, mode 0755. */
 export async function bundle(out: string): Promise<void> {
