@@ -10,7 +10,7 @@
 import { ArgumentError } from "./errors.ts";
 import type { AttrCursor, MessageHeader } from "./netlink.ts";
 import { NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN } from "./netlink.ts";
-import { parseProtocol } from "./protocols.ts";
+import { DCCP_STATES, parseProtocol, SCTP_STATES, TCP_STATES } from "./protocols.ts";
 import type { Prepared } from "./prepare.ts";
 import type { Transport } from "./transport.ts";
 import type { Family, Flow } from "./types.ts";
@@ -29,40 +29,18 @@ const CTA_TIMEOUT_DATA = 4;
 /**
  * The names of a protocol's timeouts, by attribute number
  * (`enum ctattr_timeout_tcp`, …). For TCP, SCTP and DCCP the number is the
- * state's number (`enum tcp_conntrack`, …).
+ * state's number (`enum tcp_conntrack`, …), so their state tables name them
+ * (attribute 0 is never sent); TCP adds RETRANS and UNACK after its states.
  */
 const NAMES: Record<number, readonly string[]> = {
-  6: [
-    "",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-    "RETRANS",
-    "UNACK",
-  ],
+  6: [...TCP_STATES, "RETRANS", "UNACK"],
   17: ["", "UNREPLIED", "REPLIED"],
   136: ["", "UNREPLIED", "REPLIED"],
   47: ["", "UNREPLIED", "REPLIED"],
   1: ["", "TIMEOUT"],
   58: ["", "TIMEOUT"],
-  33: ["", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT"],
-  132: [
-    "",
-    "CLOSED",
-    "COOKIE_WAIT",
-    "COOKIE_ECHOED",
-    "ESTABLISHED",
-    "SHUTDOWN_SENT",
-    "SHUTDOWN_RECD",
-    "SHUTDOWN_ACK_SENT",
-    "HEARTBEAT_SENT",
-  ],
+  33: DCCP_STATES,
+  132: SCTP_STATES,
 };
 const GENERIC: readonly string[] = ["", "TIMEOUT"];
 
