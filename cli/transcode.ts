@@ -22,7 +22,10 @@ export function transcodes(ctx: Context): boolean {
     table !== "unconfirmed";
 }
 
-/** Dumps `filter`'s entries as text lines into `out`; how many. */
+/**
+ * Dumps `filter`'s entries as text lines into `out`; how many. Async: the
+ * kernel's datagrams are received ahead on Deno's blocking pool (no Worker).
+ */
 export function transcodeDump(
   ct: Conntrack,
   filter: DumpFilter,
@@ -30,12 +33,12 @@ export function transcodeDump(
   out: LineWriter,
   format: FormatOptions,
   json: boolean,
-): number {
+): Promise<number> {
   const writer = json ? new FlowJsonWriter(out) : new FlowTextWriter(out, format);
   const text = json ? flowToJson : (flow: Flow) => formatFlow(flow, format);
   const cursor = new AttrCursor();
   let n = 0;
-  return ct.dumpMessagesSync(filter, options, (bytes, view, offset, length) => {
+  return ct.dumpMessages(filter, options, (bytes, view, offset, length) => {
     if ((++n & 1023) === 0) format.now = Math.floor(Date.now() / 1000);
     if (writer.write(bytes, view, offset, length)) return;
     out.line(text(decodeFlowAt(cursor, bytes, view, offset, length)));

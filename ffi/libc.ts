@@ -55,6 +55,17 @@ export const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   /** int uname(struct utsname *buf); */
   uname: { parameters: ["buffer"], result: "i32" },
+  /**
+   * int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *t);
+   * on Deno's blocking pool, returning a Promise: ffi/ahead.ts's receive-ahead
+   * for async dumps (its errno is another thread's: not read).
+   */
+  recvmmsg_async: {
+    name: "recvmmsg",
+    parameters: ["i32", "pointer", "u32", "i32", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** int *__errno_location(void); */
   __errno_location: { parameters: [], result: "pointer" },
   /** char *strerror(int errnum); */
@@ -68,7 +79,29 @@ let loaded: Libc | undefined;
 let errnoView: Deno.UnsafePointerView | undefined;
 
 /**
- * Loads libc once and returns its symbols.
+ * Binds one symbol: a `Deno.dlopen` of libc with that symbol alone, so that a
+ * command pays only for the calls it makes (each bound symbol costs its own
+ * call stub; binding all of them at once costs ~6 ms of start-up here).
+ */
+function bind<K extends keyof typeof LIBC_SYMBOLS>(name: K): Libc[K] {
+  let lib: Deno.DynamicLibrary<Pick<typeof LIBC_SYMBOLS, K>>;
+  try {
+    lib = Deno.dlopen("libc.so.6", { [name]: LIBC_SYMBOLS[name] } as Pick<typeof LIBC_SYMBOLS, K>);
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+    ) {
+      throw error;
+    }
+    throw new Error("Cannot load libc.so.6", { cause: error });
+  }
+  return (lib.symbols as Libc)[name];
+}
+
+/**
+ * Returns libc's symbols ({@link LIBC_SYMBOLS}), each bound on first use and
+ * then kept: the first access of a symbol replaces its getter with the
+ * function itself.
  *
  * A missing `--allow-ffi` permission surfaces as Deno's own permission error,
  * untouched (its message says which flag to add); any other failure is wrapped
@@ -81,21 +114,22 @@ export function libc(): Libc {
       `Cannot open netlink: conntrack over netlink needs Linux, this is ${Deno.build.os}`,
     );
   }
-  let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS>;
-  try {
-    lib = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  } catch (error) {
-    if (
-      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-    ) {
-      throw error;
-    }
-    throw new Error("Cannot load libc.so.6", { cause: error });
+  const symbols = {} as Libc;
+  for (const name of Object.keys(LIBC_SYMBOLS) as (keyof typeof LIBC_SYMBOLS)[]) {
+    Object.defineProperty(symbols, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const fn = bind(name);
+        Object.defineProperty(symbols, name, { value: fn, enumerable: true });
+        return fn;
+      },
+    });
   }
-  loaded = lib.symbols;
-  const ptr = loaded.__errno_location();
+  const ptr = symbols.__errno_location();
   if (ptr === null) throw new Error("Cannot load libc.so.6: __errno_location returned NULL");
   errnoView = new Deno.UnsafePointerView(ptr);
+  loaded = symbols;
   return loaded;
 }
 

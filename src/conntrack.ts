@@ -28,7 +28,6 @@ import {
 import { watchEvents } from "./events.ts";
 import { compileSocketFilter, type EventPlan, planEventFilter } from "./bpf.ts";
 import { BatchStream } from "./stream.ts";
-import type { AttrCursor, MessageHeader } from "./netlink.ts";
 import {
   deleteRequest,
   dumpRequest,
@@ -56,7 +55,7 @@ import type {
 } from "./options.ts";
 import { beginCreate, type EntryRef, type FlowChanges } from "./request.ts";
 import { kernelSockets, type Socket, type SocketFactory } from "./sockets.ts";
-import { Transport } from "./transport.ts";
+import { type Decoder, Transport } from "./transport.ts";
 import type { CpuStats, Family, Flow, GlobalStats } from "./types.ts";
 import { type TimeoutPolicy, timeoutPolicyRequest } from "./timeouts.ts";
 import type { DecodeOptions } from "./decode.ts";
@@ -82,6 +81,22 @@ const registry = new FinalizationRegistry<Socket>((sock) => sock.close());
  * tests (tests/_fake_kernel.ts). Not part of mod.ts.
  */
 export let openWithSockets: (open: SocketFactory, options?: OpenOptions) => Conntrack;
+
+/**
+ * The decoder of a message dump: hands each entry's message to `visit` (when
+ * `match`, a userspace filter, takes its decoded entry) and answers 1, or 0.
+ */
+function visitor(
+  match: ((flow: Flow) => boolean) | undefined,
+  decode: Decoder<Flow>,
+  visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
+): Decoder<number> {
+  return (c, bytes, view, h) => {
+    if (match !== undefined && !match(decode(c, bytes, view, h))) return 0;
+    visit(bytes, view, h.offset, h.length);
+    return 1;
+  };
+}
 
 /**
  * A handle on the conntrack table of one network namespace, owning one
@@ -303,20 +318,56 @@ export class Conntrack implements Disposable {
     visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
   ): number {
     const p = dumpRequest(this.#free(), this.#release, filter, options);
-    const match = p.options.keep;
-    const decode = p.decode;
-    let n = 0;
-    const each = (c: AttrCursor, bytes: Uint8Array, view: DataView, h: MessageHeader) => {
-      if (match !== undefined && !match(decode(c, bytes, view, h))) return 0;
-      visit(bytes, view, h.offset, h.length);
-      n++;
-      return 1;
-    };
+    const each = visitor(p.options.keep, p.decode, visit);
     const options_ = { ...p.options, keep: undefined };
+    let n = 0;
     for (
       const _ of p.transport.exchange(p.operation, p.request, p.seq, p.replyType, each, options_)
+    ) n += _;
+    if (p.interrupted.value && options.onInterrupted !== "ignore") {
+      throw new DumpInterruptedError("dump");
+    }
+    return n;
+  }
+
+  /**
+   * {@link dumpMessagesSync} without holding the event loop: the kernel's
+   * datagrams are received ahead on Deno's blocking pool while `visit` runs
+   * on the ones already here, and other tasks get a turn every few
+   * milliseconds. Resolves to how many entries `visit` was handed.
+   *
+   * @example
+   * ```ts ignore
+   * import { Conntrack } from "@ctnl/conntrack";
+   *
+   * using ct = Conntrack.open();
+   * let bytes = 0;
+   * const n = await ct.dumpMessages({ family: "ipv6" }, {}, (_b, _v, _offset, length) => {
+   *   bytes += length;
+   * });
+   * console.log(n, bytes);
+   * ```
+   */
+  async dumpMessages(
+    filter: DumpFilter | undefined,
+    options: DumpOptions,
+    visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
+  ): Promise<number> {
+    const p = dumpRequest(this.#free(), this.#release, filter, options);
+    const each = visitor(p.options.keep, p.decode, visit);
+    const options_ = { ...p.options, keep: undefined };
+    let n = 0;
+    for await (
+      const batch of p.transport.exchangeAsync(
+        p.operation,
+        p.request,
+        p.seq,
+        p.replyType,
+        each,
+        options_,
+      )
     ) {
-      // counted in each
+      for (let i = 0; i < batch.length; i++) n += batch[i]!;
     }
     if (p.interrupted.value && options.onInterrupted !== "ignore") {
       throw new DumpInterruptedError("dump");

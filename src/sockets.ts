@@ -10,6 +10,7 @@
 
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
 import { PrefetchJob, type Receiver } from "../ffi/prefetch.ts";
+import { AheadReceiver, FALLBACK } from "../ffi/ahead.ts";
 import { ArgumentError, ERRNO, NetlinkError, type Operation } from "./errors.ts";
 import { checkUint } from "./filter.ts";
 
@@ -132,7 +133,10 @@ export function kernelSockets(
 
 /**
  * Where one exchange's datagrams come from: the socket, or (once a dump has
- * proved big) a worker that receives ahead on it while this thread decodes.
+ * proved big) something that receives ahead on it while this thread decodes:
+ * for a blocking exchange a worker (ffi/prefetch.ts), for an async one
+ * `recvmmsg` calls on Deno's blocking pool (ffi/ahead.ts), which need no
+ * second isolate.
  */
 export class Source {
   #sock: Socket;
@@ -144,6 +148,7 @@ export class Source {
   #timeoutMs: number;
   #booting: PrefetchJob | undefined;
   #job: PrefetchJob | undefined;
+  #ahead: AheadReceiver | undefined;
 
   #receiver: Receiver | undefined;
 
@@ -166,8 +171,26 @@ export class Source {
   /** The next datagram; undefined when `nonBlocking` and none is queued. */
   next(nonBlocking: boolean): { bytes: Uint8Array; got: Received } | undefined {
     const sock = this.#sock;
-    if (this.#received++ === this.#prefetchAfter) {
-      // Not a small dump: a worker boots to receive ahead while we decode.
+    if (this.#ahead !== undefined) {
+      let got;
+      try {
+        got = this.#ahead.next();
+      } catch (error) {
+        this.#ahead = undefined;
+        throw new NetlinkError(this.operation, ERRNO.EMSGSIZE, {
+          extAck: (error as Error).message,
+        });
+      }
+      if (got !== FALLBACK) return got === undefined ? undefined : { bytes: got.bytes, got };
+      // The call failed (its errno is the pool thread's): receive here, where it shows again.
+      this.#ahead = undefined;
+    } else if (this.#received++ === this.#prefetchAfter) {
+      if (nonBlocking) {
+        // Not a small dump, and an async one: receive ahead on Deno's blocking pool.
+        this.#ahead = new AheadReceiver(sock.fd, sock.buffer.byteLength);
+        return this.next(nonBlocking);
+      }
+      // Not a small dump, and a blocking one: a worker boots to receive ahead while we decode.
       this.#booting = PrefetchJob.spawn(
         sock.fd,
         this.#seq,
@@ -198,6 +221,7 @@ export class Source {
    * worker has it, or the socket is readable), false after `timeoutMs`.
    */
   arrived(timeoutMs: number): Promise<boolean> {
+    if (this.#ahead !== undefined) return this.#ahead.arrived();
     return this.#job !== undefined ? this.#job.arrived(timeoutMs) : this.#sock.readable(timeoutMs);
   }
 
@@ -217,6 +241,8 @@ export class Source {
    * receiving worker, which drains and closes it).
    */
   end(finished: boolean): void {
+    this.#ahead?.stop();
+    this.#ahead = undefined;
     this.#booting?.abort();
     this.#job?.release();
     if (finished) return;

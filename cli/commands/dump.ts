@@ -57,11 +57,11 @@ async function run(ctx: Context): Promise<number> {
   const { text, end } = listing(ctx.outputs, format, ctx.flowText(format)); // -o save, -o xml
   let n = 0;
   // What came before a failure is shown, as conntrack does, then the failure.
-  const interrupted = await showingPartial(out, () => {
+  const interrupted = await showingPartial(out, async () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
       if (keep === undefined && !extras.active && sorter === undefined && transcodes(ctx)) {
-        n = transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
+        n = await transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
         return false;
       }
       // the table, or the dying/unconfirmed list
