@@ -219,4 +219,9 @@ export class AheadReceiver {
   stop(): void {
     this.#stopped = true;
   }
+
+  /** Resolves once no call is in flight (during a dump one returns promptly: data is queued). */
+  async settled(): Promise<void> {
+    await this.#pending;
+  }
 }

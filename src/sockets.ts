@@ -225,6 +225,16 @@ export class Source {
     return this.#job !== undefined ? this.#job.arrived(timeoutMs) : this.#sock.readable(timeoutMs);
   }
 
+  /**
+   * Resolves once nothing receives on the socket for this exchange in the
+   * background (an async exchange awaits it before it ends, so that an
+   * abandoned dump leaves no call in flight behind it).
+   */
+  async settled(): Promise<void> {
+    this.#ahead?.stop();
+    await this.#ahead?.settled();
+  }
+
   /** Ends a wait of {@link arrived} on the socket in progress. */
   wake(): void {
     this.#sock.wake();

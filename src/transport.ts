@@ -410,6 +410,7 @@ export class Transport {
       }
       if (batch.length > 0) yield batch;
     } finally {
+      await ex.source.settled();
       this.#end(ex);
     }
   }
