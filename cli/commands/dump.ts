@@ -65,7 +65,7 @@ async function run(ctx: Context): Promise<number> {
         return false;
       }
       // the table, or the dying/unconfirmed list
-      for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
+      for await (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
         if (extras.active && !extras.test(flow)) continue;
         if (sorter === undefined) out.line(text(flow));

@@ -107,7 +107,7 @@ type Keep = ((flow: Flow) => boolean) | undefined;
 async function tableSummary(ctx: Context, s: Summarizer, filter: DumpFilter, keep: Keep) {
   using ct = ctx.open();
   const extras = await listingExtras(ctx.parsed.values, ct);
-  for (const flow of ct.dumpSync(filter)) {
+  for await (const flow of ct.dump(filter)) {
     if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }
   return extras;

@@ -63,11 +63,11 @@ export function dumpRows(
   ctx: Context,
   filter: DumpFilter,
   options: DumpOptions,
-): Iterable<Flow> {
+): AsyncIterable<Flow> {
   const table = tableOf(ctx.parsed.table);
   return table === "dying" || table === "unconfirmed"
-    ? ct.dumpListSync(table, filter) // conntrack lists these whole, -z or not
-    : ct.dumpSync(filter, options);
+    ? ct.dumpList(table, filter) // conntrack lists these whole, -z or not
+    : ct.dump(filter, options);
 }
 
 /**
