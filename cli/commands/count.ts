@@ -7,6 +7,7 @@
 
 import { Conntrack, listNetns } from "../../mod.ts";
 import type { Command, Context } from "../context.ts";
+import { countLines } from "../quick.ts";
 
 /** Every namespace's count, one line each, tagged with the namespace. */
 async function countAll(ctx: Context): Promise<number> {
@@ -22,7 +23,7 @@ async function countAll(ctx: Context): Promise<number> {
       throw error;
     }
     ctx.setNetns(netns);
-    out.line(ctx.tagged(ctx.json ? JSON.stringify(stats) : String(stats.entries)));
+    for (const line of countLines(stats, ctx.json)) out.line(ctx.tagged(line));
   }
   out.flush();
   return 0;
@@ -33,7 +34,7 @@ async function run(ctx: Context): Promise<number> {
   using ct = ctx.open();
   const stats = await ct.globalStats();
   const out = ctx.stdout();
-  out.line(ctx.json ? JSON.stringify(stats) : String(stats.entries));
+  for (const line of countLines(stats, ctx.json)) out.line(line);
   out.flush();
   return 0;
 }

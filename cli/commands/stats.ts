@@ -4,15 +4,14 @@
  * @module
  */
 
-import { formatCpuStats } from "../../mod.ts";
 import type { Command, Context } from "../context.ts";
+import { statsLines } from "../quick.ts";
 
 async function run(ctx: Context): Promise<number> {
   using ct = ctx.open();
   const stats = await ct.stats();
   const out = ctx.stdout();
-  if (ctx.json) out.line(JSON.stringify({ cpus: stats })); // undefined fields left out
-  else for (const s of stats) out.line(formatCpuStats(s));
+  for (const line of statsLines(stats, ctx.json)) out.line(line);
   out.flush();
   return 0;
 }
