@@ -5,8 +5,9 @@
  * @module
  */
 
-import { Conntrack, listNetns } from "../../mod.ts";
-import type { Command, Context } from "../context.ts";
+import { Conntrack } from "../../src/conntrack.ts";
+import { listNetns } from "../../src/netns.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { countLines } from "../quick.ts";
 
 /** Every namespace's count, one line each, tagged with the namespace. */
@@ -40,10 +41,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl count`, `ctnl -C`. */
-export const count: Command = {
-  name: "count",
-  words: ["count"],
-  flags: ["-C", "--count", "--counter"],
+export const count: CommandBody = {
   summary: "Number of entries in the table (conntrack -C)",
   options: ["netns", "json", "allNetns"],
   help: `Usage: ctnl count [--json] [--netns NAME|PATH] [--all-netns]     (also: ctnl -C)

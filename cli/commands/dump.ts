@@ -4,11 +4,18 @@
  * @module
  */
 
-import { DumpInterruptedError, validateFilter } from "../../mod.ts";
+import { DumpInterruptedError } from "../../src/errors.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { optionHelp, optionName } from "../options.ts";
-import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
+import {
+  type CommandBody,
+  type Context,
+  showingPartial,
+  stateMatcher,
+  VERSION,
+} from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
@@ -92,10 +99,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl dump`, `ctnl list`, `ctnl -L`. */
-export const dump: Command = {
-  name: "dump",
-  words: ["dump", "list"],
-  flags: ["-L", "--dump"],
+export const dump: CommandBody = {
   summary: "List entries, optionally filtered (conntrack -L)",
   options: optionKeys(
     DUMP_FILTER_OPTIONS,

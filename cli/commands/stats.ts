@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { statsLines } from "../quick.ts";
 
 async function run(ctx: Context): Promise<number> {
@@ -17,10 +17,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl stats`, `ctnl -S`. */
-export const stats: Command = {
-  name: "stats",
-  words: ["stats"],
-  flags: ["-S", "--stats"],
+export const stats: CommandBody = {
   summary: "Per-CPU statistics (conntrack -S)",
   options: ["netns", "json"],
   help: `Usage: ctnl stats [--json] [--netns NAME|PATH]     (also: ctnl -S)

@@ -7,19 +7,20 @@
  * @module
  */
 
+import type {
+  Conntrack,
+  Expectation,
+  ExpectationSpec,
+  ExpectMaskSpec,
+  TupleSpec,
+} from "../../mod.ts";
+import { ERRNO, NetlinkError } from "../../src/errors.ts";
 import {
-  type Conntrack,
-  ERRNO,
-  type Expectation,
-  type ExpectationSpec,
   expectationToJson,
-  type ExpectMaskSpec,
   formatExpectation,
   formatExpectStats,
-  NetlinkError,
-  protocolInfo,
-  type TupleSpec,
-} from "../../mod.ts";
+} from "../../src/expect_format.ts";
+import { protocolInfo } from "../../src/protocols.ts";
 import { argumentError, checked, FailError, UsageError } from "../errors.ts";
 import { type OptionHelp, optionHelp, type OptionKey, optionName } from "../options.ts";
 import { EventWriter } from "../output.ts";
