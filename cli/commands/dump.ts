@@ -67,8 +67,13 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, async () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      if (keep === undefined && !extras.active && sorter === undefined && transcodes(ctx)) {
-        n = await transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
+      if (!extras.active && sorter === undefined && transcodes(ctx)) {
+        const state = ctx.filters.state;
+        const matched = keep === undefined || state === undefined
+          ? undefined
+          : { name: state, keep };
+        // no Flow per entry
+        n = await transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json, matched);
         return false;
       }
       // the table, or the dying/unconfirmed list
