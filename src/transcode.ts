@@ -49,88 +49,103 @@ function ascii(text: string): Uint8Array {
   return out;
 }
 
-/** "00" to "99": the two digits of `n` at `2 * n`. */
-const PAIRS = ascii(Array.from({ length: 100 }, (_, n) => String(n).padStart(2, "0")).join(""));
+/**
+ * Pre-encoded ASCII text as little-endian u32 words, written four bytes a
+ * store: its length in bytes, then its bytes (the last word zero-padded).
+ */
+type Words = Uint32Array;
 
-/** Each octet's decimal text at `4 * n`: its length, then its (up to 3) digits. */
-const OCTETS = new Uint8Array(1024);
-for (let n = 0; n < 256; n++) {
-  const text = String(n);
-  OCTETS[4 * n] = text.length;
-  for (let i = 0; i < text.length; i++) OCTETS[4 * n + 1 + i] = text.charCodeAt(i);
+function words(text: string): Words {
+  const w = new Uint32Array(1 + ((text.length + 3) >> 2));
+  w[0] = text.length;
+  for (let i = 0; i < text.length; i++) w[1 + (i >> 2)]! |= text.charCodeAt(i) << (8 * (i & 3));
+  return w;
+}
+
+/**
+ * The four digits of each number below 10000, zero-padded, as a
+ * little-endian u32 (the first digit in the low byte): filled by the first
+ * writer (not at start-up), see {@link tables}.
+ */
+const DIGITS4 = new Uint32Array(10000);
+/** Each octet's decimal text and a ".", as a little-endian u32 (all of "255." fits). */
+const OCTET_DOT = new Uint32Array(256);
+/** The length of each octet's {@link OCTET_DOT} text, with its ".". */
+const OCTET_DOT_LEN = new Uint8Array(256);
+
+/** Fills the digit tables, once. */
+function tables(): void {
+  if (DIGITS4[1] !== 0) return;
+  for (let n = 0; n < 10000; n++) {
+    const d0 = (n / 1000) | 0, d1 = ((n / 100) | 0) % 10, d2 = ((n / 10) | 0) % 10, d3 = n % 10;
+    DIGITS4[n] = (48 + d0) | ((48 + d1) << 8) | ((48 + d2) << 16) | ((48 + d3) << 24);
+  }
+  for (let n = 0; n < 256; n++) {
+    const len = n < 10 ? 1 : n < 100 ? 2 : 3;
+    OCTET_DOT[n] = (DIGITS4[n]! >>> (32 - 8 * len)) | (46 << (8 * len));
+    OCTET_DOT_LEN[n] = len + 1;
+  }
+}
+
+/** A DataView of a sink's buffer, made again only when the buffer changes. */
+class OutputView {
+  #buffer: Uint8Array | undefined;
+  #view: DataView = new DataView(new ArrayBuffer(0));
+
+  of(buffer: Uint8Array): DataView {
+    if (buffer !== this.#buffer) {
+      this.#buffer = buffer;
+      this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    }
+    return this.#view;
+  }
 }
 
 /** Lower-case hex digits. */
 const HEX_DIGITS = ascii("0123456789abcdef");
 
-/** Copies `text` (pre-encoded) to `at`. */
-function put(out: Uint8Array, at: number, text: Uint8Array): number {
+/** Writes `text` (pre-encoded) at `at`. */
+function put(o: DataView, at: number, text: Words): number {
   const n = text.length;
-  for (let i = 0; i < n; i++) out[at + i] = text[i]!;
-  return at + n;
+  for (let i = 1, k = at; i < n; i++, k += 4) o.setUint32(k, text[i]!, true);
+  return at + text[0]!;
 }
 
 /** ASCII `text` (for the rare pieces not worth pre-encoding). */
-function str(out: Uint8Array, at: number, text: string): number {
-  for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
+function str(o: DataView, at: number, text: string): number {
+  for (let i = 0; i < text.length; i++) o.setUint8(at++, text.charCodeAt(i));
   return at;
 }
 
-/** An unsigned integer below 2^53 in decimal. */
-function dec(out: Uint8Array, at: number, n: number): number {
-  if (n < 100) {
-    if (n < 10) {
-      out[at] = 48 + n;
-      return at + 1;
-    }
-    out[at] = PAIRS[2 * n]!;
-    out[at + 1] = PAIRS[2 * n + 1]!;
-    return at + 2;
-  }
-  if (n >= 4294967296) return decWide(out, at, n);
-  const len = n < 10000
-    ? (n < 1000 ? 3 : 4)
-    : n < 1000000
-    ? (n < 100000 ? 5 : 6)
-    : n < 100000000
-    ? (n < 10000000 ? 7 : 8)
-    : (n < 1000000000 ? 9 : 10);
-  let i = at + len;
-  while (n >= 100) {
-    const q = (n / 100) >>> 0;
-    const r = 2 * (n - 100 * q);
-    out[--i] = PAIRS[r + 1]!;
-    out[--i] = PAIRS[r]!;
-    n = q;
-  }
-  if (n < 10) out[i - 1] = 48 + n;
-  else {
-    out[i - 1] = PAIRS[2 * n + 1]!;
-    out[i - 2] = PAIRS[2 * n]!;
-  }
+/** `n` (below 10000) in decimal. */
+function dec4(o: DataView, at: number, n: number): number {
+  const len = n < 100 ? (n < 10 ? 1 : 2) : (n < 1000 ? 3 : 4);
+  o.setUint32(at, DIGITS4[n]! >>> (32 - 8 * len), true);
   return at + len;
 }
 
-/** `n` from 2^32 to 2^53: its high digits, then its low eight. */
-function decWide(out: Uint8Array, at: number, n: number): number {
-  const high = Math.floor(n / 100000000);
-  let low = n - high * 100000000;
-  at = dec(out, at, high);
-  for (let i = at + 6; i >= at; i -= 2) {
-    const q = (low / 100) >>> 0;
-    const r = 2 * (low - 100 * q);
-    out[i] = PAIRS[r]!;
-    out[i + 1] = PAIRS[r + 1]!;
-    low = q;
+/** An unsigned integer below 2^53 in decimal. */
+function dec(o: DataView, at: number, n: number): number {
+  if (n < 10000) return dec4(o, at, n);
+  if (n < 100000000) {
+    const high = (n / 10000) | 0;
+    at = dec4(o, at, high);
+    o.setUint32(at, DIGITS4[n - 10000 * high]!, true);
+    return at + 4;
   }
+  const high = Math.floor(n / 100000000);
+  const low = n - 100000000 * high, mid = (low / 10000) | 0;
+  at = dec(o, at, high);
+  o.setUint32(at, DIGITS4[mid]!, true);
+  o.setUint32(at + 4, DIGITS4[low - 10000 * mid]!, true);
   return at + 8;
 }
 
-/** The big-endian u64 at `a` in decimal. */
-function dec64(out: Uint8Array, at: number, v: DataView, a: number): number {
+/** The big-endian u64 at `a` of `v` in decimal. */
+function dec64(o: DataView, at: number, v: DataView, a: number): number {
   const hi = v.getUint32(a, false);
-  if (hi < 0x200000) return dec(out, at, hi * 4294967296 + v.getUint32(a + 4, false));
-  return str(out, at, v.getBigUint64(a, false).toString());
+  if (hi < 0x200000) return dec(o, at, hi * 4294967296 + v.getUint32(a + 4, false));
+  return str(o, at, v.getBigUint64(a, false).toString());
 }
 
 /** The big-endian u16 at `a`. */
@@ -148,39 +163,28 @@ function field16(b: Uint8Array, a: number): number {
 }
 
 /** The address at `a` (`len` bytes: 4 or 16). */
-function address(out: Uint8Array, at: number, b: Uint8Array, a: number, len: number): number {
-  if (len !== 4) return ipv6(out, at, b, a);
-  let k = 4 * b[a]!;
-  out[at] = OCTETS[k + 1]!;
-  out[at + 1] = OCTETS[k + 2]!;
-  out[at + 2] = OCTETS[k + 3]!;
-  at += OCTETS[k]!;
-  out[at++] = 46;
-  k = 4 * b[a + 1]!;
-  out[at] = OCTETS[k + 1]!;
-  out[at + 1] = OCTETS[k + 2]!;
-  out[at + 2] = OCTETS[k + 3]!;
-  at += OCTETS[k]!;
-  out[at++] = 46;
-  k = 4 * b[a + 2]!;
-  out[at] = OCTETS[k + 1]!;
-  out[at + 1] = OCTETS[k + 2]!;
-  out[at + 2] = OCTETS[k + 3]!;
-  at += OCTETS[k]!;
-  out[at++] = 46;
-  k = 4 * b[a + 3]!;
-  out[at] = OCTETS[k + 1]!;
-  out[at + 1] = OCTETS[k + 2]!;
-  out[at + 2] = OCTETS[k + 3]!;
-  return at + OCTETS[k]!;
+function address(o: DataView, at: number, b: Uint8Array, a: number, len: number): number {
+  if (len !== 4) return ipv6(o, at, b, a);
+  let x = b[a]!;
+  o.setUint32(at, OCTET_DOT[x]!, true);
+  at += OCTET_DOT_LEN[x]!;
+  x = b[a + 1]!;
+  o.setUint32(at, OCTET_DOT[x]!, true);
+  at += OCTET_DOT_LEN[x]!;
+  x = b[a + 2]!;
+  o.setUint32(at, OCTET_DOT[x]!, true);
+  at += OCTET_DOT_LEN[x]!;
+  x = b[a + 3]!;
+  o.setUint32(at, OCTET_DOT[x]!, true); // its "." is past the end: overwritten
+  return at + OCTET_DOT_LEN[x]! - 1;
 }
 
 /** A 16-bit group in hex without leading zeros. */
-function hexGroup(out: Uint8Array, at: number, g: number): number {
-  if (g >= 0x1000) out[at++] = HEX_DIGITS[g >> 12]!;
-  if (g >= 0x100) out[at++] = HEX_DIGITS[(g >> 8) & 15]!;
-  if (g >= 0x10) out[at++] = HEX_DIGITS[(g >> 4) & 15]!;
-  out[at] = HEX_DIGITS[g & 15]!;
+function hexGroup(o: DataView, at: number, g: number): number {
+  if (g >= 0x1000) o.setUint8(at++, HEX_DIGITS[g >> 12]!);
+  if (g >= 0x100) o.setUint8(at++, HEX_DIGITS[(g >> 8) & 15]!);
+  if (g >= 0x10) o.setUint8(at++, HEX_DIGITS[(g >> 4) & 15]!);
+  o.setUint8(at, HEX_DIGITS[g & 15]!);
   return at + 1;
 }
 
@@ -190,30 +194,30 @@ function hexGroup(out: Uint8Array, at: number, g: number): number {
  * (the first of equal runs) as `::`; IPv4-compatible and -mapped addresses
  * (as formatIPv6 decides them) through it.
  */
-function ipv6(out: Uint8Array, at: number, b: Uint8Array, a: number): number {
+function ipv6(o: DataView, at: number, b: Uint8Array, a: number): number {
   const run = zeroRun(b, a);
   if (run < 0) {
-    at = hexGroup(out, at, u16(b, a));
+    at = hexGroup(o, at, u16(b, a));
     for (let i = 2; i < 16; i += 2) {
-      out[at++] = 58;
-      at = hexGroup(out, at, u16(b, a + i));
+      o.setUint8(at++, 58);
+      at = hexGroup(o, at, u16(b, a + i));
     }
     return at;
   }
   const bestBase = run >> 4, bestLen = run & 15;
   if (bestBase === 0 && (bestLen === 6 || bestLen === 5)) {
-    return str(out, at, formatIPv6(b, a)); // ::a.b.c.d, ::ffff:a.b.c.d and their neighbours: rare
+    return str(o, at, formatIPv6(b, a)); // ::a.b.c.d, ::ffff:a.b.c.d and their neighbours: rare
   }
   for (let i = 0; i < bestBase; i++) {
-    if (i !== 0) out[at++] = 58;
-    at = hexGroup(out, at, u16(b, a + 2 * i));
+    if (i !== 0) o.setUint8(at++, 58);
+    at = hexGroup(o, at, u16(b, a + 2 * i));
   }
-  out[at++] = 58;
+  o.setUint8(at++, 58);
   const after = bestBase + bestLen;
-  if (after === 8) out[at++] = 58;
+  if (after === 8) o.setUint8(at++, 58);
   for (let i = after; i < 8; i++) {
-    out[at++] = 58;
-    at = hexGroup(out, at, u16(b, a + 2 * i));
+    o.setUint8(at++, 58);
+    at = hexGroup(o, at, u16(b, a + 2 * i));
   }
   return at;
 }
@@ -235,65 +239,65 @@ function pad8(name: string): string {
 /** The text line's constant pieces, pre-encoded (built with the first text writer). */
 interface TextPieces {
   /** `"%-8s %u"` of each layer-4 protocol number. */
-  l4: readonly Uint8Array[];
+  l4: readonly Words[];
   /** ` STATE` of each TCP state number. */
-  tcpStates: readonly Uint8Array[];
-  none: Uint8Array;
-  ipv4: Uint8Array;
-  ipv6: Uint8Array;
-  src: Uint8Array;
-  dst: Uint8Array;
-  sport: Uint8Array;
-  dport: Uint8Array;
-  srckey: Uint8Array;
-  dstkey: Uint8Array;
-  type: Uint8Array;
-  code: Uint8Array;
-  id: Uint8Array;
-  packets: Uint8Array;
-  bytes: Uint8Array;
-  zoneOrig: Uint8Array;
-  zoneReply: Uint8Array;
-  unreplied: Uint8Array;
-  hwOffload: Uint8Array;
-  offload: Uint8Array;
-  assured: Uint8Array;
-  mark: Uint8Array;
-  secmark: Uint8Array;
-  zone: Uint8Array;
-  use: Uint8Array;
+  tcpStates: readonly Words[];
+  none: Words;
+  ipv4: Words;
+  ipv6: Words;
+  src: Words;
+  dst: Words;
+  sport: Words;
+  dport: Words;
+  srckey: Words;
+  dstkey: Words;
+  type: Words;
+  code: Words;
+  id: Words;
+  packets: Words;
+  bytes: Words;
+  zoneOrig: Words;
+  zoneReply: Words;
+  unreplied: Words;
+  hwOffload: Words;
+  offload: Words;
+  assured: Words;
+  mark: Words;
+  secmark: Words;
+  zone: Words;
+  use: Words;
 }
 
 let textPieces: TextPieces | undefined;
 
 function buildTextPieces(): TextPieces {
   return {
-    l4: Array.from({ length: 256 }, (_, n) => ascii(`${pad8(protocolInfo(n).name)} ${n}`)),
-    tcpStates: TCP_STATES.map((s) => ascii(` ${s}`)),
-    none: ascii(" NONE"),
-    ipv4: ascii("ipv4     2 "),
-    ipv6: ascii("ipv6     10 "),
-    src: ascii(" src="),
-    dst: ascii(" dst="),
-    sport: ascii(" sport="),
-    dport: ascii(" dport="),
-    srckey: ascii(" srckey=0x"),
-    dstkey: ascii(" dstkey=0x"),
-    type: ascii(" type="),
-    code: ascii(" code="),
-    id: ascii(" id="),
-    packets: ascii(" packets="),
-    bytes: ascii(" bytes="),
-    zoneOrig: ascii(" zone-orig="),
-    zoneReply: ascii(" zone-reply="),
-    unreplied: ascii(" [UNREPLIED]"),
-    hwOffload: ascii(" [HW_OFFLOAD]"),
-    offload: ascii(" [OFFLOAD]"),
-    assured: ascii(" [ASSURED]"),
-    mark: ascii(" mark="),
-    secmark: ascii(" secmark="),
-    zone: ascii(" zone="),
-    use: ascii(" use="),
+    l4: Array.from({ length: 256 }, (_, n) => words(`${pad8(protocolInfo(n).name)} ${n}`)),
+    tcpStates: TCP_STATES.map((s) => words(` ${s}`)),
+    none: words(" NONE"),
+    ipv4: words("ipv4     2 "),
+    ipv6: words("ipv6     10 "),
+    src: words(" src="),
+    dst: words(" dst="),
+    sport: words(" sport="),
+    dport: words(" dport="),
+    srckey: words(" srckey=0x"),
+    dstkey: words(" dstkey=0x"),
+    type: words(" type="),
+    code: words(" code="),
+    id: words(" id="),
+    packets: words(" packets="),
+    bytes: words(" bytes="),
+    zoneOrig: words(" zone-orig="),
+    zoneReply: words(" zone-reply="),
+    unreplied: words(" [UNREPLIED]"),
+    hwOffload: words(" [HW_OFFLOAD]"),
+    offload: words(" [OFFLOAD]"),
+    assured: words(" [ASSURED]"),
+    mark: words(" mark="),
+    secmark: words(" secmark="),
+    zone: words(" zone="),
+    use: words(" use="),
   };
 }
 
@@ -311,6 +315,7 @@ export class FlowTextWriter {
   /** Label names are all ASCII (else an entry with labels takes the decoder's path). */
   readonly #asciiNames: boolean;
   readonly #t: TextPieces;
+  readonly #out = new OutputView();
 
   /** A writer into `sink` in the format `options` give (`now` is read at each line). */
   constructor(sink: ByteSink, options: FormatOptions) {
@@ -318,6 +323,7 @@ export class FlowTextWriter {
     this.#options = options;
     [this.#labelRoom, this.#asciiNames] = labelRoom(options);
     this.#t = textPieces ??= buildTextPieces();
+    tables();
   }
 
   /**
@@ -334,74 +340,76 @@ export class FlowTextWriter {
     if (!this.#asciiNames && labels >= 0) return false;
     const sink = this.#sink;
     sink.room(MAX_LINE);
-    let at = this.#line(sink.buffer, sink.used, bytes, view, s);
+    let o = this.#out.of(sink.buffer);
+    let at = this.#line(o, sink.used, bytes, view, s);
     const names = options.labelNames;
     if (names !== undefined && labels >= 0) {
       sink.used = at;
       sink.room(this.#labelRoom);
-      at = textLabels(sink.buffer, sink.used, bytes, labels, s[S.S_LABELS_LEN]!, names);
+      o = this.#out.of(sink.buffer);
+      at = textLabels(o, sink.used, bytes, labels, s[S.S_LABELS_LEN]!, names);
     }
-    sink.buffer[at] = 10;
+    o.setUint8(at, 10);
     sink.used = at + 1;
     return true;
   }
 
   /** The line, as formatFlow writes it (see there for each piece). */
-  #line(out: Uint8Array, at: number, b: Uint8Array, v: DataView, s: Int32Array): number {
+  #line(o: DataView, at: number, b: Uint8Array, v: DataView, s: Int32Array): number {
     const options = this.#options, t = this.#t;
-    if (options.extended) at = put(out, at, s[S.S_FAMILY] === 2 ? t.ipv4 : t.ipv6);
+    if (options.extended) at = put(o, at, s[S.S_FAMILY] === 2 ? t.ipv4 : t.ipv6);
     const proto = s[S.ORIG + S.T_PROTO]!;
-    at = put(out, at, t.l4[proto < 0 ? 0 : b[proto]!]!);
+    at = put(o, at, t.l4[proto < 0 ? 0 : b[proto]!]!);
     let a = s[S.S_TIMEOUT]!;
     if (a >= 0) {
-      out[at++] = 32;
-      at = dec(out, at, v.getUint32(a, false));
+      o.setUint8(at++, 32);
+      at = dec(o, at, v.getUint32(a, false));
     }
-    if (s[S.S_TCP]! >= 0) at = put(out, at, t.tcpStates[b[s[S.S_TCP_STATE]!]!] ?? t.none);
-    at = textTuple(out, at, b, s, S.ORIG, t);
+    if (s[S.S_TCP]! >= 0) at = put(o, at, t.tcpStates[b[s[S.S_TCP_STATE]!]!] ?? t.none);
+    at = textTuple(o, at, b, s, S.ORIG, t);
     if ((a = s[S.ORIG + S.T_ZONE]!) >= 0) {
-      at = put(out, at, t.zoneOrig);
-      at = dec(out, at, u16(b, a));
+      at = put(o, at, t.zoneOrig);
+      at = dec(o, at, u16(b, a));
     }
-    if ((a = s[S.S_COUNTERS_ORIG]!) >= 0) at = textCounters(out, at, v, s, S.S_COUNTERS_ORIG, t);
+    if ((a = s[S.S_COUNTERS_ORIG]!) >= 0) at = textCounters(o, at, v, s, S.S_COUNTERS_ORIG, t);
     a = s[S.S_STATUS]!;
     const status = a < 0 ? 0 : v.getUint32(a, false);
-    if ((status & CT_STATUS.SEEN_REPLY) === 0) at = put(out, at, t.unreplied);
-    at = textTuple(out, at, b, s, S.REPLY, t);
+    if ((status & CT_STATUS.SEEN_REPLY) === 0) at = put(o, at, t.unreplied);
+    at = textTuple(o, at, b, s, S.REPLY, t);
     if ((a = s[S.REPLY + S.T_ZONE]!) >= 0) {
-      at = put(out, at, t.zoneReply);
-      at = dec(out, at, u16(b, a));
+      at = put(o, at, t.zoneReply);
+      at = dec(o, at, u16(b, a));
     }
-    if (s[S.S_COUNTERS_REPLY]! >= 0) at = textCounters(out, at, v, s, S.S_COUNTERS_REPLY, t);
-    if (status & CT_STATUS.HW_OFFLOAD) at = put(out, at, t.hwOffload);
-    else if (status & CT_STATUS.OFFLOAD) at = put(out, at, t.offload);
-    else if (status & CT_STATUS.ASSURED) at = put(out, at, t.assured);
+    if (s[S.S_COUNTERS_REPLY]! >= 0) at = textCounters(o, at, v, s, S.S_COUNTERS_REPLY, t);
+    if (status & CT_STATUS.HW_OFFLOAD) at = put(o, at, t.hwOffload);
+    else if (status & CT_STATUS.OFFLOAD) at = put(o, at, t.offload);
+    else if (status & CT_STATUS.ASSURED) at = put(o, at, t.assured);
     if ((a = s[S.S_MARK]!) >= 0) {
-      at = put(out, at, t.mark);
-      at = dec(out, at, v.getUint32(a, false));
+      at = put(o, at, t.mark);
+      at = dec(o, at, v.getUint32(a, false));
     }
     if ((a = s[S.S_SECMARK]!) >= 0) {
-      at = put(out, at, t.secmark);
-      at = dec(out, at, v.getUint32(a, false));
+      at = put(o, at, t.secmark);
+      at = dec(o, at, v.getUint32(a, false));
     }
     if ((a = s[S.S_ZONE]!) >= 0) {
-      at = put(out, at, t.zone);
-      at = dec(out, at, u16(b, a));
+      at = put(o, at, t.zone);
+      at = dec(o, at, u16(b, a));
     }
-    if (s[S.S_TIMESTAMP_START]! >= 0) at = this.#times(out, at, v, s);
+    if (s[S.S_TIMESTAMP_START]! >= 0) at = this.#times(o, at, v, s);
     if ((a = s[S.S_USE]!) >= 0) {
-      at = put(out, at, t.use);
-      at = dec(out, at, v.getUint32(a, false));
+      at = put(o, at, t.use);
+      at = dec(o, at, v.getUint32(a, false));
     }
     if (options.id && (a = s[S.S_ID]!) >= 0) {
-      at = put(out, at, t.id);
-      at = dec(out, at, v.getUint32(a, false));
+      at = put(o, at, t.id);
+      at = dec(o, at, v.getUint32(a, false));
     }
     return at;
   }
 
   /** `delta-time=` and, with `ktimestamp`, `[start=…] [stop=…]`. */
-  #times(out: Uint8Array, at: number, v: DataView, s: Int32Array): number {
+  #times(o: DataView, at: number, v: DataView, s: Int32Array): number {
     const start = v.getBigUint64(s[S.S_TIMESTAMP_START]!, false);
     const stopAt = s[S.S_TIMESTAMP_STOP]!;
     const stop = stopAt < 0 ? 0n : v.getBigUint64(stopAt, false);
@@ -410,11 +418,11 @@ export class FlowTextWriter {
       ? (this.#options.now ?? Math.floor(Date.now() / 1000))
       : Number(stop / NSEC);
     const delta = endSec - startSec;
-    at = str(out, at, " delta-time=");
-    at = str(out, at, String(delta >= 0 ? delta : BigInt.asUintN(64, BigInt(delta))));
+    at = str(o, at, " delta-time=");
+    at = str(o, at, String(delta >= 0 ? delta : BigInt.asUintN(64, BigInt(delta))));
     if (this.#options.ktimestamp) {
-      at = str(out, at, ` [start=${ctime(startSec)}]`);
-      if (stop !== 0n) at = str(out, at, ` [stop=${ctime(Number(stop / NSEC))}]`);
+      at = str(o, at, ` [start=${ctime(startSec)}]`);
+      if (stop !== 0n) at = str(o, at, ` [stop=${ctime(Number(stop / NSEC))}]`);
     }
     return at;
   }
@@ -422,14 +430,14 @@ export class FlowTextWriter {
 
 /** `labels=name,…` (only named bits; bare `labels` when none has a name). */
 function textLabels(
-  out: Uint8Array,
+  o: DataView,
   at: number,
   b: Uint8Array,
   a: number,
   len: number,
   names: readonly (string | undefined)[],
 ): number {
-  at = str(out, at, " labels");
+  at = str(o, at, " labels");
   let first = true;
   for (let i = 0; i < len; i++) {
     const byte = b[a + i]!;
@@ -438,8 +446,8 @@ function textLabels(
       if ((byte & (1 << bit)) === 0) continue;
       const name = names[i * 8 + bit];
       if (!name) continue;
-      out[at++] = first ? 61 : 44; // "=" then ","
-      at = str(out, at, name);
+      o.setUint8(at++, first ? 61 : 44); // "=" then ","
+      at = str(o, at, name);
       first = false;
     }
   }
@@ -448,18 +456,18 @@ function textLabels(
 
 /** One direction's addresses and layer-4 fields, each piece led by a space. */
 function textTuple(
-  out: Uint8Array,
+  o: DataView,
   at: number,
   b: Uint8Array,
   s: Int32Array,
   base: number,
   t: TextPieces,
 ): number {
-  at = put(out, at, t.src);
+  at = put(o, at, t.src);
   let a = s[base + S.T_SRC]!;
-  if (a >= 0) at = address(out, at, b, a, s[base + S.T_SRC_LEN]!);
-  at = put(out, at, t.dst);
-  if ((a = s[base + S.T_DST]!) >= 0) at = address(out, at, b, a, s[base + S.T_DST_LEN]!);
+  if (a >= 0) at = address(o, at, b, a, s[base + S.T_SRC_LEN]!);
+  at = put(o, at, t.dst);
+  if ((a = s[base + S.T_DST]!) >= 0) at = address(o, at, b, a, s[base + S.T_DST_LEN]!);
   const p = s[base + S.T_PROTO]!;
   if (p < 0) return at;
   switch (b[p]) {
@@ -468,43 +476,43 @@ function textTuple(
     case 136:
     case 132:
     case 33:
-      at = put(out, at, t.sport);
-      at = dec(out, at, field16(b, s[base + S.T_SPORT]!));
-      at = put(out, at, t.dport);
-      return dec(out, at, field16(b, s[base + S.T_DPORT]!));
+      at = put(o, at, t.sport);
+      at = dec(o, at, field16(b, s[base + S.T_SPORT]!));
+      at = put(o, at, t.dport);
+      return dec(o, at, field16(b, s[base + S.T_DPORT]!));
     case 47:
-      at = put(out, at, t.srckey);
-      at = str(out, at, field16(b, s[base + S.T_SPORT]!).toString(16));
-      at = put(out, at, t.dstkey);
-      return str(out, at, field16(b, s[base + S.T_DPORT]!).toString(16));
+      at = put(o, at, t.srckey);
+      at = str(o, at, field16(b, s[base + S.T_SPORT]!).toString(16));
+      at = put(o, at, t.dstkey);
+      return str(o, at, field16(b, s[base + S.T_DPORT]!).toString(16));
     case 1:
     case 58:
-      at = put(out, at, t.type);
-      at = dec(out, at, field8(b, s[base + S.T_ICMP_TYPE]!));
-      at = put(out, at, t.code);
-      at = dec(out, at, field8(b, s[base + S.T_ICMP_CODE]!));
-      at = put(out, at, t.id);
-      return dec(out, at, field16(b, s[base + S.T_ICMP_ID]!));
+      at = put(o, at, t.type);
+      at = dec(o, at, field8(b, s[base + S.T_ICMP_TYPE]!));
+      at = put(o, at, t.code);
+      at = dec(o, at, field8(b, s[base + S.T_ICMP_CODE]!));
+      at = put(o, at, t.id);
+      return dec(o, at, field16(b, s[base + S.T_ICMP_ID]!));
   }
   return at;
 }
 
 /** ` packets=… bytes=…` of the counters at `base` (present, packets, bytes). */
 function textCounters(
-  out: Uint8Array,
+  o: DataView,
   at: number,
   v: DataView,
   s: Int32Array,
   base: number,
   t: TextPieces,
 ): number {
-  at = put(out, at, t.packets);
+  at = put(o, at, t.packets);
   let a = s[base + 1]!;
-  if (a < 0) out[at++] = 48;
-  else at = dec64(out, at, v, a);
-  at = put(out, at, t.bytes);
-  if ((a = s[base + 2]!) < 0) out[at++] = 48;
-  else at = dec64(out, at, v, a);
+  if (a < 0) o.setUint8(at++, 48);
+  else at = dec64(o, at, v, a);
+  at = put(o, at, t.bytes);
+  if ((a = s[base + 2]!) < 0) o.setUint8(at++, 48);
+  else at = dec64(o, at, v, a);
   return at;
 }
 
@@ -513,91 +521,91 @@ const MAX_JSON = 2048;
 
 /** The JSON object's constant pieces, pre-encoded (built with the first JSON writer). */
 interface JsonPieces {
-  ipv4: Uint8Array;
-  ipv6: Uint8Array;
-  reply: Uint8Array;
+  ipv4: Words;
+  ipv6: Words;
+  reply: Words;
   /** `N,"protocolName":"name"` of each protocol number. */
-  protocols: readonly Uint8Array[];
+  protocols: readonly Words[];
   /** `,"stateName":"NAME"` of each TCP state number. */
-  tcpStates: readonly Uint8Array[];
-  src: Uint8Array;
-  dst: Uint8Array;
-  protocol: Uint8Array;
-  srcPort: Uint8Array;
-  dstPort: Uint8Array;
-  icmpId: Uint8Array;
-  icmpType: Uint8Array;
-  icmpCode: Uint8Array;
-  tupleZone: Uint8Array;
-  timeout: Uint8Array;
-  mark: Uint8Array;
-  use: Uint8Array;
-  id: Uint8Array;
-  zone: Uint8Array;
-  tcp: Uint8Array;
-  wscaleOrig: Uint8Array;
-  wscaleReply: Uint8Array;
-  flagsOrig: Uint8Array;
-  flagsReply: Uint8Array;
-  mask: Uint8Array;
-  countersOrig: Uint8Array;
-  countersReply: Uint8Array;
-  bytes: Uint8Array;
-  secmark: Uint8Array;
-  timestampStart: Uint8Array;
-  timestampStop: Uint8Array;
-  timestampEvent: Uint8Array;
-  labels: Uint8Array;
-  labelsMask: Uint8Array;
-  synproxy: Uint8Array;
-  its: Uint8Array;
-  tsoff: Uint8Array;
+  tcpStates: readonly Words[];
+  src: Words;
+  dst: Words;
+  protocol: Words;
+  srcPort: Words;
+  dstPort: Words;
+  icmpId: Words;
+  icmpType: Words;
+  icmpCode: Words;
+  tupleZone: Words;
+  timeout: Words;
+  mark: Words;
+  use: Words;
+  id: Words;
+  zone: Words;
+  tcp: Words;
+  wscaleOrig: Words;
+  wscaleReply: Words;
+  flagsOrig: Words;
+  flagsReply: Words;
+  mask: Words;
+  countersOrig: Words;
+  countersReply: Words;
+  bytes: Words;
+  secmark: Words;
+  timestampStart: Words;
+  timestampStop: Words;
+  timestampEvent: Words;
+  labels: Words;
+  labelsMask: Words;
+  synproxy: Words;
+  its: Words;
+  tsoff: Words;
 }
 
 let jsonPieces: JsonPieces | undefined;
 
 function buildJsonPieces(): JsonPieces {
   return {
-    ipv4: ascii('{"family":"ipv4","orig":'),
-    ipv6: ascii('{"family":"ipv6","orig":'),
-    reply: ascii(',"reply":'),
+    ipv4: words('{"family":"ipv4","orig":'),
+    ipv6: words('{"family":"ipv6","orig":'),
+    reply: words(',"reply":'),
     protocols: Array.from(
       { length: 256 },
-      (_, n) => ascii(`${n},"protocolName":"${protocolInfo(n).name}"`),
+      (_, n) => words(`${n},"protocolName":"${protocolInfo(n).name}"`),
     ),
-    tcpStates: TCP_STATES.map((s) => ascii(`,"stateName":"${s}"`)),
-    src: ascii(',"src":"'),
-    dst: ascii(',"dst":"'),
-    protocol: ascii(',"protocol":'),
-    srcPort: ascii(',"srcPort":'),
-    dstPort: ascii(',"dstPort":'),
-    icmpId: ascii(',"icmpId":'),
-    icmpType: ascii(',"icmpType":'),
-    icmpCode: ascii(',"icmpCode":'),
-    tupleZone: ascii(',"zone":'),
-    timeout: ascii(',"timeout":'),
-    mark: ascii(',"mark":'),
-    use: ascii(',"use":'),
-    id: ascii(',"id":'),
-    zone: ascii(',"zone":'),
-    tcp: ascii(',"tcp":{"state":'),
-    wscaleOrig: ascii(',"wscaleOrig":'),
-    wscaleReply: ascii(',"wscaleReply":'),
-    flagsOrig: ascii(',"flagsOrig":{"flags":'),
-    flagsReply: ascii(',"flagsReply":{"flags":'),
-    mask: ascii(',"mask":'),
-    countersOrig: ascii(',"countersOrig":{"packets":'),
-    countersReply: ascii(',"countersReply":{"packets":'),
-    bytes: ascii(',"bytes":'),
-    secmark: ascii(',"secmark":'),
-    timestampStart: ascii(',"timestampStart":'),
-    timestampStop: ascii(',"timestampStop":'),
-    timestampEvent: ascii(',"timestampEvent":'),
-    labels: ascii(',"labels":['),
-    labelsMask: ascii(',"labelsMask":['),
-    synproxy: ascii(',"synproxy":{"isn":'),
-    its: ascii(',"its":'),
-    tsoff: ascii(',"tsoff":'),
+    tcpStates: TCP_STATES.map((s) => words(`,"stateName":"${s}"`)),
+    src: words(',"src":"'),
+    dst: words(',"dst":"'),
+    protocol: words(',"protocol":'),
+    srcPort: words(',"srcPort":'),
+    dstPort: words(',"dstPort":'),
+    icmpId: words(',"icmpId":'),
+    icmpType: words(',"icmpType":'),
+    icmpCode: words(',"icmpCode":'),
+    tupleZone: words(',"zone":'),
+    timeout: words(',"timeout":'),
+    mark: words(',"mark":'),
+    use: words(',"use":'),
+    id: words(',"id":'),
+    zone: words(',"zone":'),
+    tcp: words(',"tcp":{"state":'),
+    wscaleOrig: words(',"wscaleOrig":'),
+    wscaleReply: words(',"wscaleReply":'),
+    flagsOrig: words(',"flagsOrig":{"flags":'),
+    flagsReply: words(',"flagsReply":{"flags":'),
+    mask: words(',"mask":'),
+    countersOrig: words(',"countersOrig":{"packets":'),
+    countersReply: words(',"countersReply":{"packets":'),
+    bytes: words(',"bytes":'),
+    secmark: words(',"secmark":'),
+    timestampStart: words(',"timestampStart":'),
+    timestampStop: words(',"timestampStop":'),
+    timestampEvent: words(',"timestampEvent":'),
+    labels: words(',"labels":['),
+    labelsMask: words(',"labelsMask":['),
+    synproxy: words(',"synproxy":{"isn":'),
+    its: words(',"its":'),
+    tsoff: words(',"tsoff":'),
   };
 }
 
@@ -609,14 +617,16 @@ export class FlowJsonWriter {
   readonly #sink: ByteSink;
   readonly #slots = new Int32Array(S.SLOTS);
   readonly #j: JsonPieces;
+  readonly #out = new OutputView();
   /** statusJson's text of the last status written, pre-encoded (a dump's statuses repeat). */
   #status = -1;
-  #statusBytes: Uint8Array = new Uint8Array(0);
+  #statusWords: Words = new Uint32Array(1);
 
   /** A writer into `sink`. */
   constructor(sink: ByteSink) {
     this.#sink = sink;
     this.#j = jsonPieces ??= buildJsonPieces();
+    tables();
   }
 
   /** As {@link FlowTextWriter.write}, in JSON. */
@@ -629,60 +639,60 @@ export class FlowJsonWriter {
     const maskLen = mask >= 0 ? s[S.S_LABELS_MASK_LEN]! : 0;
     const sink = this.#sink;
     sink.room(MAX_JSON + 32 * (labelsLen + maskLen));
-    const out = sink.buffer;
-    let at = put(out, sink.used, s[S.S_FAMILY] === 2 ? j.ipv4 : j.ipv6);
-    at = jsonTuple(out, at, b, s, S.ORIG, j);
-    at = put(out, at, j.reply);
-    at = jsonTuple(out, at, b, s, S.REPLY, j);
-    out[at++] = 44;
+    const o = this.#out.of(sink.buffer);
+    let at = put(o, sink.used, s[S.S_FAMILY] === 2 ? j.ipv4 : j.ipv6);
+    at = jsonTuple(o, at, b, s, S.ORIG, j);
+    at = put(o, at, j.reply);
+    at = jsonTuple(o, at, b, s, S.REPLY, j);
+    o.setUint8(at++, 44);
     let a = s[S.S_STATUS]!;
-    at = put(out, at, this.#statusText(a < 0 ? 0 : v.getUint32(a, false)));
-    if ((a = s[S.S_TIMEOUT]!) >= 0) at = dec(out, put(out, at, j.timeout), v.getUint32(a, false));
-    if ((a = s[S.S_MARK]!) >= 0) at = dec(out, put(out, at, j.mark), v.getUint32(a, false));
-    if ((a = s[S.S_USE]!) >= 0) at = dec(out, put(out, at, j.use), v.getUint32(a, false));
-    if ((a = s[S.S_ID]!) >= 0) at = dec(out, put(out, at, j.id), v.getUint32(a, false));
-    if ((a = s[S.S_ZONE]!) >= 0) at = dec(out, put(out, at, j.zone), u16(b, a));
-    if (s[S.S_TCP]! >= 0) at = jsonTcp(out, at, b, s, j);
+    at = put(o, at, this.#statusText(a < 0 ? 0 : v.getUint32(a, false)));
+    if ((a = s[S.S_TIMEOUT]!) >= 0) at = dec(o, put(o, at, j.timeout), v.getUint32(a, false));
+    if ((a = s[S.S_MARK]!) >= 0) at = dec(o, put(o, at, j.mark), v.getUint32(a, false));
+    if ((a = s[S.S_USE]!) >= 0) at = dec(o, put(o, at, j.use), v.getUint32(a, false));
+    if ((a = s[S.S_ID]!) >= 0) at = dec(o, put(o, at, j.id), v.getUint32(a, false));
+    if ((a = s[S.S_ZONE]!) >= 0) at = dec(o, put(o, at, j.zone), u16(b, a));
+    if (s[S.S_TCP]! >= 0) at = jsonTcp(o, at, b, s, j);
     if (s[S.S_COUNTERS_ORIG]! >= 0) {
-      at = jsonCounters(out, at, v, s, S.S_COUNTERS_ORIG, j.countersOrig, j);
+      at = jsonCounters(o, at, v, s, S.S_COUNTERS_ORIG, j.countersOrig, j);
     }
     if (s[S.S_COUNTERS_REPLY]! >= 0) {
-      at = jsonCounters(out, at, v, s, S.S_COUNTERS_REPLY, j.countersReply, j);
+      at = jsonCounters(o, at, v, s, S.S_COUNTERS_REPLY, j.countersReply, j);
     }
-    if ((a = s[S.S_SECMARK]!) >= 0) at = dec(out, put(out, at, j.secmark), v.getUint32(a, false));
-    if ((a = s[S.S_TIMESTAMP_START]!) >= 0) at = dec64(out, put(out, at, j.timestampStart), v, a);
-    if ((a = s[S.S_TIMESTAMP_STOP]!) >= 0) at = dec64(out, put(out, at, j.timestampStop), v, a);
-    if ((a = s[S.S_TIMESTAMP_EVENT]!) >= 0) at = dec64(out, put(out, at, j.timestampEvent), v, a);
-    if (labels >= 0) at = jsonBits(out, put(out, at, j.labels), b, labels, labelsLen);
-    if (mask >= 0) at = jsonBits(out, put(out, at, j.labelsMask), b, mask, maskLen);
+    if ((a = s[S.S_SECMARK]!) >= 0) at = dec(o, put(o, at, j.secmark), v.getUint32(a, false));
+    if ((a = s[S.S_TIMESTAMP_START]!) >= 0) at = dec64(o, put(o, at, j.timestampStart), v, a);
+    if ((a = s[S.S_TIMESTAMP_STOP]!) >= 0) at = dec64(o, put(o, at, j.timestampStop), v, a);
+    if ((a = s[S.S_TIMESTAMP_EVENT]!) >= 0) at = dec64(o, put(o, at, j.timestampEvent), v, a);
+    if (labels >= 0) at = jsonBits(o, put(o, at, j.labels), b, labels, labelsLen);
+    if (mask >= 0) at = jsonBits(o, put(o, at, j.labelsMask), b, mask, maskLen);
     if (s[S.S_SYNPROXY]! >= 0) {
-      at = put(out, at, j.synproxy);
-      at = dec(out, at, (a = s[S.S_SYNPROXY_ISN]!) < 0 ? 0 : v.getUint32(a, false));
-      at = put(out, at, j.its);
-      at = dec(out, at, (a = s[S.S_SYNPROXY_ITS]!) < 0 ? 0 : v.getUint32(a, false));
-      at = put(out, at, j.tsoff);
-      at = dec(out, at, (a = s[S.S_SYNPROXY_TSOFF]!) < 0 ? 0 : v.getUint32(a, false));
-      out[at++] = 125;
+      at = put(o, at, j.synproxy);
+      at = dec(o, at, (a = s[S.S_SYNPROXY_ISN]!) < 0 ? 0 : v.getUint32(a, false));
+      at = put(o, at, j.its);
+      at = dec(o, at, (a = s[S.S_SYNPROXY_ITS]!) < 0 ? 0 : v.getUint32(a, false));
+      at = put(o, at, j.tsoff);
+      at = dec(o, at, (a = s[S.S_SYNPROXY_TSOFF]!) < 0 ? 0 : v.getUint32(a, false));
+      o.setUint8(at++, 125);
     }
-    out[at] = 125;
-    out[at + 1] = 10;
+    o.setUint8(at, 125);
+    o.setUint8(at + 1, 10);
     sink.used = at + 2;
     return true;
   }
 
   /** `"status":N,"statusFlags":[…]` (statusJson's) as bytes. */
-  #statusText(status: number): Uint8Array {
+  #statusText(status: number): Words {
     if (status !== this.#status) {
       this.#status = status;
-      this.#statusBytes = ascii(statusJson(status));
+      this.#statusWords = words(statusJson(status));
     }
-    return this.#statusBytes;
+    return this.#statusWords;
   }
 }
 
 /** A tuple as `flowToJson` writes it: the keys of its present fields, in the Tuple's order. */
 function jsonTuple(
-  out: Uint8Array,
+  o: DataView,
   at: number,
   b: Uint8Array,
   s: Int32Array,
@@ -692,86 +702,86 @@ function jsonTuple(
   const start = at; // each key is led by ","; the first "," becomes the "{"
   let a = s[base + S.T_SRC]!;
   if (a >= 0) {
-    at = address(out, put(out, at, j.src), b, a, s[base + S.T_SRC_LEN]!);
-    out[at++] = 34;
+    at = address(o, put(o, at, j.src), b, a, s[base + S.T_SRC_LEN]!);
+    o.setUint8(at++, 34);
   }
   if ((a = s[base + S.T_DST]!) >= 0) {
-    at = address(out, put(out, at, j.dst), b, a, s[base + S.T_DST_LEN]!);
-    out[at++] = 34;
+    at = address(o, put(o, at, j.dst), b, a, s[base + S.T_DST_LEN]!);
+    o.setUint8(at++, 34);
   }
   // protocolName: the name `conntrack -L` prints, as flowToJson writes it.
-  if ((a = s[base + S.T_PROTO]!) >= 0) at = put(out, put(out, at, j.protocol), j.protocols[b[a]!]!);
-  if ((a = s[base + S.T_SPORT]!) >= 0) at = dec(out, put(out, at, j.srcPort), u16(b, a));
-  if ((a = s[base + S.T_DPORT]!) >= 0) at = dec(out, put(out, at, j.dstPort), u16(b, a));
-  if ((a = s[base + S.T_ICMP_ID]!) >= 0) at = dec(out, put(out, at, j.icmpId), u16(b, a));
-  if ((a = s[base + S.T_ICMP_TYPE]!) >= 0) at = dec(out, put(out, at, j.icmpType), b[a]!);
-  if ((a = s[base + S.T_ICMP_CODE]!) >= 0) at = dec(out, put(out, at, j.icmpCode), b[a]!);
-  if ((a = s[base + S.T_ZONE]!) >= 0) at = dec(out, put(out, at, j.tupleZone), u16(b, a));
-  if (at === start) out[at++] = 123;
-  else out[start] = 123;
-  out[at] = 125;
+  if ((a = s[base + S.T_PROTO]!) >= 0) at = put(o, put(o, at, j.protocol), j.protocols[b[a]!]!);
+  if ((a = s[base + S.T_SPORT]!) >= 0) at = dec(o, put(o, at, j.srcPort), u16(b, a));
+  if ((a = s[base + S.T_DPORT]!) >= 0) at = dec(o, put(o, at, j.dstPort), u16(b, a));
+  if ((a = s[base + S.T_ICMP_ID]!) >= 0) at = dec(o, put(o, at, j.icmpId), u16(b, a));
+  if ((a = s[base + S.T_ICMP_TYPE]!) >= 0) at = dec(o, put(o, at, j.icmpType), b[a]!);
+  if ((a = s[base + S.T_ICMP_CODE]!) >= 0) at = dec(o, put(o, at, j.icmpCode), b[a]!);
+  if ((a = s[base + S.T_ZONE]!) >= 0) at = dec(o, put(o, at, j.tupleZone), u16(b, a));
+  if (at === start) o.setUint8(at++, 123);
+  else o.setUint8(start, 123);
+  o.setUint8(at, 125);
   return at + 1;
 }
 
-function jsonTcp(out: Uint8Array, at: number, b: Uint8Array, s: Int32Array, j: JsonPieces): number {
+function jsonTcp(o: DataView, at: number, b: Uint8Array, s: Int32Array, j: JsonPieces): number {
   const state = b[s[S.S_TCP_STATE]!]!;
-  at = dec(out, put(out, at, j.tcp), state);
+  at = dec(o, put(o, at, j.tcp), state);
   const name = j.tcpStates[state];
-  if (name !== undefined) at = put(out, at, name);
+  if (name !== undefined) at = put(o, at, name);
   else {
-    at = str(out, at, ',"stateName":"');
-    at = str(out, at, stateName(TCP_STATES, state));
-    out[at++] = 34;
+    at = str(o, at, ',"stateName":"');
+    at = str(o, at, stateName(TCP_STATES, state));
+    o.setUint8(at++, 34);
   }
   let a = s[S.S_TCP_WSCALE_ORIG]!;
-  if (a >= 0) at = dec(out, put(out, at, j.wscaleOrig), b[a]!);
-  if ((a = s[S.S_TCP_WSCALE_REPLY]!) >= 0) at = dec(out, put(out, at, j.wscaleReply), b[a]!);
-  if ((a = s[S.S_TCP_FLAGS_ORIG]!) >= 0) at = jsonFlags(out, put(out, at, j.flagsOrig), b, a, j);
-  if ((a = s[S.S_TCP_FLAGS_REPLY]!) >= 0) at = jsonFlags(out, put(out, at, j.flagsReply), b, a, j);
-  out[at] = 125;
+  if (a >= 0) at = dec(o, put(o, at, j.wscaleOrig), b[a]!);
+  if ((a = s[S.S_TCP_WSCALE_REPLY]!) >= 0) at = dec(o, put(o, at, j.wscaleReply), b[a]!);
+  if ((a = s[S.S_TCP_FLAGS_ORIG]!) >= 0) at = jsonFlags(o, put(o, at, j.flagsOrig), b, a, j);
+  if ((a = s[S.S_TCP_FLAGS_REPLY]!) >= 0) at = jsonFlags(o, put(o, at, j.flagsReply), b, a, j);
+  o.setUint8(at, 125);
   return at + 1;
 }
 
 /** `N,"mask":M}` of the TCP flags at `a`. */
-function jsonFlags(out: Uint8Array, at: number, b: Uint8Array, a: number, j: JsonPieces): number {
-  at = dec(out, put(out, dec(out, at, b[a]!), j.mask), b[a + 1]!);
-  out[at] = 125;
+function jsonFlags(o: DataView, at: number, b: Uint8Array, a: number, j: JsonPieces): number {
+  at = dec(o, put(o, dec(o, at, b[a]!), j.mask), b[a + 1]!);
+  o.setUint8(at, 125);
   return at + 1;
 }
 
 function jsonCounters(
-  out: Uint8Array,
+  o: DataView,
   at: number,
   v: DataView,
   s: Int32Array,
   base: number,
-  key: Uint8Array,
+  key: Words,
   j: JsonPieces,
 ): number {
-  at = put(out, at, key);
+  at = put(o, at, key);
   let a = s[base + 1]!;
-  if (a < 0) out[at++] = 48;
-  else at = dec64(out, at, v, a);
-  at = put(out, at, j.bytes);
-  if ((a = s[base + 2]!) < 0) out[at++] = 48;
-  else at = dec64(out, at, v, a);
-  out[at] = 125;
+  if (a < 0) o.setUint8(at++, 48);
+  else at = dec64(o, at, v, a);
+  at = put(o, at, j.bytes);
+  if ((a = s[base + 2]!) < 0) o.setUint8(at++, 48);
+  else at = dec64(o, at, v, a);
+  o.setUint8(at, 125);
   return at + 1;
 }
 
 /** The numbers of the bits set in the label bit set at `a` (`len` bytes), and the `]`. */
-function jsonBits(out: Uint8Array, at: number, b: Uint8Array, a: number, len: number): number {
+function jsonBits(o: DataView, at: number, b: Uint8Array, a: number, len: number): number {
   let first = true;
   for (let i = 0; i < len; i++) {
     const byte = b[a + i]!;
     if (byte === 0) continue;
     for (let bit = 0; bit < 8; bit++) {
       if ((byte & (1 << bit)) === 0) continue;
-      if (!first) out[at++] = 44;
-      at = dec(out, at, i * 8 + bit);
+      if (!first) o.setUint8(at++, 44);
+      at = dec(o, at, i * 8 + bit);
       first = false;
     }
   }
-  out[at] = 93;
+  o.setUint8(at, 93);
   return at + 1;
 }
