@@ -126,7 +126,11 @@ function dec4(o: DataView, at: number, n: number): number {
 
 /** An unsigned integer below 2^53 in decimal. */
 function dec(o: DataView, at: number, n: number): number {
-  if (n < 10000) return dec4(o, at, n);
+  return n < 10000 ? dec4(o, at, n) : decLong(o, at, n); // small, to be inlined
+}
+
+/** `n` from 10000 to 2^53 in decimal. */
+function decLong(o: DataView, at: number, n: number): number {
   if (n < 100000000) {
     const high = (n / 10000) | 0;
     at = dec4(o, at, high);
@@ -640,38 +644,23 @@ export class FlowJsonWriter {
     const sink = this.#sink;
     sink.room(MAX_JSON + 32 * (labelsLen + maskLen));
     const o = this.#out.of(sink.buffer);
+    // In pieces of a size V8 optimises whole (each inlining its small helpers).
     let at = put(o, sink.used, s[S.S_FAMILY] === 2 ? j.ipv4 : j.ipv6);
     at = jsonTuple(o, at, b, s, S.ORIG, j);
-    at = put(o, at, j.reply);
-    at = jsonTuple(o, at, b, s, S.REPLY, j);
-    o.setUint8(at++, 44);
+    at = jsonTuple(o, put(o, at, j.reply), b, s, S.REPLY, j);
     let a = s[S.S_STATUS]!;
     at = put(o, at, this.#statusText(a < 0 ? 0 : v.getUint32(a, false)));
-    if ((a = s[S.S_TIMEOUT]!) >= 0) at = dec(o, put(o, at, j.timeout), v.getUint32(a, false));
-    if ((a = s[S.S_MARK]!) >= 0) at = dec(o, put(o, at, j.mark), v.getUint32(a, false));
-    if ((a = s[S.S_USE]!) >= 0) at = dec(o, put(o, at, j.use), v.getUint32(a, false));
-    if ((a = s[S.S_ID]!) >= 0) at = dec(o, put(o, at, j.id), v.getUint32(a, false));
-    if ((a = s[S.S_ZONE]!) >= 0) at = dec(o, put(o, at, j.zone), u16(b, a));
+    at = jsonScalars(o, at, b, v, s, j);
     if (s[S.S_TCP]! >= 0) at = jsonTcp(o, at, b, s, j);
-    if (s[S.S_COUNTERS_ORIG]! >= 0) {
-      at = jsonCounters(o, at, v, s, S.S_COUNTERS_ORIG, j.countersOrig, j);
-    }
-    if (s[S.S_COUNTERS_REPLY]! >= 0) {
-      at = jsonCounters(o, at, v, s, S.S_COUNTERS_REPLY, j.countersReply, j);
-    }
-    if ((a = s[S.S_SECMARK]!) >= 0) at = dec(o, put(o, at, j.secmark), v.getUint32(a, false));
-    if ((a = s[S.S_TIMESTAMP_START]!) >= 0) at = dec64(o, put(o, at, j.timestampStart), v, a);
-    if ((a = s[S.S_TIMESTAMP_STOP]!) >= 0) at = dec64(o, put(o, at, j.timestampStop), v, a);
-    if ((a = s[S.S_TIMESTAMP_EVENT]!) >= 0) at = dec64(o, put(o, at, j.timestampEvent), v, a);
-    if (labels >= 0) at = jsonBits(o, put(o, at, j.labels), b, labels, labelsLen);
-    if (mask >= 0) at = jsonBits(o, put(o, at, j.labelsMask), b, mask, maskLen);
+    if (
+      s[S.S_COUNTERS_ORIG]! >= 0 || s[S.S_COUNTERS_REPLY]! >= 0 || s[S.S_SECMARK]! >= 0 ||
+      s[S.S_TIMESTAMP_START]! >= 0 || s[S.S_TIMESTAMP_STOP]! >= 0 ||
+      s[S.S_TIMESTAMP_EVENT]! >= 0 || labels >= 0 || mask >= 0
+    ) at = jsonMore(o, at, b, v, s, j, labelsLen, maskLen);
     if (s[S.S_SYNPROXY]! >= 0) {
-      at = put(o, at, j.synproxy);
-      at = dec(o, at, (a = s[S.S_SYNPROXY_ISN]!) < 0 ? 0 : v.getUint32(a, false));
-      at = put(o, at, j.its);
-      at = dec(o, at, (a = s[S.S_SYNPROXY_ITS]!) < 0 ? 0 : v.getUint32(a, false));
-      at = put(o, at, j.tsoff);
-      at = dec(o, at, (a = s[S.S_SYNPROXY_TSOFF]!) < 0 ? 0 : v.getUint32(a, false));
+      at = jsonU32(o, put(o, at, j.synproxy), v, s[S.S_SYNPROXY_ISN]!);
+      at = jsonU32(o, put(o, at, j.its), v, s[S.S_SYNPROXY_ITS]!);
+      at = jsonU32(o, put(o, at, j.tsoff), v, s[S.S_SYNPROXY_TSOFF]!);
       o.setUint8(at++, 125);
     }
     o.setUint8(at, 125);
@@ -684,10 +673,60 @@ export class FlowJsonWriter {
   #statusText(status: number): Words {
     if (status !== this.#status) {
       this.#status = status;
-      this.#statusWords = words(statusJson(status));
+      this.#statusWords = words(`,${statusJson(status)}`);
     }
     return this.#statusWords;
   }
+}
+
+/** The u32 at `a` (0 when absent: -1). */
+function jsonU32(o: DataView, at: number, v: DataView, a: number): number {
+  return dec(o, at, a < 0 ? 0 : v.getUint32(a, false));
+}
+
+/** `timeout`, `mark`, `use`, `id`, `zone`: those present. */
+function jsonScalars(
+  o: DataView,
+  at: number,
+  b: Uint8Array,
+  v: DataView,
+  s: Int32Array,
+  j: JsonPieces,
+): number {
+  let a = s[S.S_TIMEOUT]!;
+  if (a >= 0) at = dec(o, put(o, at, j.timeout), v.getUint32(a, false));
+  if ((a = s[S.S_MARK]!) >= 0) at = dec(o, put(o, at, j.mark), v.getUint32(a, false));
+  if ((a = s[S.S_USE]!) >= 0) at = dec(o, put(o, at, j.use), v.getUint32(a, false));
+  if ((a = s[S.S_ID]!) >= 0) at = dec(o, put(o, at, j.id), v.getUint32(a, false));
+  if ((a = s[S.S_ZONE]!) >= 0) at = dec(o, put(o, at, j.zone), u16(b, a));
+  return at;
+}
+
+/** The counters, `secmark`, the timestamps and the labels: those present. */
+function jsonMore(
+  o: DataView,
+  at: number,
+  b: Uint8Array,
+  v: DataView,
+  s: Int32Array,
+  j: JsonPieces,
+  labelsLen: number,
+  maskLen: number,
+): number {
+  if (s[S.S_COUNTERS_ORIG]! >= 0) {
+    at = jsonCounters(o, at, v, s, S.S_COUNTERS_ORIG, j.countersOrig, j);
+  }
+  if (s[S.S_COUNTERS_REPLY]! >= 0) {
+    at = jsonCounters(o, at, v, s, S.S_COUNTERS_REPLY, j.countersReply, j);
+  }
+  let a = s[S.S_SECMARK]!;
+  if (a >= 0) at = dec(o, put(o, at, j.secmark), v.getUint32(a, false));
+  if ((a = s[S.S_TIMESTAMP_START]!) >= 0) at = dec64(o, put(o, at, j.timestampStart), v, a);
+  if ((a = s[S.S_TIMESTAMP_STOP]!) >= 0) at = dec64(o, put(o, at, j.timestampStop), v, a);
+  if ((a = s[S.S_TIMESTAMP_EVENT]!) >= 0) at = dec64(o, put(o, at, j.timestampEvent), v, a);
+  if ((a = s[S.S_LABELS]!) >= 0) at = jsonBits(o, put(o, at, j.labels), b, a, labelsLen);
+  if ((a = s[S.S_LABELS_MASK]!) >= 0) at = jsonBits(o, put(o, at, j.labelsMask), b, a, maskLen);
+  return at;
 }
 
 /** A tuple as `flowToJson` writes it: the keys of its present fields, in the Tuple's order. */
