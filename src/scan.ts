@@ -101,10 +101,10 @@ export function scanEntry(
   const end = offset + length;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TUPLE_ORIG
         if (!scanTuple(v, at, at + size, slots, ORIG)) return false;
         break;
@@ -240,10 +240,10 @@ function scanTuple(
   }
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TUPLE_IP
         if (!scanIp(v, at, at + size, slots, base)) return false;
         break;
@@ -263,10 +263,10 @@ function scanTuple(
 function scanIp(v: DataView, pos: number, end: number, slots: Int32Array, base: number): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    const type = v.getUint16(pos + 2, true) & NLA_TYPE_MASK;
+    const type = (header >>> 16) & NLA_TYPE_MASK;
     switch (type) {
       case 1: // CTA_IP_V4_SRC
       case 2: // CTA_IP_V4_DST
@@ -298,10 +298,10 @@ function scanProto(
 ): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTO_NUM
         if (size !== 1) return false;
         slots[base + T_PROTO] = at;
@@ -335,13 +335,35 @@ function scanProto(
   return true;
 }
 
+// CTA_PROTOINFO_TCP (nested, 44 bytes) as the kernel writes it: state,
+// window scales (u8 each), flags (struct nf_ct_tcp_flags, 2 bytes each).
+const PROTOINFO_TCP = 0x8001002c;
+const TCP_STATE = 0x00010005, TCP_WSCALE_ORIG = 0x00020005, TCP_WSCALE_REPLY = 0x00030005;
+const TCP_FLAGS_ORIG = 0x00040006, TCP_FLAGS_REPLY = 0x00050006;
+
 /** CTA_PROTOINFO: TCP here; SCTP and DCCP fall back. */
 function scanProtoinfo(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
+  if (
+    end - pos === 44 && v.getUint32(pos, true) === PROTOINFO_TCP &&
+    v.getUint32(pos + 4, true) === TCP_STATE && v.getUint32(pos + 12, true) === TCP_WSCALE_ORIG &&
+    v.getUint32(pos + 20, true) === TCP_WSCALE_REPLY &&
+    v.getUint32(pos + 28, true) === TCP_FLAGS_ORIG &&
+    v.getUint32(pos + 36, true) === TCP_FLAGS_REPLY
+  ) {
+    // The kernel's layout (ctnetlink_dump_protoinfo's tcp_to_nlattr): what the loops make of it.
+    slots[S_TCP] = pos + 4;
+    slots[S_TCP_STATE] = pos + 8;
+    slots[S_TCP_WSCALE_ORIG] = pos + 16;
+    slots[S_TCP_WSCALE_REPLY] = pos + 24;
+    slots[S_TCP_FLAGS_ORIG] = pos + 32;
+    slots[S_TCP_FLAGS_REPLY] = pos + 40;
+    return true;
+  }
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTOINFO_TCP
         if (!scanTcp(v, pos + NLA_HDRLEN, pos + len, slots)) return false;
         break;
@@ -359,10 +381,10 @@ function scanTcp(v: DataView, pos: number, end: number, slots: Int32Array): bool
   slots[S_TCP] = pos;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTOINFO_TCP_STATE
         if (size !== 1) return false;
         slots[S_TCP_STATE] = at;
@@ -402,10 +424,10 @@ function scanCounters(
   slots[base + 2] = -1;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_COUNTERS_PACKETS
         if (size !== 8) return false;
         slots[base + 1] = at;
@@ -427,10 +449,10 @@ function scanCounters(
 function scanTimestamp(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TIMESTAMP_START
         if (size !== 8) return false;
         slots[S_TIMESTAMP_START] = at;
@@ -445,17 +467,30 @@ function scanTimestamp(v: DataView, pos: number, end: number, slots: Int32Array)
   return true;
 }
 
+// CTA_SYNPROXY's attributes as the kernel writes them (u32 each).
+const SYNPROXY_ISN = 0x00010008, SYNPROXY_ITS = 0x00020008, SYNPROXY_TSOFF = 0x00030008;
+
 function scanSynproxy(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
   slots[S_SYNPROXY] = pos;
+  if (
+    end - pos === 24 && v.getUint32(pos, true) === SYNPROXY_ISN &&
+    v.getUint32(pos + 8, true) === SYNPROXY_ITS && v.getUint32(pos + 16, true) === SYNPROXY_TSOFF
+  ) {
+    // The kernel's layout (isn, its, tsoff): what the loop makes of it.
+    slots[S_SYNPROXY_ISN] = pos + 4;
+    slots[S_SYNPROXY_ITS] = pos + 12;
+    slots[S_SYNPROXY_TSOFF] = pos + 20;
+    return true;
+  }
   slots[S_SYNPROXY_ISN] = -1;
   slots[S_SYNPROXY_ITS] = -1;
   slots[S_SYNPROXY_TSOFF] = -1;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_SYNPROXY_ISN
         if (size !== 4) return false;
         slots[S_SYNPROXY_ISN] = at;
