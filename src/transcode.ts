@@ -56,7 +56,7 @@ function ascii(text: string): Uint8Array {
 type Words = Uint32Array;
 
 function words(text: string): Words {
-  const w = new Uint32Array(1 + ((text.length + 3) >> 2));
+  const w = new Uint32Array(Math.max(4, 1 + ((text.length + 3) >> 2)));
   w[0] = text.length;
   for (let i = 0; i < text.length; i++) w[1 + (i >> 2)]! |= text.charCodeAt(i) << (8 * (i & 3));
   return w;
@@ -104,11 +104,23 @@ class OutputView {
 /** Lower-case hex digits. */
 const HEX_DIGITS = ascii("0123456789abcdef");
 
-/** Writes `text` (pre-encoded) at `at`. */
+/** Writes `text` (pre-encoded) at `at`: no loop for the short pieces most are. */
 function put(o: DataView, at: number, text: Words): number {
-  const n = text.length;
-  for (let i = 1, k = at; i < n; i++, k += 4) o.setUint32(k, text[i]!, true);
-  return at + text[0]!;
+  const n = text[0]!;
+  o.setUint32(at, text[1]!, true);
+  if (n > 4) {
+    o.setUint32(at + 4, text[2]!, true);
+    if (n > 8) {
+      o.setUint32(at + 8, text[3]!, true);
+      if (n > 12) putRest(o, at, text);
+    }
+  }
+  return at + n;
+}
+
+/** The words of `text` after its first 12 bytes. */
+function putRest(o: DataView, at: number, text: Words): void {
+  for (let i = 4, k = at + 12; i < text.length; i++, k += 4) o.setUint32(k, text[i]!, true);
 }
 
 /** ASCII `text` (for the rare pieces not worth pre-encoding). */
