@@ -540,13 +540,12 @@ interface JsonPieces {
   ipv4: Words;
   ipv6: Words;
   reply: Words;
-  /** `N,"protocolName":"name"` of each protocol number. */
+  /** `,"protocol":N,"protocolName":"name"` of each protocol number. */
   protocols: readonly Words[];
   /** `,"stateName":"NAME"` of each TCP state number. */
   tcpStates: readonly Words[];
   src: Words;
   dst: Words;
-  protocol: Words;
   srcPort: Words;
   dstPort: Words;
   icmpId: Words;
@@ -587,12 +586,11 @@ function buildJsonPieces(): JsonPieces {
     reply: words(',"reply":'),
     protocols: Array.from(
       { length: 256 },
-      (_, n) => words(`${n},"protocolName":"${protocolInfo(n).name}"`),
+      (_, n) => words(`,"protocol":${n},"protocolName":"${protocolInfo(n).name}"`),
     ),
     tcpStates: TCP_STATES.map((s) => words(`,"stateName":"${s}"`)),
     src: words(',"src":"'),
     dst: words(',"dst":"'),
-    protocol: words(',"protocol":'),
     srcPort: words(',"srcPort":'),
     dstPort: words(',"dstPort":'),
     icmpId: words(',"icmpId":'),
@@ -761,7 +759,7 @@ function jsonTuple(
     o.setUint8(at++, 34);
   }
   // protocolName: the name `conntrack -L` prints, as flowToJson writes it.
-  if ((a = s[base + S.T_PROTO]!) >= 0) at = put(o, put(o, at, j.protocol), j.protocols[b[a]!]!);
+  if ((a = s[base + S.T_PROTO]!) >= 0) at = put(o, at, j.protocols[b[a]!]!);
   if ((a = s[base + S.T_SPORT]!) >= 0) at = dec(o, put(o, at, j.srcPort), u16(b, a));
   if ((a = s[base + S.T_DPORT]!) >= 0) at = dec(o, put(o, at, j.dstPort), u16(b, a));
   if ((a = s[base + S.T_ICMP_ID]!) >= 0) at = dec(o, put(o, at, j.icmpId), u16(b, a));
