@@ -658,7 +658,7 @@ export class FlowJsonWriter {
     let at = put(o, sink.used, s[S.S_FAMILY] === 2 ? j.ipv4 : j.ipv6);
     at = jsonTuple(o, at, b, s, S.ORIG, j);
     at = jsonTuple(o, put(o, at, j.reply), b, s, S.REPLY, j);
-    let a = s[S.S_STATUS]!;
+    const a = s[S.S_STATUS]!;
     at = put(o, at, this.#statusText(a < 0 ? 0 : v.getUint32(a, false)));
     at = jsonScalars(o, at, b, v, s, j);
     if (s[S.S_TCP]! >= 0) at = jsonTcp(o, at, b, s, j);
