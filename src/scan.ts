@@ -191,6 +191,33 @@ const TUPLE_PROTO = 0x8002001c; // CTA_TUPLE_PROTO, nested, 28 bytes
 const PROTO_NUM = 0x00010005, PROTO_SPORT = 0x00020006, PROTO_DPORT = 0x00030006;
 
 /**
+ * The tuple nest's payload `[pos, end)` if it is the kernel's layout of a
+ * TCP or UDP tuple (IPv4 or IPv6): its slots, and true — what the loop of
+ * {@link scanTuple} would make of it, in one go; false (the loop's to take)
+ * for anything else.
+ */
+function kernelTuple(
+  v: DataView,
+  pos: number,
+  end: number,
+  slots: Int32Array,
+  base: number,
+): boolean {
+  const size = end - pos === 48 ? 4 : end - pos === 72 ? 16 : 0; // the address size
+  if (
+    size === 0 || v.getUint32(pos, true) !== (size === 4 ? TUPLE4_IP : TUPLE6_IP) ||
+    v.getUint32(pos + 4, true) !== (size === 4 ? V4_SRC : V6_SRC) ||
+    v.getUint32(pos + 8 + size, true) !== (size === 4 ? V4_DST : V6_DST) ||
+    !layer4(v, pos + 12 + 2 * size, slots, base)
+  ) return false;
+  slots[base + T_SRC] = pos + 8;
+  slots[base + T_SRC_LEN] = size;
+  slots[base + T_DST] = pos + 12 + size;
+  slots[base + T_DST_LEN] = size;
+  return true;
+}
+
+/**
  * The CTA_TUPLE_PROTO nest at `pos` if it is {num, sport, dport} (28 bytes):
  * their slots, and true; false (nothing set) for the loop to take.
  */
@@ -215,29 +242,7 @@ function scanTuple(
 ): boolean {
   if (slots[base + T_PRESENT]! >= 0) slots.fill(-1, base, base + TUPLE_SLOTS); // repeated: replaces
   slots[base + T_PRESENT] = pos;
-  if (
-    end - pos === 48 && v.getUint32(pos, true) === TUPLE4_IP &&
-    v.getUint32(pos + 4, true) === V4_SRC && v.getUint32(pos + 12, true) === V4_DST &&
-    layer4(v, pos + 20, slots, base)
-  ) {
-    // The kernel's layout of a TCP or UDP tuple: what the loop below would make of it, faster.
-    slots[base + T_SRC] = pos + 8;
-    slots[base + T_SRC_LEN] = 4;
-    slots[base + T_DST] = pos + 16;
-    slots[base + T_DST_LEN] = 4;
-    return true;
-  }
-  if (
-    end - pos === 72 && v.getUint32(pos, true) === TUPLE6_IP &&
-    v.getUint32(pos + 4, true) === V6_SRC && v.getUint32(pos + 24, true) === V6_DST &&
-    layer4(v, pos + 44, slots, base)
-  ) {
-    slots[base + T_SRC] = pos + 8;
-    slots[base + T_SRC_LEN] = 16;
-    slots[base + T_DST] = pos + 28;
-    slots[base + T_DST_LEN] = 16;
-    return true;
-  }
+  if (kernelTuple(v, pos, end, slots, base)) return true;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
     const header = v.getUint32(pos, true), len = header & 0xffff;

@@ -253,42 +253,15 @@ function pad8(name: string): string {
 }
 
 /** The text line's constant pieces, pre-encoded (built with the first text writer). */
-interface TextPieces {
-  /** `"%-8s %u"` of each layer-4 protocol number. */
-  l4: readonly Words[];
-  /** ` STATE` of each TCP state number. */
-  tcpStates: readonly Words[];
-  none: Words;
-  ipv4: Words;
-  ipv6: Words;
-  src: Words;
-  dst: Words;
-  sport: Words;
-  dport: Words;
-  srckey: Words;
-  dstkey: Words;
-  type: Words;
-  code: Words;
-  id: Words;
-  packets: Words;
-  bytes: Words;
-  zoneOrig: Words;
-  zoneReply: Words;
-  unreplied: Words;
-  hwOffload: Words;
-  offload: Words;
-  assured: Words;
-  mark: Words;
-  secmark: Words;
-  zone: Words;
-  use: Words;
-}
+type TextPieces = ReturnType<typeof buildTextPieces>;
 
 let textPieces: TextPieces | undefined;
 
-function buildTextPieces(): TextPieces {
+function buildTextPieces() {
   return {
+    /** `"%-8s %u"` of each layer-4 protocol number. */
     l4: Array.from({ length: 256 }, (_, n) => words(`${pad8(protocolInfo(n).name)} ${n}`)),
+    /** ` STATE` of each TCP state number. */
     tcpStates: TCP_STATES.map((s) => words(` ${s}`)),
     none: words(" NONE"),
     ipv4: words("ipv4     2 "),
@@ -536,58 +509,21 @@ function textCounters(
 const MAX_JSON = 2048;
 
 /** The JSON object's constant pieces, pre-encoded (built with the first JSON writer). */
-interface JsonPieces {
-  ipv4: Words;
-  ipv6: Words;
-  reply: Words;
-  /** `,"protocol":N,"protocolName":"name"` of each protocol number. */
-  protocols: readonly Words[];
-  /** `,"stateName":"NAME"` of each TCP state number. */
-  tcpStates: readonly Words[];
-  src: Words;
-  dst: Words;
-  srcPort: Words;
-  dstPort: Words;
-  icmpId: Words;
-  icmpType: Words;
-  icmpCode: Words;
-  tupleZone: Words;
-  timeout: Words;
-  mark: Words;
-  use: Words;
-  id: Words;
-  zone: Words;
-  tcp: Words;
-  wscaleOrig: Words;
-  wscaleReply: Words;
-  flagsOrig: Words;
-  flagsReply: Words;
-  mask: Words;
-  countersOrig: Words;
-  countersReply: Words;
-  bytes: Words;
-  secmark: Words;
-  timestampStart: Words;
-  timestampStop: Words;
-  timestampEvent: Words;
-  labels: Words;
-  labelsMask: Words;
-  synproxy: Words;
-  its: Words;
-  tsoff: Words;
-}
+type JsonPieces = ReturnType<typeof buildJsonPieces>;
 
 let jsonPieces: JsonPieces | undefined;
 
-function buildJsonPieces(): JsonPieces {
+function buildJsonPieces() {
   return {
     ipv4: words('{"family":"ipv4","orig":'),
     ipv6: words('{"family":"ipv6","orig":'),
     reply: words(',"reply":'),
+    /** `,"protocol":N,"protocolName":"name"` of each protocol number. */
     protocols: Array.from(
       { length: 256 },
       (_, n) => words(`,"protocol":${n},"protocolName":"${protocolInfo(n).name}"`),
     ),
+    /** `,"stateName":"NAME"` of each TCP state number. */
     tcpStates: TCP_STATES.map((s) => words(`,"stateName":"${s}"`)),
     src: words(',"src":"'),
     dst: words(',"dst":"'),
