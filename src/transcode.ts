@@ -94,6 +94,30 @@ function tables(): void {
   }
 }
 
+/**
+ * A piece for each protocol number (0 to 255), encoded when first written
+ * ({@link pieceOf}): a dump has a few protocols, and start-up need not
+ * encode 256.
+ */
+type PieceTable = (Words | undefined)[];
+
+function pieceTable(): PieceTable {
+  return new Array(256).fill(undefined);
+}
+
+/** Encodes piece `n` of `table` (`text(n)`), keeps it and returns it. */
+function pieceOf(table: PieceTable, n: number, text: (n: number) => string): Words {
+  return table[n] = words(text(n));
+}
+
+function l4Text(n: number): string {
+  return `${pad8(protocolInfo(n).name)} ${n}`;
+}
+
+function protocolJson(n: number): string {
+  return `,"protocol":${n},"protocolName":"${protocolInfo(n).name}"`;
+}
+
 /** A DataView of a sink's buffer, made again only when the buffer changes. */
 class OutputView {
   #buffer: Uint8Array | undefined;
@@ -267,7 +291,7 @@ let textPieces: TextPieces | undefined;
 function buildTextPieces() {
   return {
     /** `"%-8s %u"` of each layer-4 protocol number. */
-    l4: Array.from({ length: 256 }, (_, n) => words(`${pad8(protocolInfo(n).name)} ${n}`)),
+    l4: pieceTable(),
     /** ` STATE` of each TCP state number. */
     tcpStates: TCP_STATES.map((s) => words(` ${s}`)),
     none: words(" NONE"),
@@ -355,7 +379,8 @@ export class FlowTextWriter {
     const options = this.#options, t = this.#t;
     if (options.extended) at = put(o, at, s[S.S_FAMILY] === 2 ? t.ipv4 : t.ipv6);
     const proto = s[S.ORIG + S.T_PROTO]!;
-    at = put(o, at, t.l4[proto < 0 ? 0 : b[proto]!]!);
+    const p = proto < 0 ? 0 : b[proto]!;
+    at = put(o, at, t.l4[p] ?? pieceOf(t.l4, p, l4Text));
     let a = s[S.S_TIMEOUT]!;
     if (a >= 0) {
       o.setUint8(at++, 32);
@@ -526,10 +551,7 @@ function buildJsonPieces() {
     ipv6: words('{"family":"ipv6","orig":'),
     reply: words(',"reply":'),
     /** `,"protocol":N,"protocolName":"name"` of each protocol number. */
-    protocols: Array.from(
-      { length: 256 },
-      (_, n) => words(`,"protocol":${n},"protocolName":"${protocolInfo(n).name}"`),
-    ),
+    protocols: pieceTable(),
     /** `,"stateName":"NAME"` of each TCP state number. */
     tcpStates: TCP_STATES.map((s) => words(`,"stateName":"${s}"`)),
     src: words(',"src":"'),
@@ -702,7 +724,10 @@ function jsonTuple(
     o.setUint8(at++, 34);
   }
   // protocolName: the name `conntrack -L` prints, as flowToJson writes it.
-  if ((a = s[base + S.T_PROTO]!) >= 0) at = put(o, at, j.protocols[b[a]!]!);
+  if ((a = s[base + S.T_PROTO]!) >= 0) {
+    const p = b[a]!;
+    at = put(o, at, j.protocols[p] ?? pieceOf(j.protocols, p, protocolJson));
+  }
   if ((a = s[base + S.T_SPORT]!) >= 0) at = dec(o, put(o, at, j.srcPort), u16(b, a));
   if ((a = s[base + S.T_DPORT]!) >= 0) at = dec(o, put(o, at, j.dstPort), u16(b, a));
   if ((a = s[base + S.T_ICMP_ID]!) >= 0) at = dec(o, put(o, at, j.icmpId), u16(b, a));
