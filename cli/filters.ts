@@ -6,17 +6,17 @@
  * @module
  */
 
-import {
-  type DumpFilter,
-  type Flow,
-  type GetOptions,
-  type NatFilter,
-  protocolInfo,
-  type Tuple,
-  type TupleFilter,
-  type TupleSpec,
-  validateTuple,
+import type {
+  DumpFilter,
+  Flow,
+  GetOptions,
+  NatFilter,
+  Tuple,
+  TupleFilter,
+  TupleSpec,
 } from "../mod.ts";
+import { protocolInfo } from "../src/protocols.ts";
+import { validateTuple } from "../src/tuple.ts";
 import { checked, FailError, UsageError } from "./errors.ts";
 import { type OptionHelp, optionName, type Parsed } from "./options.ts";
 import {

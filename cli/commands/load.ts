@@ -16,7 +16,10 @@ import type {
   FlushOptions,
   TupleSpec,
 } from "../../mod.ts";
-import { NetlinkError, PreparedChanges, tupleSpecOf, validateFilter } from "../../mod.ts";
+import { NetlinkError } from "../../src/errors.ts";
+import { PreparedChanges } from "../../src/apply.ts";
+import { tupleSpecOf } from "../../src/tuple.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
 import {
@@ -27,7 +30,7 @@ import {
   Parser,
   TUPLE_OPTIONS,
 } from "../options.ts";
-import { type Command, Context, stateMatcher, SUMMARY_PREFIX } from "../context.ts";
+import { type CommandBody, Context, stateMatcher, SUMMARY_PREFIX } from "../context.ts";
 import { type Changes, changesFor, parseChanges } from "../changes.ts";
 import { splitLine } from "../save.ts";
 import { create, createSpec } from "./create.ts";
@@ -96,7 +99,7 @@ const LINE_COMMANDS: readonly CommandSyntax[] = [
 const LINE_PARSER = new Parser(LINE_COMMANDS);
 const LINE_OPTIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
   [["create", create], ["add", create], ["update", update], ["delete", del], ["flush", flush]]
-    .map(([name, c]) => [name as string, new Set((c as Command).options)]),
+    .map(([name, c]) => [name as string, new Set((c as CommandBody).options)]),
 );
 
 /** Files named on the command line of `load`, by parse (see {@link claimLoadFile}). */
@@ -404,10 +407,7 @@ async function run(ctx: Context): Promise<number> {
 const OPTIONS = ["netns"] as const;
 
 /** `ctnl load FILE|-`, `ctnl -R FILE`, `ctnl --load-file FILE`. */
-export const load: Command = {
-  name: "load",
-  words: ["load"],
-  flags: ["-R", "--load-file"],
+export const load: CommandBody = {
   summary: "Apply a file of -A/-I/-U/-D/-F lines, as -o save writes them (conntrack -R)",
   options: [...OPTIONS],
   help: `Usage: ctnl load FILE|- [--netns NAME|PATH]     (also: ctnl -R FILE, --load-file FILE)
