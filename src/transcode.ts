@@ -616,7 +616,8 @@ export class FlowJsonWriter {
     const labelsLen = labels >= 0 ? s[S.S_LABELS_LEN]! : 0;
     const maskLen = mask >= 0 ? s[S.S_LABELS_MASK_LEN]! : 0;
     const sink = this.#sink;
-    sink.room(MAX_JSON + 32 * (labelsLen + maskLen));
+    // A label byte's bits: 8 numbers of up to 6 digits (below 2^19) and commas.
+    sink.room(MAX_JSON + 64 * (labelsLen + maskLen));
     const o = this.#out.of(sink.buffer);
     // In pieces of a size V8 optimises whole (each inlining its small helpers).
     let at = put(o, sink.used, s[S.S_FAMILY] === 2 ? j.ipv4 : j.ipv6);

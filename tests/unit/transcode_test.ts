@@ -39,15 +39,18 @@ const CAPTURED = [
   ...entries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url)),
 ];
 
-/** A sink that grows (no output file): what the transcoder wrote. */
+/**
+ * A sink (no output file) with exactly the room the transcoder asks for,
+ * each time: a write past what it asked for is out of the buffer, and
+ * throws. Then what it wrote.
+ */
 class Bytes implements ByteSink {
-  buffer = new Uint8Array(256);
+  buffer = new Uint8Array(0);
   used = 0;
   room(n: number): void {
-    if (this.used + n <= this.buffer.length) return;
-    const bigger = new Uint8Array(Math.max(2 * this.buffer.length, this.used + n));
-    bigger.set(this.buffer.subarray(0, this.used));
-    this.buffer = bigger;
+    const exact = new Uint8Array(this.used + n);
+    exact.set(this.buffer.subarray(0, this.used));
+    this.buffer = exact;
   }
   take(): string {
     const text = new TextDecoder().decode(this.buffer.subarray(0, this.used));
@@ -291,4 +294,26 @@ Deno.test("numbers and addresses at the edges of their digit counts: the transco
     }
   }
   assert.ok(checked > 1000, `only ${checked} edits`);
+});
+
+Deno.test("labels far longer than the kernel's 16 bytes: the transcoder writes flowToJson's list, within the room it asked for", () => {
+  const base = CAPTURED.find((m) => {
+    const slots = new Int32Array(S.SLOTS);
+    return S.scanEntry(m, new DataView(m.buffer), 0, m.byteLength, slots) &&
+      slots[S.S_LABELS]! < 0;
+  })!;
+  for (const size of [16, 200, 4000, 65000]) {
+    const attrs = [22, 23].map((type) => { // CTA_LABELS, CTA_LABELS_MASK, every bit set
+      const a = new Uint8Array((4 + size + 3) & ~3).fill(0xff, 4, 4 + size);
+      new DataView(a.buffer).setUint16(0, 4 + size, true);
+      new DataView(a.buffer).setUint16(2, type, true);
+      return a;
+    });
+    const m = new Uint8Array(base.byteLength + attrs[0]!.length + attrs[1]!.length);
+    m.set(base);
+    m.set(attrs[0]!, base.byteLength);
+    m.set(attrs[1]!, base.byteLength + attrs[0]!.length);
+    new DataView(m.buffer).setUint32(0, m.byteLength, true); // nlmsg_len
+    assert.ok(check(m), `labels of ${size} bytes`);
+  }
 });
