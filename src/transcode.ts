@@ -89,7 +89,7 @@ function tables(): void {
  * (the first digit in the low byte).
  */
 function digits4(n: number): number {
-  const high = (n / 100) | 0;
+  const high = (n * 5243) >>> 19; // n / 100 for n below 43699
   return PAIRS[high]! | (PAIRS[n - 100 * high]! << 16);
 }
 
@@ -161,9 +161,21 @@ function str(o: DataView, at: number, text: string): number {
 
 /** `n` (below 10000) in decimal. */
 function dec4(o: DataView, at: number, n: number): number {
-  const len = n < 100 ? (n < 10 ? 1 : 2) : (n < 1000 ? 3 : 4);
-  o.setUint32(at, digits4(n) >>> (32 - 8 * len), true);
-  return at + len;
+  if (n < 10) {
+    o.setUint8(at, 48 + n);
+    return at + 1;
+  }
+  if (n < 100) {
+    o.setUint16(at, PAIRS[n]!, true);
+    return at + 2;
+  }
+  const w = digits4(n);
+  if (n < 1000) {
+    o.setUint32(at, w >>> 8, true);
+    return at + 3;
+  }
+  o.setUint32(at, w, true);
+  return at + 4;
 }
 
 /** An unsigned integer below 2^53 in decimal. */
