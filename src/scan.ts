@@ -10,6 +10,12 @@
  * uses the checked decoder of src/decode.ts. Since both users read the same
  * slots, they take the same entries and see the same fields.
  *
+ * For speed, the layouts the kernel writes for nearly every entry — a TCP
+ * or UDP tuple, TCP's protoinfo, synproxy — are recognised by comparing
+ * their attribute headers (length and type, as one u32 each) with the
+ * kernel's, and their slots set in one go; any other layout, however
+ * slightly different, is walked attribute by attribute, to the same slots.
+ *
  * @module
  */
 

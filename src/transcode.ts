@@ -10,13 +10,16 @@
  * dumps and on mutations of them.
  *
  * How it is written, for speed (bench/transcode_bench.ts): every writing
- * helper takes the output buffer and the position and returns the new
- * position, so the position lives in a register rather than in an object;
- * constant text is pre-encoded bytes, merged where pieces always come
- * together; decimal numbers are written two digits at a time from a table;
- * an IPv4 address's octets come from a table of their text. Writes may run a
- * few bytes past the returned position (an octet's unused digits): the next
- * write overwrites them, and the sink only takes `[0, used)`.
+ * helper takes a DataView of the output buffer and the position and returns
+ * the new position, so the position lives in a register rather than in an
+ * object; constant text is pre-encoded once, as little-endian u32 words
+ * written a word a store (a protocol's piece when it is first written);
+ * numbers are written four digits a store, made from a table of the 100
+ * digit pairs; an IPv4 octet's digits and its dot are one word of a table.
+ * Writes may run up to three bytes past the returned position: the next
+ * write overwrites them, the sink only takes `[0, used)`, and the room asked
+ * of the sink covers them (tests/unit/transcode_test.ts gives exactly that
+ * room, so a write past it throws).
  *
  * @module
  */
