@@ -77,8 +77,16 @@ const DUMP_ROWS: Row[] = [
   { name: "baseline (receive only)", cmd: [DENO, "run", "--allow-ffi", "bench/recv_count.ts"] },
   { name: "library (full decode)", cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts"] },
   {
+    name: "library, dumpSync() without the Worker",
+    cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--no-prefetch"],
+  },
+  {
     name: "library, for await dump()",
     cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--async"],
+  },
+  {
+    name: "library, for await dump() without receive-ahead",
+    cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--async", "--no-prefetch"],
   },
   { name: "ctnl dump", cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "dump"], linesPerEntry: 1 },
   {

@@ -112,9 +112,13 @@ class Half {
       (this.vecView.getInt32(i * MMSGHDR_SIZE + 48, true) & MSG_TRUNC) !== 0;
   }
 
-  /** Whether any message of the received datagrams ends the dump. */
+  /**
+   * Whether the received datagrams end the dump: a message of the last one
+   * is `NLMSG_DONE` or `NLMSG_ERROR` (nothing follows the end of a dump, so
+   * a batch that holds it holds it last).
+   */
   ends(): boolean {
-    for (let i = 0; i < this.count; i++) {
+    for (let i = this.count - 1; i < this.count; i++) {
       const base = i * this.slot;
       const length = Math.min(this.length(i), this.slot);
       for (let off = 0; off + 16 <= length;) {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { decodeFlowAt } from "../../src/decode.ts";
+import { AttrCursor } from "../../src/netlink.ts";
 import type { DumpFilter, Flow, Summary, SummarySort } from "../../mod.ts";
 import { dumpAllNetns } from "../../src/netns.ts";
 import { humanBytes, humanCount } from "../../src/units.ts";
@@ -100,6 +102,16 @@ type Keep = ((flow: Flow) => boolean) | undefined;
 async function tableSummary(ctx: Context, s: Summarizer, filter: DumpFilter, keep: Keep) {
   using ct = ctx.open();
   const extras = await listingExtras(ctx.parsed.values, ct);
+  if (keep === undefined && !extras.active) {
+    // No Flow per entry: the keys are read from the bytes (the decoder takes what the walk leaves).
+    const cursor = new AttrCursor();
+    await ct.dumpMessages(filter, {}, (bytes, view, offset, length) => {
+      if (!s.addMessage(bytes, view, offset, length)) {
+        s.add(decodeFlowAt(cursor, bytes, view, offset, length));
+      }
+    });
+    return extras;
+  }
   for await (const flow of ct.dump(filter)) {
     if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }
