@@ -1,9 +1,14 @@
 /**
- * The transcoder writes what the decoder and formatFlow (and flowToJson)
- * make of the same bytes, byte for byte: on captured dumps (traffic, the benchmark's mix, the
- * formats capture) and on thousands of mutations of them, in every text
- * format (-o extended, id, ktimestamp, labels) and in JSON. It takes exactly the entries
- * the fast decoder takes (they share the attribute walk of src/scan.ts).
+ * The transcoder writes what the checked decoder and formatFlow (and
+ * flowToJson) make of the same bytes, byte for byte: on captured dumps
+ * (traffic, the benchmark's mix, the formats capture), on thousands of
+ * random mutations of them, on each attribute header changed on its own,
+ * on numbers and addresses at the edges of their digit counts and on
+ * oversized labels, in every text format (-o extended, id, ktimestamp,
+ * labels) and in JSON, into a sink with exactly the room it asks for. It
+ * takes exactly the entries the fast decoder takes (they share the
+ * attribute walk of src/scan.ts), and the fast decoder's Flow is the
+ * checked decoder's.
  */
 
 import assert from "node:assert/strict";
@@ -11,32 +16,16 @@ import { decodeFlowCheckedAt } from "../../src/decode.ts";
 import { decodeFlowFastAt } from "../../src/decode_fast.ts";
 import { flowToJson, formatFlow, type FormatOptions } from "../../src/format.ts";
 import type { Flow } from "../../src/types.ts";
-import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../../src/netlink.ts";
+import { AttrCursor } from "../../src/netlink.ts";
 import { type ByteSink, FlowJsonWriter, FlowTextWriter } from "../../src/transcode.ts";
 import * as S from "../../src/scan.ts";
-import { readCapture } from "../_capture.ts";
-
-/** Every entry message of a capture file, copied. */
-function entries(url: URL): Uint8Array<ArrayBuffer>[] {
-  const out: Uint8Array<ArrayBuffer>[] = [];
-  const h = newHeader();
-  for (const d of readCapture(url)) {
-    const view = new DataView(d.buffer);
-    for (let off = 0; off < d.length;) {
-      off = readHeader(view, off, d.length, h);
-      if (h.type !== NLMSG_DONE && h.type !== NLMSG_ERROR) {
-        out.push(d.slice(h.offset, h.offset + h.length));
-      }
-    }
-  }
-  return out;
-}
+import { captureEntries } from "../_capture.ts";
 
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url);
 const CAPTURED = [
-  ...entries(fixture("dump.bin")),
-  ...entries(fixture("formats.bin")),
-  ...entries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url)),
+  ...captureEntries(fixture("dump.bin")),
+  ...captureEntries(fixture("formats.bin")),
+  ...captureEntries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url)),
 ];
 
 /**
