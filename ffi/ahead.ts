@@ -33,7 +33,7 @@
 import { libc } from "./libc.ts";
 
 /** Datagrams one `recvmmsg` call may take. */
-export const DATAGRAMS = 4;
+export const DATAGRAMS = 8;
 const MSG_TRUNC = 0x20;
 const MSG_WAITFORONE = 0x10000;
 const F_DUPFD_CLOEXEC = 1030;
