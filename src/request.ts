@@ -272,7 +272,8 @@ let recentNext = 0;
 export function parseTupleOnce(tuple: TupleSpec | Tuple, argument = "tuple"): ParsedTuple {
   if (tuple !== null && typeof tuple === "object") {
     const { src, dst, protocol, srcPort, dstPort, icmpType, icmpCode, icmpId } = tuple;
-    for (const r of RECENT) {
+    for (let k = 1; k <= RECENT.length; k++) { // the newest first
+      const r = RECENT[(recentNext - k + RECENT.length) % RECENT.length]!;
       const parsed = r.parsed;
       if (
         parsed === undefined || r.protocol !== protocol || r.icmpType !== icmpType ||

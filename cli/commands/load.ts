@@ -181,7 +181,8 @@ function parseLine(args: string[], line: number, ctx: Context): Line {
     dropIcmpMirror(parsed.values);
   }
   const filters = parseFilters(parsed.values);
-  const lineCtx = new Context({ ...ctx, parsed, filters });
+  const { json, outputs, format, io } = ctx;
+  const lineCtx = new Context({ parsed, filters, json, outputs, format, io });
   switch (name) {
     case "create":
     case "add":
