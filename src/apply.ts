@@ -135,21 +135,6 @@ export function applyBatches(
   });
 }
 
-/**
- * The requests of {@link PreparedChanges}, as another thread hands them
- * over (ctnl load parses a big file on two): the bytes, and where each
- * request ends in them.
- */
-export interface PreparedParts {
-  bytes: Uint8Array<ArrayBuffer>;
-  ends: Uint32Array<ArrayBuffer>;
-}
-
-/** Copies of the requests of `prepared` (transferable). */
-export let partsOf: (prepared: PreparedChanges) => PreparedParts;
-/** Appends requests taken from another {@link PreparedChanges} by {@link partsOf}. */
-export let appendParts: (prepared: PreparedChanges, parts: PreparedParts) => void;
-
 /** Where {@link PreparedChanges} begins each request: its own encoder, as a transport's. */
 class Scratch implements RequestStart {
   readonly encoder = new Encoder(512);
@@ -202,9 +187,19 @@ export class PreparedChanges {
   add(change: BulkChange): number {
     const msg = encode(this.#scratch, change, 0, `changes[${this.#count}]`);
     const at = this.#used, end = at + msg.byteLength;
-    this.#reserve(end, this.#count + 1);
+    if (end > this.#bytes.byteLength) {
+      const bigger = new Uint8Array(Math.max(this.#bytes.byteLength * 2, end));
+      bigger.set(this.#bytes.subarray(0, at));
+      this.#bytes = bigger;
+      this.#view = new DataView(bigger.buffer);
+    }
     this.#bytes.set(msg, at);
     this.#used = end;
+    if (this.#count + 1 >= this.#starts.length) {
+      const more = new Uint32Array(this.#starts.length * 2);
+      more.set(this.#starts);
+      this.#starts = more;
+    }
     this.#starts[++this.#count] = end;
     return this.#count - 1;
   }
@@ -220,36 +215,6 @@ export class PreparedChanges {
       seq = (seq + 1) >>> 0 || 1;
     }
     return this.#bytes.subarray(this.#starts[from]!, this.#starts[to]!);
-  }
-
-  /** Requests to move to another thread: copies of the bytes and where each request ends. */
-  static {
-    partsOf = (p) => ({
-      bytes: p.#bytes.slice(0, p.#used),
-      ends: p.#starts.slice(1, p.#count + 1),
-    });
-    appendParts = (p, parts) => {
-      const at = p.#used, n = parts.ends.length;
-      p.#reserve(at + parts.bytes.byteLength, p.#count + n);
-      p.#bytes.set(parts.bytes, at);
-      for (let i = 0; i < n; i++) p.#starts[++p.#count] = at + parts.ends[i]!;
-      p.#used = at + parts.bytes.byteLength;
-    };
-  }
-
-  /** Room for `bytes` bytes and `count` requests. */
-  #reserve(bytes: number, count: number): void {
-    if (bytes > this.#bytes.byteLength) {
-      const bigger = new Uint8Array(Math.max(this.#bytes.byteLength * 2, bytes));
-      bigger.set(this.#bytes.subarray(0, this.#used));
-      this.#bytes = bigger;
-      this.#view = new DataView(bigger.buffer);
-    }
-    if (count + 1 > this.#starts.length) {
-      const more = new Uint32Array(Math.max(this.#starts.length * 2, count + 1));
-      more.set(this.#starts);
-      this.#starts = more;
-    }
   }
 
   /** What request `i` does: a create, an update or a delete. */

@@ -538,8 +538,8 @@ Deno.test("load: a 100,000-entry table saved, flushed, loaded and saved again is
     assert.deepEqual(content(await Deno.readTextFile(`${dir}/conntrack-loaded.txt`)), expected);
     console.log(`load of ${n} lines: ctnl load ${ours.ms} ms, conntrack -R ${theirs.ms} ms`);
 
-    // A big file is parsed on two threads: lines that are steps of their own (-U, -D by
-    // filter) and refused lines near its start and its end keep their order and numbers.
+    // Lines that are steps of their own (-U, -D by filter) amid the batched creates, near
+    // the start and the end of a big file, and refused lines there keep their order and numbers.
     const lines = saved.trimEnd().split("\n");
     // Plain IPv4 UDP entries (no zone) between lines `from` and `to`, as tuple options.
     const udp = (from: number, to: number) =>

@@ -17,7 +17,6 @@ import type {
   TupleSpec,
 } from "../../mod.ts";
 import { NetlinkError, PreparedChanges, tupleSpecOf, validateFilter } from "../../mod.ts";
-import { appendParts, partsOf, type PreparedParts } from "../../src/apply.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
 import {
@@ -250,38 +249,24 @@ interface Parsing {
   steps: Step[];
   count: number;
   bad: [line: number, message: string][];
-  /** The arguments of each line that is a step of its own (kept by the worker). */
-  args?: Map<number, string[]>;
 }
 
 /**
- * Parses the lines of `text[from, to)`, the first numbered `first`, into
- * `into`: lines split as conntrack reads them with fgets, a bad line noted
- * with its number and message.
+ * Parses the lines of `text` into `into`, as conntrack reads them with
+ * fgets (numbered from 1); a bad line is noted with its number and message.
  */
-function parseLines(
-  text: string,
-  from: number,
-  to: number,
-  first: number,
-  ctx: Context,
-  into: Parsing,
-): void {
-  let n = first - 1;
-  for (let start = from; start < to;) {
+function parseLines(text: string, ctx: Context, into: Parsing): void {
+  let n = 0;
+  for (let start = 0; start < text.length;) {
     let end = text.indexOf("\n", start);
-    if (end < 0 || end > to) end = to;
+    if (end < 0) end = text.length;
     const line = text.slice(start, end);
     start = end + 1;
     n++;
     try {
       const args = lineArgs(line);
       if (args === undefined) continue;
-      const step = parseLine(args, n, ctx);
-      appendLine(into.steps, step);
-      if (into.args !== undefined && step.kind !== "create" && step.kind !== "delete") {
-        into.args.set(n, args);
-      }
+      appendLine(into.steps, parseLine(args, n, ctx));
       into.count++;
     } catch (error) {
       const e = argumentError(error, "orig");
@@ -422,19 +407,9 @@ async function updateStep(
 async function run(ctx: Context): Promise<number> {
   const file = FILES.get(ctx.parsed);
   if (file === undefined) throw new UsageError("load needs a FILE (or - for standard input)");
-  let helper: Helper | undefined;
-  let parsing: Parsing;
-  try {
-    // A big file's helper starts while it is read (new Worker holds this thread a while).
-    const reading = readInput(file);
-    reading.catch(() => {}); // awaited below, after the size
-    if (file !== "-" && (await fileSize(file)) >= TWO_THREADS) helper = Helper.start();
-    const text = await reading;
-    if (helper === undefined && file === "-" && text.length >= TWO_THREADS) helper = Helper.start();
-    parsing = await parseText(text, file, ctx, helper);
-  } finally {
-    helper?.stop();
-  }
+  const text = await readInput(file);
+  const parsing: Parsing = { steps: [], count: 0, bad: [] };
+  parseLines(text, ctx, parsing);
   for (const [n, message] of parsing.bad) ctx.stderrLine(`ctnl: line ${n}: ${message}`);
   const bad = parsing.bad.length;
   if (bad > 0) {
@@ -449,247 +424,6 @@ async function run(ctx: Context): Promise<number> {
     `${SUMMARY_PREFIX}${parsing.count} lines: ${created} created, ${updated} updated, ${deleted} deleted, ${flushed} flushed, ${skipped} skipped, ${failed} failed.`,
   );
   return failed > 0 ? 1 : 0;
-}
-
-// Parsing a big file on two threads. This thread takes chunks of lines from
-// the front, a worker (this module again) from the back, until they meet;
-// the worker hands its chunks' requests over as bytes, and its lines that
-// are steps of their own (-U, -D by filter, -F) by their arguments, parsed
-// again here. Every line goes through parseLine either way, the whole file
-// is parsed before anything is sent, and the steps are those of one thread.
-
-/** A file of at least this many bytes (about 20,000 save lines) is parsed on two threads. */
-const TWO_THREADS = 3 << 20;
-/** The size of a chunk of lines. */
-const CHUNK = 256 << 10;
-/** The worker's name, which makes this module the worker when it loads. */
-const WORKER_NAME = "ctnl load: parse lines";
-
-/** What the worker is given: the text (or the file to read it from) and the chunks. */
-interface Job {
-  file: string | undefined;
-  text: string | undefined;
-  length: number;
-  /** Where each chunk starts in the text; the last entry is its end. */
-  starts: number[];
-  /** The number of each chunk's first line. */
-  firstLines: number[];
-  /** One Int32: the next chunk from the front (low 16 bits) and the end of the rest (high 16). */
-  control: SharedArrayBuffer;
-}
-
-/** What the worker made of a chunk. */
-interface Shipped {
-  chunk: number;
-  count: number;
-  bad: [number, string][];
-  items: (
-    | { parts: PreparedParts; lines: Uint32Array<ArrayBuffer>; add: Uint8Array<ArrayBuffer> }
-    | { line: number; args: string[] }
-  )[];
-}
-
-/** The next chunk from the front or the back, or -1 when none is left. */
-function claim(control: Int32Array, fromBack: boolean): number {
-  for (;;) {
-    const v = Atomics.load(control, 0);
-    const front = v & 0xffff, back = v >>> 16;
-    if (front >= back) return -1;
-    const next = fromBack ? ((back - 1) << 16) | front : (back << 16) | (front + 1);
-    if (Atomics.compareExchange(control, 0, v, next) === v) return fromBack ? back - 1 : front;
-  }
-}
-
-/** The chunks of `text`: each ends after a newline (or at the end), about {@link CHUNK} long. */
-function chunksOf(text: string): { starts: number[]; firstLines: number[] } {
-  const size = Math.max(CHUNK, Math.ceil(text.length / 0xfff0));
-  const starts = [0], firstLines: number[] = [];
-  let line = 1;
-  for (let at = 0; at < text.length;) {
-    let end = at + size >= text.length ? -1 : text.indexOf("\n", at + size);
-    end = end < 0 ? text.length : end + 1;
-    firstLines.push(line);
-    for (let i = text.indexOf("\n", at); i >= 0 && i < end; i = text.indexOf("\n", i + 1)) line++;
-    starts.push(end);
-    at = end;
-  }
-  return { starts, firstLines };
-}
-
-/** Parses `text` (on two threads with `helper`). */
-async function parseText(
-  text: string,
-  file: string,
-  ctx: Context,
-  helper: Helper | undefined,
-): Promise<Parsing> {
-  const into: Parsing = { steps: [], count: 0, bad: [] };
-  if (helper === undefined) {
-    parseLines(text, 0, text.length, 1, ctx, into);
-    return into;
-  }
-  const { starts, firstLines } = chunksOf(text);
-  const control = new SharedArrayBuffer(4);
-  const ctl = new Int32Array(control);
-  ctl[0] = firstLines.length << 16;
-  const job: Job = {
-    file: file === "-" ? undefined : file,
-    text: file === "-" ? text : undefined,
-    length: text.length,
-    starts,
-    firstLines,
-    control,
-  };
-  helper.post(job);
-  const parse = (j: number) =>
-    parseLines(text, starts[j]!, starts[j + 1]!, firstLines[j]!, ctx, into);
-  for (let j; (j = claim(ctl, false)) >= 0;) parse(j);
-  // The rest, from where the two met, are the worker's.
-  for (let j = Atomics.load(ctl, 0) & 0xffff; j < firstLines.length; j++) {
-    const shipped = await helper.result(j);
-    if (shipped === undefined) parse(j); // the worker failed it: parsed here (and fails here)
-    else merge(into, shipped, ctx);
-  }
-  return into;
-}
-
-/** Appends a chunk the worker parsed to `into`. */
-function merge(into: Parsing, shipped: Shipped, ctx: Context): void {
-  into.count += shipped.count;
-  for (const bad of shipped.bad) into.bad.push(bad);
-  for (const item of shipped.items) {
-    if (!("parts" in item)) {
-      appendLine(into.steps, parseLine(item.args, item.line, ctx));
-      continue;
-    }
-    let run = into.steps.at(-1);
-    if (run?.kind !== "run") {
-      run = { kind: "run", changes: new PreparedChanges(), lines: [], add: [] };
-      into.steps.push(run);
-    }
-    appendParts(run.changes, item.parts);
-    for (const n of item.lines) run.lines.push(n);
-    for (const a of item.add) run.add.push(a);
-  }
-}
-
-/** The worker that parses chunks from the back, seen from this thread. */
-class Helper {
-  readonly #worker: Worker;
-  readonly #results = new Map<number, Shipped | undefined>();
-  #gone = false;
-  #wake: (() => void) | undefined;
-
-  private constructor(worker: Worker) {
-    this.#worker = worker;
-    worker.onmessage = (e: MessageEvent<Shipped | { chunk: number; failed: true }>) => {
-      this.#results.set(e.data.chunk, "failed" in e.data ? undefined : e.data);
-      this.#wake?.();
-    };
-    const gone = (e: Event) => {
-      e.preventDefault(); // not this process's error: its chunks are parsed here
-      this.#gone = true;
-      this.#wake?.();
-    };
-    worker.onerror = gone;
-    worker.onmessageerror = gone;
-  }
-
-  /** A new worker; undefined where none can be made (this module bundled into another). */
-  static start(): Helper | undefined {
-    if (!import.meta.url.endsWith("/cli/commands/load.ts")) return undefined;
-    try {
-      return new Helper(new Worker(import.meta.url, { type: "module", name: WORKER_NAME }));
-    } catch {
-      return undefined;
-    }
-  }
-
-  post(job: Job): void {
-    this.#worker.postMessage(job);
-  }
-
-  /** The worker's chunk `j`, once it is in; undefined if the worker failed it or is gone. */
-  async result(j: number): Promise<Shipped | undefined> {
-    while (!this.#results.has(j) && !this.#gone) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    return this.#results.get(j);
-  }
-
-  stop(): void {
-    this.#worker.terminate();
-  }
-}
-
-/** The worker: parses chunks from the back until none is left, sending each as it is done. */
-function serveChunks(): void {
-  const scope = globalThis as unknown as {
-    onmessage: ((e: MessageEvent<Job>) => void) | null;
-    postMessage(message: unknown, transfer?: Transferable[]): void;
-    close(): void;
-  };
-  scope.onmessage = async (e) => {
-    scope.onmessage = null;
-    const job = e.data;
-    let text = job.text;
-    try {
-      text ??= await Deno.readTextFile(job.file!);
-    } catch {
-      text = undefined;
-    }
-    // Unreadable, or changed since: this thread parses nothing (the other parses it all).
-    if (text === undefined || text.length !== job.length) return scope.close();
-    const ctl = new Int32Array(job.control);
-    const ctx = new Context({
-      parsed: {
-        command: "load",
-        commandText: "load",
-        values: new Map(),
-        lists: new Map(),
-        flags: new Set(),
-        table: undefined,
-      },
-      filters: parseFilters(new Map()),
-      json: false,
-      outputs: new Set(),
-      format: {},
-      io: { stdout: DISCARD, stderr: DISCARD },
-    });
-    for (let j; (j = claim(ctl, true)) >= 0;) {
-      const into: Parsing = { steps: [], count: 0, bad: [], args: new Map() };
-      try {
-        parseLines(text, job.starts[j]!, job.starts[j + 1]!, job.firstLines[j]!, ctx, into);
-      } catch {
-        scope.postMessage({ chunk: j, failed: true });
-        continue;
-      }
-      const transfer: Transferable[] = [];
-      const items: Shipped["items"] = into.steps.map((step) => {
-        if (step.kind !== "run") return { line: step.line, args: into.args!.get(step.line)! };
-        const parts = partsOf(step.changes);
-        const lines = Uint32Array.from(step.lines), add = Uint8Array.from(step.add);
-        transfer.push(parts.bytes.buffer, parts.ends.buffer, lines.buffer, add.buffer);
-        return { parts, lines, add };
-      });
-      scope.postMessage({ chunk: j, count: into.count, bad: into.bad, items }, transfer);
-    }
-    scope.close();
-  };
-}
-
-/** Where the worker's Context writes (it writes nothing: parsing does not print). */
-const DISCARD = { writeSync: (p: Uint8Array) => p.byteLength };
-
-if ((globalThis as { name?: unknown }).name === WORKER_NAME) serveChunks();
-
-/** The size of `file`, or 0 if it cannot be told (then reading it reports why). */
-async function fileSize(file: string): Promise<number> {
-  try {
-    return (await Deno.stat(file)).size;
-  } catch {
-    return 0;
-  }
 }
 
 const OPTIONS = ["netns"] as const;
