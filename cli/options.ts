@@ -849,8 +849,7 @@ function record(p: Parsed, row: Row, text: string, value: string | undefined): v
     else list.push(value);
     return;
   }
-  if (p.values.has(option.key)) {
-    throw new UsageError(`option ${optionName(option.key)} given twice`);
-  }
-  p.values.set(option.key, value);
+  const size = p.values.size;
+  p.values.set(option.key, value); // one look-up: a key given before leaves the size as it was
+  if (p.values.size === size) throw new UsageError(`option ${optionName(option.key)} given twice`);
 }

@@ -247,8 +247,11 @@ interface Recent {
   parsed: ParsedTuple | undefined;
 }
 
-/** The last tuples {@link parseTupleOnce} parsed (a ring). */
-const RECENT: Recent[] = Array.from({ length: 4 }, () => ({
+/**
+ * The last tuples {@link parseTupleOnce} parsed (a ring): two, as a create
+ * checks its reply and original tuple and then encodes both.
+ */
+const RECENT: Recent[] = Array.from({ length: 2 }, () => ({
   src: undefined,
   dst: undefined,
   protocol: undefined,
