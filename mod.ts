@@ -61,13 +61,13 @@ export {
   type FlowObject,
   flowToJson,
   flowToObject,
-  formatCpuStats,
   formatFlow,
   type FormatOptions,
   labelBits,
   type Plain,
 } from "./src/format.ts";
 export { decodeMessages } from "./src/netlink.ts";
+export { formatCpuStats } from "./src/stats.ts";
 export {
   ArgumentError,
   ArgumentRangeError,

@@ -56,6 +56,8 @@ interface Row {
   cmd: string[];
   /** Lines of stdout a dump prints per entry (0: prints a count). */
   linesPerEntry?: number;
+  /** How many entries its output says it saw (else the first number, or the lines). */
+  seen?: (stdout: string) => number;
 }
 
 const DENO = Deno.execPath();
@@ -75,14 +77,27 @@ const DUMP_ROWS: Row[] = [
   { name: "baseline (receive only)", cmd: [DENO, "run", "--allow-ffi", "bench/recv_count.ts"] },
   { name: "library (full decode)", cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts"] },
   {
+    name: "library, dumpSync() without the Worker",
+    cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--no-prefetch"],
+  },
+  {
     name: "library, for await dump()",
     cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--async"],
+  },
+  {
+    name: "library, for await dump() without receive-ahead",
+    cmd: [DENO, "run", "--allow-ffi", "bench/dump_lib.ts", "--async", "--no-prefetch"],
   },
   { name: "ctnl dump", cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "dump"], linesPerEntry: 1 },
   {
     name: "ctnl dump --json",
     cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "dump", "--json"],
     linesPerEntry: 1,
+  },
+  {
+    name: "ctnl summary --by proto,state",
+    cmd: [DENO, "run", ...CTNL_FLAGS, "cli.ts", "summary", "--by", "proto,state", "--json"],
+    seen: (text) => (JSON.parse(text) as { total: { count: number } }).total.count,
   },
   {
     name: "ctnl dump, --max-semi-space-size=1",
@@ -139,6 +154,7 @@ async function entriesSeen(ns: string, row: Row): Promise<number> {
   const r = await $`${inNs(ns, row)}`.cwd(ROOT).stdout("piped").stderr("piped").noThrow();
   if (r.code !== 0) throw new Error(`${row.name} failed: ${r.stderr.trim()}`);
   const text = r.stdout;
+  if (row.seen !== undefined) return row.seen(text);
   if (row.linesPerEntry === undefined) return Number(text.trim().split(/\s+/)[0]);
   let lines = 0;
   for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) lines++;

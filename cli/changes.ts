@@ -5,7 +5,9 @@
  * @module
  */
 
-import { type Flow, type FlowChanges, labelBits, protocolInfo, TCP_STATES } from "../mod.ts";
+import type { Flow, FlowChanges } from "../mod.ts";
+import { labelBits } from "../src/format.ts";
+import { protocolInfo, TCP_STATES } from "../src/protocols.ts";
 import { UsageError } from "./errors.ts";
 import { decimal } from "./values.ts";
 import type { Context } from "./context.ts";

@@ -9,10 +9,10 @@
  * @module
  */
 
-import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "../mod.ts";
+import { DCCP_STATES, SCTP_STATES, TCP_STATES } from "../src/protocols.ts";
 import type { Command } from "./context.ts";
 import { COMMON_OPTIONS, OPTIONS, type OptionSpec } from "./options.ts";
-import { tableOptions } from "./expect/table.ts";
+import { EXPECT_COMMANDS } from "./expect/commands.ts";
 import { GROUP_KEYS, sortKeys } from "./top/rows.ts";
 
 /** The shells there are scripts for. */
@@ -68,7 +68,13 @@ function model(commands: readonly Command[]): Model {
       names: [...c.words, ...c.flags],
       summary: c.summary,
       // With the options the command takes on the expectation table (create expect --tuple-src …).
-      options: [...new Set([...c.options, ...tableOptions(c.name), ...COMMON_OPTIONS])]
+      options: [
+        ...new Set([
+          ...c.options,
+          ...(EXPECT_COMMANDS.get(c.name)?.options ?? []),
+          ...COMMON_OPTIONS,
+        ]),
+      ]
         .map((k) => byKey.get(k)!),
       operands: c.name === "completions" ? SHELLS : [],
     })),
@@ -294,11 +300,11 @@ function fish(m: Model): string {
  * @example
  * ```ts
  * import { completionScript } from "./completions.ts";
- * import { COMMANDS } from "./commands/mod.ts";
+ * import { loadCommands } from "./commands/mod.ts";
  * import { match } from "node:assert/strict";
  *
- * match(completionScript("bash", COMMANDS), /^complete -F _ctnl ctnl$/m);
- * match(completionScript("fish", COMMANDS), /-l dport/);
+ * match(completionScript("bash", await loadCommands()), /^complete -F _ctnl ctnl$/m);
+ * match(completionScript("fish", await loadCommands()), /-l dport/);
  * ```
  */
 export function completionScript(shell: Shell, commands: readonly Command[]): string {

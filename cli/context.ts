@@ -6,20 +6,16 @@
  */
 
 import { VERSION as PACKAGE_VERSION } from "./version.ts";
-import {
-  Conntrack,
-  type ConntrackEvent,
-  dumpAllNetns,
-  type DumpFilter,
-  type EventOptions,
-  eventsAllNetns,
-  type Flow,
-  flowToJson,
-  formatFlow,
-  type FormatOptions,
-  type NetnsInfo,
-  watch,
+import type {
+  ConntrackEvent,
+  DumpFilter,
+  EventOptions,
+  Flow,
+  FormatOptions,
+  NetnsInfo,
 } from "../mod.ts";
+import { Conntrack } from "../src/conntrack.ts";
+import { flowToJson, formatFlow } from "../src/format.ts";
 import { FailError, UsageError } from "./errors.ts";
 import { type CommandSyntax, type OptionKey, optionName, type Parsed } from "./options.ts";
 import type { OutputKeyword } from "./values.ts";
@@ -44,6 +40,13 @@ export interface Command extends CommandSyntax {
   /** Runs it; returns the exit status. */
   run(ctx: Context): number | Promise<number>;
 }
+
+/**
+ * What a command's module defines: a {@link Command} but for its syntax
+ * (name, words, flags), which the registry (cli/commands/mod.ts) holds so
+ * that the command line can be parsed before any command's module loads.
+ */
+export type CommandBody = Omit<Command, keyof CommandSyntax>;
 
 /** The fields a {@link Context} is made of. */
 export type ContextFields = Pick<
@@ -146,6 +149,7 @@ export class Context {
    */
   async *eventStream(ct: Conntrack, options: EventOptions): AsyncGenerator<ConntrackEvent> {
     if (this.allNetns()) {
+      const { eventsAllNetns } = await import("../src/netns.ts"); // loaded for --all-netns only
       for await (const { netns, event } of eventsAllNetns(options)) {
         this.#tag = { netns, synthetic: false };
         yield event;
@@ -158,6 +162,7 @@ export class Context {
     }
     const { types, noEnobufs: _, ...watchOptions } = options;
     const want = new Set(types ?? ["new", "update", "destroy"]);
+    const { watch } = await import("../src/watch.ts"); // loaded for --resync only
     for await (const e of watch(ct, watchOptions)) {
       if (e.type === "synced") {
         if (e.resyncs > 0) {
@@ -194,6 +199,7 @@ export class Context {
         onInterrupted: "ignore",
         ...(this.filters.zero ? { zero: true } : {}),
       } as const;
+      const { dumpAllNetns } = await import("../src/netns.ts");
       for await (const { netns, flow } of dumpAllNetns(filter, options)) {
         if (keep !== undefined && !keep(flow)) continue;
         this.#tag = { netns, synthetic: false };

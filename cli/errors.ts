@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ERRNO, isArgumentError, NetlinkError } from "../mod.ts";
+import { ERRNO, isArgumentError, NetlinkError } from "../src/errors.ts";
 
 /** Bad parameters: exit status 2. */
 export class UsageError extends Error {}

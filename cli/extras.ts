@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type Conntrack, type Flow, fullTimeout, type TimeoutPolicy } from "../mod.ts";
+import type { Conntrack, Flow, TimeoutPolicy } from "../mod.ts";
+import { fullTimeout } from "../src/timeouts.ts";
 import { UsageError } from "./errors.ts";
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };

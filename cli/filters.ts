@@ -6,16 +6,16 @@
  * @module
  */
 
-import {
-  type DumpFilter,
-  type Flow,
-  type GetOptions,
-  type NatFilter,
-  protocolInfo,
-  type Tuple,
-  type TupleFilter,
-  type TupleSpec,
+import type {
+  DumpFilter,
+  Flow,
+  GetOptions,
+  NatFilter,
+  Tuple,
+  TupleFilter,
+  TupleSpec,
 } from "../mod.ts";
+import { protocolInfo } from "../src/protocols.ts";
 import { checked, FailError, UsageError } from "./errors.ts";
 import { type OptionHelp, optionName, type Parsed } from "./options.ts";
 import {

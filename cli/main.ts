@@ -6,17 +6,16 @@
  * @module
  */
 
-import { type FormatOptions, isArgumentError, NetlinkError } from "../mod.ts";
+import type { FormatOptions } from "../mod.ts";
+import { isArgumentError, NetlinkError } from "../src/errors.ts";
 import { argumentError, FailError, failure, UsageError } from "./errors.ts";
 import { commandList, COMMON_OPTIONS, optionName, Parser } from "./options.ts";
 import { parseOutput } from "./values.ts";
 import { parseFilters } from "./filters.ts";
 import { type Io, messageLine, type SyncWriter, writeText } from "./output.ts";
 import { loadLabelMap, usesLabels } from "./labels.ts";
-import { type Command, Context, VERSION } from "./context.ts";
-import { COMMANDS } from "./commands/mod.ts";
-import { claimLoadFile } from "./commands/load.ts";
-import { helpFor, mainHelp } from "./help.ts";
+import { Context, VERSION } from "./context.ts";
+import { type CommandEntry, loadCommands, REGISTRY } from "./commands/mod.ts";
 import { commandFor, tableHelp, tableOf } from "./expect/table.ts";
 
 /**
@@ -42,35 +41,40 @@ export interface CliIo {
   readonly stderr?: SyncWriter;
 }
 
-const PARSER = new Parser(COMMANDS);
-const BY_NAME: ReadonlyMap<string, Command> = new Map(COMMANDS.map((c) => [c.name, c]));
-const COMMAND_LIST = commandList(COMMANDS);
+const PARSER = new Parser(REGISTRY);
+const BY_NAME: ReadonlyMap<string, CommandEntry> = new Map(REGISTRY.map((c) => [c.name, c]));
+const COMMAND_LIST = commandList(REGISTRY);
+
+/** The help `args` ask for (every command's module is loaded for it). */
+async function help(args: readonly string[]): Promise<string> {
+  const [commands, { helpFor }] = await Promise.all([loadCommands(), import("./help.ts")]);
+  return (await tableHelp(args, commands)) ?? helpFor(args, commands);
+}
 
 async function run(args: string[], io: Io): Promise<number> {
   if (args.length === 0) {
-    writeText(io.stdout, mainHelp(COMMANDS));
+    writeText(io.stdout, await help([]));
     return 0;
   }
   const wantsHelp = (a: string) => a === "-h" || a === "--help";
   const end = args.indexOf("--");
   const before = end < 0 ? args : args.slice(0, end);
   if (before.some(wantsHelp)) {
-    writeText(io.stdout, tableHelp(before, COMMANDS) ?? helpFor(before, COMMANDS));
+    writeText(io.stdout, await help(before));
     return 0;
   }
   if (before.includes("-V") || before.includes("--version")) {
     writeText(io.stdout, `ctnl v${VERSION} (@ctnl/conntrack)\n`);
     return 0;
   }
-  const help = PARSER.firstPositional(before);
-  if (help >= 0 && before[help] === "help") {
+  const at = PARSER.firstPositional(before);
+  if (at >= 0 && before[at] === "help") {
     // `ctnl help [COMMAND]`
-    const topic = before[help + 1];
+    const topic = before[at + 1];
     if (topic !== undefined && PARSER.command(topic) === undefined) {
       throw new UsageError(`no help for "${topic}" (try ${COMMAND_LIST})`);
     }
-    const topic2 = before.slice(help + 1);
-    writeText(io.stdout, tableHelp(topic2, COMMANDS) ?? helpFor(topic2, COMMANDS));
+    writeText(io.stdout, await help(before.slice(at + 1)));
     return 0;
   }
   const parsed = PARSER.parse(args);
@@ -78,13 +82,16 @@ async function run(args: string[], io: Io): Promise<number> {
     // conntrack 1.4.7 takes -a/--nat-range on any command and ignores it, saying so.
     writeText(io.stderr, "WARNING: ignoring -a, deprecated option.\n");
   }
-  claimLoadFile(parsed); // `ctnl load FILE`: FILE is not a table name (cli/commands/load.ts)
-  const command = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
-  if (command === undefined) {
+  const entry = parsed.command === undefined ? undefined : BY_NAME.get(parsed.command);
+  if (entry === undefined) {
     throw new UsageError(`no command given (${COMMAND_LIST}; see ctnl --help)`);
   }
+  if (entry.name === "load") {
+    // `ctnl load FILE`: FILE is not a table name (cli/commands/load.ts)
+    (await import("./commands/load.ts")).claimLoadFile(parsed);
+  }
   // The table (conntrack, expect, dying, unconfirmed) picks the command that runs.
-  const target = commandFor(command, tableOf(parsed.table));
+  const target = await commandFor(await entry.load(), tableOf(parsed.table));
   const allowed = new Set<string>([...target.options, ...COMMON_OPTIONS]);
   for (const key of [...parsed.values.keys(), ...parsed.flags, ...parsed.lists.keys()]) {
     if (!allowed.has(key)) {

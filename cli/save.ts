@@ -7,15 +7,9 @@
  * @module
  */
 
-import {
-  CT_STATUS,
-  DCCP_STATES,
-  type Flow,
-  protocolInfo,
-  SCTP_STATES,
-  TCP_STATES,
-  type Tuple,
-} from "../mod.ts";
+import type { Flow, Tuple } from "../mod.ts";
+import { CT_STATUS } from "../src/constants.ts";
+import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "../src/protocols.ts";
 import { UsageError } from "./errors.ts";
 
 /** The event type a save line starts with: `-A` (new, and every listed entry), `-U`, `-D`. */

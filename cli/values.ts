@@ -5,7 +5,8 @@
  * @module
  */
 
-import { CT_STATUS, parseProtocol } from "../mod.ts";
+import { CT_STATUS } from "../src/constants.ts";
+import { parseProtocol } from "../src/protocols.ts";
 import { FailError, UsageError } from "./errors.ts";
 import { optionName } from "./options.ts";
 

@@ -8,7 +8,8 @@
  */
 
 import type { Flow, Tuple } from "../mod.ts";
-import { CT_STATUS, protocolInfo, TCP_STATES } from "../mod.ts";
+import { CT_STATUS } from "../src/constants.ts";
+import { protocolInfo, TCP_STATES } from "../src/protocols.ts";
 import { localTime } from "../src/tz.ts";
 
 /** The two lines conntrack prints before the first flow. */

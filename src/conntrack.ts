@@ -33,11 +33,10 @@ import {
   dumpRequest,
   flushRequest,
   getRequest,
-  globalRequest,
   type Prepared,
-  statsRequest,
   updateRequest,
 } from "./prepare.ts";
+import { globalRequest, statsRequest } from "./stats.ts";
 import { compileFilter, type DumpFilter, type FilterPlan, normalizeFilter } from "./filter.ts";
 import type {
   ConntrackEvent,

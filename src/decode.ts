@@ -13,14 +13,12 @@ import { decodeFlowFastAt } from "./decode_fast.ts";
 import { newFlow, newTcpInfo } from "./flow.ts";
 import { decodeTuple, emptyTuple } from "./tuple.ts";
 import { DecodeError } from "./errors.ts";
-import { AttrCursor, type MessageHeader, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
+import { AttrCursor, newHeader, NLMSG_HDRLEN, readHeader } from "./netlink.ts";
 import type {
   Counters,
-  CpuStats,
   DccpInfo,
   Family,
   Flow,
-  GlobalStats,
   NatRange,
   RawAttribute,
   SctpInfo,
@@ -89,13 +87,6 @@ export function decodeWhole<T>(
   const header = newHeader();
   readHeader(view, 0, message.byteLength, header);
   return decodeAt(new AttrCursor(), message, view, 0, header.length, options);
-}
-
-/** Checks that a stats message has its `nfgenmsg` (whose `res_id` is the CPU). */
-export function checkStatsHeader(header: MessageHeader): void {
-  if (header.length < ATTRS) {
-    throw new DecodeError("nfgenmsg", header.offset + NLMSG_HDRLEN, "message has no nfgenmsg");
-  }
 }
 
 function decodeTcp(c: AttrCursor): TcpInfo {
@@ -482,84 +473,6 @@ export function decodeTupleOnlyAt(
  */
 export function decodeFlow(message: Uint8Array, options?: DecodeOptions): Flow {
   return decodeWhole(message, decodeFlowAt, options);
-}
-
-/** Decodes a per-CPU stats message (`IPCTNL_MSG_CT_GET_STATS_CPU` reply). */
-export function decodeCpuStatsAt(
-  c: AttrCursor,
-  bytes: Uint8Array,
-  view: DataView,
-  header: MessageHeader,
-): CpuStats {
-  checkStatsHeader(header);
-  const s: CpuStats = {
-    cpu: view.getUint16(header.offset + NLMSG_HDRLEN + 2, false),
-    searched: undefined,
-    found: undefined,
-    new: undefined,
-    invalid: undefined,
-    ignore: undefined,
-    delete: undefined,
-    deleteList: undefined,
-    insert: undefined,
-    insertFailed: undefined,
-    drop: undefined,
-    earlyDrop: undefined,
-    error: undefined,
-    searchRestart: undefined,
-    clashResolve: undefined,
-    chainTooLong: undefined,
-  };
-  c.reset(bytes, view, header.offset + ATTRS, header.offset + header.length, C.SETS.statsCpu);
-  while (c.next()) {
-    const key = CPU_STATS_KEYS[c.type];
-    if (key !== undefined) s[key] = c.u32be();
-  }
-  return s;
-}
-
-/** {@link CpuStats} keys by `CTA_STATS_*` number. */
-export const CPU_STATS_KEYS: readonly (Exclude<keyof CpuStats, "cpu"> | undefined)[] = [
-  undefined,
-  "searched",
-  "found",
-  "new",
-  "invalid",
-  "ignore",
-  "delete",
-  "deleteList",
-  "insert",
-  "insertFailed",
-  "drop",
-  "earlyDrop",
-  "error",
-  "searchRestart",
-  "clashResolve",
-  "chainTooLong",
-];
-
-/** Decodes a global stats message (`IPCTNL_MSG_CT_GET_STATS` reply). */
-export function decodeGlobalStatsAt(
-  c: AttrCursor,
-  bytes: Uint8Array,
-  view: DataView,
-  header: MessageHeader,
-): GlobalStats {
-  let entries: number | undefined;
-  let maxEntries = 0;
-  c.reset(bytes, view, header.offset + ATTRS, header.offset + header.length, C.SETS.statsGlobal);
-  while (c.next()) {
-    if (c.type === C.CTA_STATS_GLOBAL_ENTRIES) entries = c.u32be();
-    else if (c.type === C.CTA_STATS_GLOBAL_MAX_ENTRIES) maxEntries = c.u32be();
-  }
-  if (entries === undefined) {
-    throw new DecodeError(
-      "ctattr_stats_global",
-      header.offset + ATTRS,
-      "no CTA_STATS_GLOBAL_ENTRIES",
-    );
-  }
-  return { entries, maxEntries };
 }
 
 export { newFlow };

@@ -515,3 +515,11 @@ export class BusyError extends Error {
     this.operation = operation;
   }
 }
+
+/** Checks an integer in `[0, max]`; throws a `RangeError` naming `argument`. */
+export function checkUint(value: unknown, max: number, argument: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new ArgumentRangeError(argument, value, `${String(value)} is not an integer in 0-${max}`);
+  }
+  return value;
+}

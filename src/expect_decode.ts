@@ -12,7 +12,8 @@
 import * as C from "./constants.ts";
 // EXPECT_FLAGS for {@link} in the docs.
 import type { EXPECT_FLAGS as _EXPECT_FLAGS, ExpectFlag } from "./constants.ts";
-import { checkStatsHeader, type DecodeOptions, decodeWhole, messageFamily } from "./decode.ts";
+import { type DecodeOptions, decodeWhole, messageFamily } from "./decode.ts";
+import { checkStatsHeader } from "./stats.ts";
 import { DecodeError } from "./errors.ts";
 import { type AttrCursor, type MessageHeader, NLMSG_HDRLEN } from "./netlink.ts";
 import { decodeTuple, emptyTuple } from "./tuple.ts";

@@ -7,7 +7,7 @@
  */
 
 import * as C from "./constants.ts";
-import { ArgumentError, ArgumentRangeError } from "./errors.ts";
+import { ArgumentError, ArgumentRangeError, checkUint } from "./errors.ts";
 import {
   hasLabels,
   isDestinationNat,
@@ -213,13 +213,7 @@ export interface NormalizedFilter {
   labels: Uint8Array | undefined;
 }
 
-/** Checks an integer in `[0, max]`; throws a `RangeError` naming `argument`. */
-export function checkUint(value: unknown, max: number, argument: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new ArgumentRangeError(argument, value, `${String(value)} is not an integer in 0-${max}`);
-  }
-  return value;
-}
+export { checkUint } from "./errors.ts";
 
 /** Turns a status value (bitmask or flag names) into a bitmask. */
 export function statusBits(value: StatusValue, argument: string): number {

@@ -8,7 +8,7 @@
 
 import { CT_STATUS, type StatusFlag } from "./constants.ts";
 import { DCCP_STATES, protocolInfo, SCTP_STATES, TCP_STATES } from "./protocols.ts";
-import type { CpuStats, Flow, Tuple } from "./types.ts";
+import type { Flow, Tuple } from "./types.ts";
 import { localTime } from "./tz.ts";
 
 /** Which optional parts conntrack's `-o` adds.
@@ -189,50 +189,6 @@ export function formatFlow(flow: Flow, options: FormatOptions = {}): string {
     // libnetfilter_conntrack writes "labels=" and "name," per name, then
     // overwrites the last character with a space: with no name, the "=".
     s += list === "" ? " labels" : ` labels=${list}`;
-  }
-  return s;
-}
-
-/** conntrack-tools' `-S` names, by {@link CpuStats} key, in attribute order. */
-const STATS_NAMES: [keyof CpuStats, string][] = [
-  ["searched", "searched"],
-  ["found", "found"],
-  ["new", "new"],
-  ["invalid", "invalid"],
-  ["ignore", "ignore"],
-  ["delete", "delete"],
-  ["deleteList", "delete_list"],
-  ["insert", "insert"],
-  ["insertFailed", "insert_failed"],
-  ["drop", "drop"],
-  ["earlyDrop", "early_drop"],
-  ["error", "error"],
-  ["searchRestart", "search_restart"],
-  ["clashResolve", "clash_resolve"],
-  ["chainTooLong", "chaintoolong"],
-];
-
-/**
- * Formats one CPU's stats exactly as `conntrack -S` prints the line.
- *
- * @example
- * ```ts
- * import { formatCpuStats } from "@ctnl/conntrack";
- * import { deepStrictEqual as assertEquals } from "node:assert/strict";
- *
- * const line = formatCpuStats({
- *   cpu: 0, searched: undefined, found: 1, new: undefined, invalid: 0, ignore: undefined,
- *   delete: undefined, deleteList: undefined, insert: 0, insertFailed: 0, drop: 0,
- *   earlyDrop: 0, error: 0, searchRestart: 0, clashResolve: 0, chainTooLong: 0,
- * });
- * assertEquals(line.startsWith("cpu=0   \tfound=1 invalid=0 "), true);
- * ```
- */
-export function formatCpuStats(stats: CpuStats): string {
-  let s = `cpu=${String(stats.cpu).padEnd(4)}\t`;
-  for (const [key, name] of STATS_NAMES) {
-    const v = stats[key];
-    if (v !== undefined) s += `${name}=${v} `;
   }
   return s;
 }

@@ -41,7 +41,7 @@ export interface MetricsOptions {
   topN?: number | undefined;
   /** Skip the dump: only the counters (entries, limit, per-CPU statistics). */
   countersOnly?: boolean | undefined;
-  /** The dump's `prefetch` option (default true: receive ahead on a worker thread). */
+  /** The dump's `prefetch` option (default true: receive ahead on Deno's blocking pool). */
   prefetch?: boolean | undefined;
 }
 
@@ -583,9 +583,6 @@ export interface ExporterOptions extends MetricsOptions {
   bufferSize?: number | undefined;
 }
 
-/** How long after a dump its handle's receive-ahead worker is surely still there, in ms. */
-const WORKER_WARM_MS = 8000;
-
 /** What the event counter of one namespace has seen. */
 interface EventCounts {
   new: number;
@@ -600,8 +597,6 @@ class Target {
   readonly labels: Readonly<Record<string, string>>;
   readonly counts: EventCounts = { new: 0, update: 0, destroy: 0, overruns: 0 };
   errors = 0;
-  /** When its last scrape ended (performance.now()), or undefined before the first. */
-  lastScrape: number | undefined;
   readonly #stop = new AbortController();
   readonly #counting: boolean;
 
@@ -705,10 +700,7 @@ export class MetricsExporter implements Disposable {
     }
     const exporter = new MetricsExporter(options);
     if (options.allNetns !== true) {
-      const ct = Conntrack.open({
-        keepWorker: true,
-        ...(options.netns === undefined ? {} : { netns: options.netns }),
-      });
+      const ct = Conntrack.open(options.netns === undefined ? {} : { netns: options.netns });
       exporter.#targets.set("", new Target(ct, {}, options));
     }
     return exporter;
@@ -733,7 +725,7 @@ export class MetricsExporter implements Disposable {
       if (this.#targets.has(id)) continue;
       let ct: Conntrack;
       try {
-        ct = Conntrack.open({ netns: ns.path, keepWorker: true });
+        ct = Conntrack.open({ netns: ns.path });
       } catch {
         continue; // vanished (or not ours to enter) meanwhile
       }
@@ -755,19 +747,14 @@ export class MetricsExporter implements Disposable {
     // One namespace after another: a scrape is one dump at a time.
     for (const t of this.#targets.values()) {
       let ok = 1;
-      // The receive-ahead worker is kept 10 s after a dump; starting a new
-      // one holds the thread 10-200 ms. Scrapes that come often use it;
-      // after a longer pause (Prometheus' default interval is 15 s) a
-      // scrape reads on this thread instead, and holds nothing.
-      const warm = t.lastScrape === undefined || performance.now() - t.lastScrape < WORKER_WARM_MS;
       try {
-        const m = await collectMetrics(t.ct, { ...this.#options, prefetch: warm });
+        // The async dump receives ahead on Deno's blocking pool: no Worker to start.
+        const m = await collectMetrics(t.ct, this.#options);
         lists.push(metricFamilies(m, t.labels));
       } catch {
         ok = 0;
         t.errors++;
       }
-      t.lastScrape = performance.now();
       lists.push(t.families());
       success.push({ labels: t.labels, value: ok });
       errors.push({ labels: t.labels, value: t.errors });

@@ -35,12 +35,14 @@ export interface OpenOptions {
    */
   kernelRelease?: string | undefined;
   /**
-   * Keep the receive-ahead worker from one big dump to the next (default
+   * Keep the blocking dumps' receive-ahead worker (`dumpSync`, see
+   * {@link DumpOptions.prefetch}) from one big dump to the next (default
    * false: each big dump starts its own, which leaves at its end). Deno's
-   * `new Worker` holds the calling thread ~10–40 ms; a server that dumps
-   * again and again pays that once with this. The worker leaves when the
-   * handle is closed, or 10 s after its last dump — so close the handle
-   * (`using`), or a script ends up to 10 s late.
+   * `new Worker` holds the calling thread ~10–40 ms; a program that dumps
+   * with `dumpSync` again and again pays that once with this. The worker
+   * leaves when the handle is closed, or 10 s after its last dump — so
+   * close the handle (`using`), or a script ends up to 10 s late. The async
+   * dumps need no worker.
    */
   keepWorker?: boolean | undefined;
 }
@@ -67,10 +69,12 @@ export interface DumpOptions extends DecodeOptions {
    */
   onInterrupted?: "throw" | "ignore" | undefined;
   /**
-   * Receive ahead on a worker thread once a dump has proved not small
-   * (after about 550 entries), so the kernel's work of producing the dump
-   * overlaps with decoding (default true; false keeps every call on this
-   * thread).
+   * Receive ahead once a dump has proved not small (after about 550
+   * entries), so that the kernel's work of producing the dump (done inside
+   * the receive) overlaps with decoding (default true; false keeps every
+   * call on this thread). The async dumps receive with `recvmmsg` on Deno's
+   * blocking pool, a few datagrams a call; the blocking ones (`dumpSync`),
+   * which cannot await, on a Worker (a V8 isolate of its own: ~14 MiB).
    */
   prefetch?: boolean | undefined;
   /**

@@ -8,12 +8,7 @@
  */
 
 import * as C from "./constants.ts";
-import {
-  decodeCpuStatsAt,
-  decodeFlowAt,
-  decodeGlobalStatsAt,
-  type DecodeOptions,
-} from "./decode.ts";
+import { decodeFlowAt, type DecodeOptions } from "./decode.ts";
 import { ArgumentError } from "./errors.ts";
 import { type CompiledFilter, compileFilter, type DumpFilter, normalizeFilter } from "./filter.ts";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST } from "./netlink.ts";
@@ -26,7 +21,7 @@ import type {
 } from "./options.ts";
 import { beginNamed, encodeChanges, type EntryRef, type FlowChanges } from "./request.ts";
 import type { Decoder, ExchangeOptions, Transport } from "./transport.ts";
-import type { CpuStats, Flow, GlobalStats } from "./types.ts";
+import type { Flow } from "./types.ts";
 // For {@link} in the docs.
 
 /**
@@ -152,37 +147,4 @@ export function flushRequest(transport: Transport, options: FlushOptions) {
   const enc = transport.begin(C.IPCTNL_MSG_CT_DELETE, flags, seq, f.af, version);
   if (f.mark) enc.u32be(C.CTA_MARK, f.mark.value).u32be(C.CTA_MARK_MASK, f.mark.mask);
   return { transport, request: enc.finish(), seq };
-}
-/** The per-CPU stats request. */
-export function statsRequest(transport: Transport): Prepared<CpuStats> {
-  const seq = transport.nextSeq();
-  const flags = NLM_F_REQUEST | NLM_F_DUMP;
-  const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS_CPU, flags, seq, C.AF_UNSPEC)
-    .finish();
-  const replyType = C.IPCTNL_MSG_CT_GET_STATS_CPU;
-  return {
-    transport,
-    operation: "stats",
-    request,
-    seq,
-    replyType,
-    decode: decodeCpuStatsAt,
-    options: {},
-  };
-}
-/** The global stats request. */
-export function globalRequest(transport: Transport): Prepared<GlobalStats> {
-  const seq = transport.nextSeq();
-  const flags = NLM_F_REQUEST | NLM_F_ACK;
-  const request = transport.begin(C.IPCTNL_MSG_CT_GET_STATS, flags, seq, C.AF_UNSPEC).finish();
-  const replyType = C.IPCTNL_MSG_CT_GET_STATS;
-  return {
-    transport,
-    operation: "count",
-    request,
-    seq,
-    replyType,
-    decode: decodeGlobalStatsAt,
-    options: {},
-  };
 }

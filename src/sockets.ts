@@ -11,8 +11,7 @@
 import { closeFd, NetlinkSocket, openFd } from "../ffi/socket.ts";
 import { PrefetchJob, type Receiver } from "../ffi/prefetch.ts";
 import { AheadReceiver, FALLBACK } from "../ffi/ahead.ts";
-import { ArgumentError, ERRNO, NetlinkError, type Operation } from "./errors.ts";
-import { checkUint } from "./filter.ts";
+import { ArgumentError, checkUint, ERRNO, NetlinkError, type Operation } from "./errors.ts";
 
 /** One datagram as a socket received it. */
 export interface Received {

@@ -9,8 +9,9 @@
 
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./address.ts";
 import { ArgumentError, ArgumentRangeError } from "./errors.ts";
-import { PROTOCOL_NAMES } from "./protocols.ts";
-import { statusFlags } from "./constants.ts";
+import { PROTOCOL_NAMES, stateName, TCP_STATES } from "./protocols.ts";
+import { AF_INET, statusFlags } from "./constants.ts";
+import * as S from "./scan.ts";
 import type { Flow, Tuple } from "./types.ts";
 
 /**
@@ -143,6 +144,57 @@ export interface Summary {
 
 type Extract = (flow: Flow) => string;
 
+/**
+ * A key's value read from an entry's bytes, through the attribute walk's
+ * slots (src/scan.ts; the fast decoder builds its `Flow` from the same
+ * slots): the same text {@link Extract} gives for the decoded entry.
+ */
+type ByteExtract = (b: Uint8Array, v: DataView, slots: Int32Array) => string;
+
+/** A u16 / u32 slot's value, or `absent`. */
+function slot16(v: DataView, slots: Int32Array, i: number, absent: string): string {
+  const at = slots[i]!;
+  return at < 0 ? absent : String(v.getUint16(at, false));
+}
+
+function slot32(v: DataView, slots: Int32Array, i: number, absent: string): string {
+  const at = slots[i]!;
+  return at < 0 ? absent : String(v.getUint32(at, false));
+}
+
+/** The address of slot pair `i` as text, `"-"` when absent. */
+function addressText(b: Uint8Array, slots: Int32Array, i: number): string {
+  const at = slots[i]!;
+  if (at < 0) return "-";
+  return slots[i + 1] === 4 ? formatIPv4(b, at) : formatIPv6(b, at);
+}
+
+/** {@link prefixOf} of the address of slot pair `i`. */
+function prefixAt(
+  b: Uint8Array,
+  slots: Int32Array,
+  i: number,
+  v4: number,
+  v6: number,
+  v4Texts: Map<number, string>,
+  scratch: Uint8Array,
+): string {
+  const at = slots[i]!;
+  if (at < 0) return "-";
+  if (slots[i + 1] === 4) {
+    return v4Prefix(
+      ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0,
+      v4,
+      v4Texts,
+    );
+  }
+  for (let k = 0; k < 16; k++) {
+    const keep = Math.max(0, Math.min(8, v6 - 8 * k));
+    scratch[k] = b[at + k]! & (0xff << (8 - keep)) & 0xff;
+  }
+  return `${formatIPv6(scratch, 0)}/${v6}`;
+}
+
 /** `"-"` for a missing value, else its text. */
 function text(value: string | number | undefined): string {
   return value === undefined ? "-" : String(value);
@@ -165,17 +217,7 @@ function prefixOf(
 ): string {
   if (address === undefined) return "-";
   const n = ipv4Number(address);
-  if (n >= 0) {
-    const masked = v4 === 0 ? 0 : (n & (~0 << (32 - v4))) >>> 0;
-    let text = v4Texts.get(masked);
-    if (text === undefined) {
-      text = `${masked >>> 24}.${(masked >>> 16) & 0xff}.${(masked >>> 8) & 0xff}.${
-        masked & 0xff
-      }/${v4}`;
-      v4Texts.set(masked, text);
-    }
-    return text;
-  }
+  if (n >= 0) return v4Prefix(n, v4, v4Texts);
   const bytes = parseIPv4(address) ?? parseIPv6(address);
   if (bytes === undefined) return address;
   const bits = bytes.length === 4 ? v4 : v6;
@@ -184,6 +226,19 @@ function prefixOf(
     bytes[i]! &= (0xff << (8 - keep)) & 0xff;
   }
   return `${bytes.length === 4 ? formatIPv4(bytes, 0) : formatIPv6(bytes, 0)}/${bits}`;
+}
+
+/** The text of IPv4 address `n` at `v4` bits, made once per prefix (kept in `v4Texts`). */
+function v4Prefix(n: number, v4: number, v4Texts: Map<number, string>): string {
+  const masked = v4 === 0 ? 0 : (n & (~0 << (32 - v4))) >>> 0;
+  let text = v4Texts.get(masked);
+  if (text === undefined) {
+    text = `${masked >>> 24}.${(masked >>> 16) & 0xff}.${(masked >>> 8) & 0xff}.${
+      masked & 0xff
+    }/${v4}`;
+    v4Texts.set(masked, text);
+  }
+  return text;
 }
 
 /** The 32-bit number of dotted-quad text as inet_ntop writes it, or -1. */
@@ -241,13 +296,16 @@ export function summaryKey(spec: string): { name: string; of: (flow: Flow) => st
   return { name, of };
 }
 
-/** The extractor of one key spec, and its canonical text. */
-function keyOf(spec: string): [string, Extract] {
+/** The extractors of one key spec (from a `Flow`, from the bytes), and its canonical text. */
+function keyOf(spec: string): [string, Extract, ByteExtract] {
   const [name, v4Text, v6Text, extra] = spec.split("/");
   if (name === "src" || name === "dst" || name === "reply-src" || name === "reply-dst") {
     const reply = name.startsWith("reply-");
     const side = name.endsWith("src") ? "src" : "dst";
-    if (v4Text === undefined) return [name, (f) => text(tupleOf(f, reply)[side])];
+    const i = (reply ? S.REPLY : S.ORIG) + (side === "src" ? S.T_SRC : S.T_DST);
+    if (v4Text === undefined) {
+      return [name, (f) => text(tupleOf(f, reply)[side]), (b, _v, s) => addressText(b, s, i)];
+    }
     if (extra !== undefined) {
       throw new ArgumentError("summary.by", spec, `"${spec}" has more than two prefix lengths`);
     }
@@ -259,40 +317,50 @@ function keyOf(spec: string): [string, Extract] {
       ? prefixLength(v4Text, 128, spec)
       : prefixLength(v6Text, 128, spec);
     const texts = new Map<number, string>();
+    const scratch = new Uint8Array(16);
     return [
       v6Text === undefined ? `${name}/${v6}` : `${name}/${v4}/${v6}`,
       (f) => prefixOf(tupleOf(f, reply)[side], v4, v6, texts),
+      (b, _v, s) => prefixAt(b, s, i, v4, v6, texts, scratch),
     ];
   }
   if (v4Text !== undefined) {
     throw new ArgumentError("summary.by", spec, `only address keys take a prefix, not "${spec}"`);
   }
+  const O = S.ORIG, R = S.REPLY;
   switch (name as SummaryKeyName) {
     case "sport":
-      return [name!, (f) => text(f.orig.srcPort)];
+      return [name!, (f) => text(f.orig.srcPort), (_b, v, s) => slot16(v, s, O + S.T_SPORT, "-")];
     case "dport":
-      return [name!, (f) => text(f.orig.dstPort)];
+      return [name!, (f) => text(f.orig.dstPort), (_b, v, s) => slot16(v, s, O + S.T_DPORT, "-")];
     case "reply-sport":
-      return [name!, (f) => text(f.reply.srcPort)];
+      return [name!, (f) => text(f.reply.srcPort), (_b, v, s) => slot16(v, s, R + S.T_SPORT, "-")];
     case "reply-dport":
-      return [name!, (f) => text(f.reply.dstPort)];
+      return [name!, (f) => text(f.reply.dstPort), (_b, v, s) => slot16(v, s, R + S.T_DPORT, "-")];
     case "proto":
-      return [name!, (f) => {
-        const p = f.orig.protocol;
-        return p === undefined ? "-" : PROTOCOL_NAMES[p] ?? String(p);
+      return [name!, (f) => protocolText(f.orig.protocol), (b, _v, s) => {
+        const at = s[O + S.T_PROTO]!;
+        return protocolText(at < 0 ? undefined : b[at]);
       }];
     case "state":
-      return [name!, (f) => (f.tcp ?? f.sctp ?? f.dccp)?.stateName ?? "-"];
+      return [name!, (f) => (f.tcp ?? f.sctp ?? f.dccp)?.stateName ?? "-", (b, _v, s) => {
+        // the walk leaves SCTP and DCCP entries to the decoder: a state here is TCP's
+        return s[S.S_TCP]! < 0 ? "-" : stateName(TCP_STATES, b[s[S.S_TCP_STATE]!]!);
+      }];
     case "zone":
-      return [name!, (f) => String(f.zone ?? 0)];
+      return [name!, (f) => String(f.zone ?? 0), (_b, v, s) => slot16(v, s, S.S_ZONE, "0")];
     case "mark":
-      return [name!, (f) => String(f.mark ?? 0)];
+      return [name!, (f) => String(f.mark ?? 0), (_b, v, s) => slot32(v, s, S.S_MARK, "0")];
     case "family":
-      return [name!, (f) => f.family];
+      return [name!, (f) => f.family, (_b, _v, s) => s[S.S_FAMILY] === AF_INET ? "ipv4" : "ipv6"];
     case "status":
-      return [name!, (f) => statusFlags(f.status).join(",") || "-"];
+      return [name!, (f) => statusText(f.status), (_b, v, s) => {
+        const at = s[S.S_STATUS]!;
+        return statusText(at < 0 ? 0 : v.getUint32(at, false));
+      }];
     case "helper":
-      return [name!, (f) => f.helper ?? "-"];
+      // the walk leaves entries with a helper to the decoder
+      return [name!, (f) => f.helper ?? "-", () => "-"];
   }
   throw new ArgumentError(
     "summary.by",
@@ -301,6 +369,14 @@ function keyOf(spec: string): [string, Extract] {
       SUMMARY_KEYS.join(", ")
     }; addresses also as src/24, src/24/64)`,
   );
+}
+
+function protocolText(p: number | undefined): string {
+  return p === undefined ? "-" : PROTOCOL_NAMES[p] ?? String(p);
+}
+
+function statusText(status: number): string {
+  return statusFlags(status).join(",") || "-";
 }
 
 /** The key specs of `by`, split on commas, trimmed. */
@@ -341,6 +417,8 @@ const SORTS: readonly SummarySort[] = ["count", "packets", "bytes"];
 export class Summarizer {
   readonly #by: string[];
   readonly #extract: Extract[];
+  readonly #fromBytes: ByteExtract[];
+  readonly #slots = new Int32Array(S.SLOTS);
   readonly #tagged: boolean;
   readonly #sort: SummarySort;
   readonly #top: number;
@@ -362,6 +440,7 @@ export class Summarizer {
     }
     this.#by = [...(this.#tagged ? [options.tag!] : []), ...keys.map(([name]) => name)];
     this.#extract = keys.map(([, extract]) => extract);
+    this.#fromBytes = keys.map(([, , extract]) => extract);
     const sort = options.sort ?? "count";
     if (!SORTS.includes(sort)) {
       throw new ArgumentError("summary.sort", sort, `"${sort}" is not one of ${SORTS.join(", ")}`);
@@ -377,6 +456,48 @@ export class Summarizer {
   /** Counts one flow in its group; `tag` is its value of the `tag` key, if the options name one. */
   add(flow: Flow, tag?: string): void {
     const key = this.#extract.map((extract) => extract(flow));
+    const o = flow.countersOrig;
+    const r = flow.countersReply;
+    if (o === undefined && r === undefined) this.#count1(key, tag, undefined, 0n);
+    else {this.#count1(
+        key,
+        tag,
+        (o?.packets ?? 0n) + (r?.packets ?? 0n),
+        (o?.bytes ?? 0n) + (r?.bytes ?? 0n),
+      );}
+  }
+
+  /**
+   * Counts the entry of one netlink message (`offset`, `length` in `bytes`,
+   * as `Conntrack.dumpMessages` hands them over) without decoding it into a
+   * `Flow`: its keys are read from the bytes. Returns false, counting
+   * nothing, for an entry the attribute walk leaves to the decoder (NAT,
+   * helpers, SCTP, …): decode it and {@link add} it.
+   */
+  addMessage(
+    bytes: Uint8Array,
+    view: DataView,
+    offset: number,
+    length: number,
+    tag?: string,
+  ): boolean {
+    const s = this.#slots;
+    if (!S.scanEntry(bytes, view, offset, length, s)) return false;
+    const key = this.#fromBytes.map((extract) => extract(bytes, view, s));
+    const o = s[S.S_COUNTERS_ORIG]! >= 0, r = s[S.S_COUNTERS_REPLY]! >= 0;
+    if (!o && !r) {
+      this.#count1(key, tag, undefined, 0n);
+      return true;
+    }
+    const u64 = (i: number) => (s[i]! < 0 ? 0n : view.getBigUint64(s[i]!, false));
+    const packets = (o ? u64(S.S_COUNTERS_ORIG + 1) : 0n) + (r ? u64(S.S_COUNTERS_REPLY + 1) : 0n);
+    const bytes_ = (o ? u64(S.S_COUNTERS_ORIG + 2) : 0n) + (r ? u64(S.S_COUNTERS_REPLY + 2) : 0n);
+    this.#count1(key, tag, packets, bytes_);
+    return true;
+  }
+
+  /** One flow into its group; `packets` undefined when it has no counters. */
+  #count1(key: string[], tag: string | undefined, packets: bigint | undefined, bytes: bigint) {
     if (this.#tagged) key.unshift(tag ?? "-");
     const id = key.join("\0");
     let group = this.#groups.get(id);
@@ -386,12 +507,8 @@ export class Summarizer {
     }
     group.count++;
     this.#count++;
-    const o = flow.countersOrig;
-    const r = flow.countersReply;
-    if (o === undefined && r === undefined) return;
+    if (packets === undefined) return;
     this.#accounting = true;
-    const packets = (o?.packets ?? 0n) + (r?.packets ?? 0n);
-    const bytes = (o?.bytes ?? 0n) + (r?.bytes ?? 0n);
     group.packets += packets;
     group.bytes += bytes;
     this.#packets += packets;

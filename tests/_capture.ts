@@ -9,7 +9,7 @@
  */
 
 import type { NetlinkSocket } from "../ffi/socket.ts";
-import { NLMSG_DONE, NLMSG_ERROR } from "../src/netlink.ts";
+import { newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../src/netlink.ts";
 
 /** The datagrams of a capture file, each copied into its own buffer (offset 0). */
 export function readCapture(path: string | URL): Uint8Array<ArrayBuffer>[] {
@@ -20,6 +20,22 @@ export function readCapture(path: string | URL): Uint8Array<ArrayBuffer>[] {
     const len = view.getUint32(at, true);
     out.push(bytes.slice(at + 4, at + 4 + len));
     at += 4 + len;
+  }
+  return out;
+}
+
+/** Every entry message (not `NLMSG_DONE` or an error) of a capture file, each copied. */
+export function captureEntries(path: string | URL): Uint8Array<ArrayBuffer>[] {
+  const out: Uint8Array<ArrayBuffer>[] = [];
+  const h = newHeader();
+  for (const d of readCapture(path)) {
+    const view = new DataView(d.buffer);
+    for (let off = 0; off < d.length;) {
+      off = readHeader(view, off, d.length, h);
+      if (h.type !== NLMSG_DONE && h.type !== NLMSG_ERROR) {
+        out.push(d.slice(h.offset, h.offset + h.length));
+      }
+    }
   }
   return out;
 }

@@ -7,7 +7,8 @@
  */
 
 import { DecodeError } from "../mod.ts";
-import { decodeCpuStatsAt, decodeFlowAt, decodeGlobalStatsAt } from "../src/decode.ts";
+import { decodeFlowAt } from "../src/decode.ts";
+import { decodeCpuStatsAt, decodeGlobalStatsAt } from "../src/stats.ts";
 import { decodeExpectationAt, decodeExpectStatsAt } from "../src/expect_decode.ts";
 import {
   AttrCursor,

@@ -571,6 +571,12 @@ wait`);
             ["ESTABLISHED", 17, 18],
           );
         }
+        // --state of an SCTP entry (which the attribute walk leaves to the decoder), and of
+        // TCP entries beside it (read from the bytes), select what conntrack's do.
+        await same(b, ["-L", "-p", "sctp", "--state", "ESTABLISHED"], true);
+        await same(b, ["-L", "-p", "sctp", "--state", "CLOSED"], false);
+        await same(b, ["-L", "-p", "tcp", "--state", "ESTABLISHED"]);
+        await same(b, ["-L", "-p", "tcp", "--state", "ESTABLISHED", "-o", "extended"]);
         assert.equal((await b.conntrack(["-D", ...sctp])).code, 0);
         // DCCP: this kernel tracks it as a generic protocol (no ports, no state).
         const dccp = [

@@ -416,6 +416,26 @@ Deno.test("ctnl CLI against the kernel and conntrack-tools", async (t) => {
       for (const args of [["count"], ["-C"], ["--count"], ["--counter"]]) {
         assert.equal(await same(args, ["-C"]), `${flows.length}\n`);
       }
+      // The plain forms run from cli/quick.ts without loading the CLI: a CPU profile of
+      // the run (sampled every 50 µs) shows none of the full CLI's modules.
+      for (const args of [["count"], ["-S", "--json"]]) {
+        const dir = await Deno.makeTempDir();
+        try {
+          const prof = [`--cpu-prof`, `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=50"];
+          const r = await ctnl(["--netns", ns.name, ...args], CLI, [...prof, "--allow-ffi"]);
+          assert.equal(r.code, 0, r.stderr);
+          const [file] = [...Deno.readDirSync(dir)];
+          const profile = JSON.parse(Deno.readTextFileSync(`${dir}/${file!.name}`)) as {
+            nodes: { callFrame: { url: string } }[];
+          };
+          const urls = new Set(profile.nodes.map((n) => n.callFrame.url));
+          assert([...urls].some((u) => u.endsWith("/cli/quick.ts")), [...urls].join(" "));
+          const full = [...urls].filter((u) => /\/cli\/(main|options|context|commands\/)/.test(u));
+          assert.deepEqual(full, [], `${args.join(" ")} loaded the full CLI`);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      }
     });
 
     await t.step("--json: NDJSON for dump, one object for get, stats, count", async () => {

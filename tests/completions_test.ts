@@ -9,9 +9,11 @@
 
 import assert from "node:assert/strict";
 import { run } from "./_ns.ts";
-import { COMMANDS } from "../cli/commands/mod.ts";
-import { tableOptions } from "../cli/expect/table.ts";
+import { loadCommands } from "../cli/commands/mod.ts";
+import { EXPECT_COMMANDS } from "../cli/expect/commands.ts";
 import { COMMON_OPTIONS, OPTIONS } from "../cli/options.ts";
+
+const COMMANDS = await loadCommands();
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -114,7 +116,13 @@ Deno.test("bash: commands, options and values complete as readline would ask", a
   const all = await bashComplete(source, COMMANDS.map((c) => ["ctnl", c.name, "--"]));
   COMMANDS.forEach((c, i) => {
     // Its options on the expectation table too (create expect --tuple-src …).
-    const expected = [...new Set([...c.options, ...tableOptions(c.name), ...COMMON_OPTIONS])]
+    const expected = [
+      ...new Set([
+        ...c.options,
+        ...(EXPECT_COMMANDS.get(c.name)?.options ?? []),
+        ...COMMON_OPTIONS,
+      ]),
+    ]
       .flatMap((k) => byKey.get(k)!.long.map((l) => `--${l}`));
     assert.deepEqual([...all[i]!].sort(), expected.sort(), c.name);
   });

@@ -5,7 +5,9 @@
 
 import assert from "node:assert/strict";
 import { run } from "./_ns.ts";
-import { COMMANDS } from "../cli/commands/mod.ts";
+import { loadCommands } from "../cli/commands/mod.ts";
+
+const COMMANDS = await loadCommands();
 
 const PAGE = new URL("../ctnl.1", import.meta.url).pathname;
 

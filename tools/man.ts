@@ -15,9 +15,11 @@
  * @module
  */
 
-import { COMMANDS } from "../cli/commands/mod.ts";
+import { loadCommands } from "../cli/commands/mod.ts";
 import { VERSION } from "../cli/context.ts";
 import { mainHelp } from "../cli/help.ts";
+
+const COMMANDS = await loadCommands();
 
 /** Text as roff reads it literally: backslashes, hyphens, non-ASCII, control characters at line starts. */
 function escape(text: string): string {

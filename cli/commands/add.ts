@@ -4,9 +4,9 @@
  * @module
  */
 
-import { ERRNO, NetlinkError } from "../../mod.ts";
+import { ERRNO, NetlinkError } from "../../src/errors.ts";
 import { argumentError } from "../errors.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { optionKeys } from "../help.ts";
 import { optionHelp } from "../options.ts";
 import { CREATE_OPTIONS, createSpec } from "./create.ts";
@@ -27,10 +27,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl add`, `ctnl -A`, `ctnl --add`. */
-export const add: Command = {
-  name: "add",
-  words: ["add"],
-  flags: ["-A", "--add"],
+export const add: CommandBody = {
   summary: "Create an entry unless it exists (conntrack -A)",
   options: optionKeys(CREATE_OPTIONS),
   help: `Usage: ctnl add [the options of create]     (also: ctnl -A, --add)

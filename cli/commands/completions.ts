@@ -6,7 +6,7 @@
 
 import { UsageError } from "../errors.ts";
 import { writeText } from "../output.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { completionScript, type Shell, SHELLS } from "../completions.ts";
 
 async function run(ctx: Context): Promise<number> {
@@ -16,18 +16,13 @@ async function run(ctx: Context): Promise<number> {
     throw new UsageError(`${what} (try ${SHELLS.join(", ")})`);
   }
   // The registry lists this command: imported when it runs, not when it loads (no cycle).
-  const { COMMANDS } = await import("./mod.ts");
-  writeText(ctx.io.stdout, completionScript(shell as Shell, COMMANDS));
+  const { loadCommands } = await import("./mod.ts");
+  writeText(ctx.io.stdout, completionScript(shell as Shell, await loadCommands()));
   return 0;
 }
 
 /** `ctnl completions SHELL`. */
-export const completions: Command = {
-  name: "completions",
-  words: ["completions"],
-  flags: [],
-  table: false,
-  operand: true,
+export const completions: CommandBody = {
   summary: "Print a shell completion script (bash, zsh, fish)",
   options: [],
   help: `Usage: ctnl completions bash|zsh|fish

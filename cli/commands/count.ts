@@ -5,8 +5,10 @@
  * @module
  */
 
-import { Conntrack, listNetns } from "../../mod.ts";
-import type { Command, Context } from "../context.ts";
+import { Conntrack } from "../../src/conntrack.ts";
+import { listNetns } from "../../src/netns.ts";
+import type { CommandBody, Context } from "../context.ts";
+import { countLines } from "../quick.ts";
 
 /** Every namespace's count, one line each, tagged with the namespace. */
 async function countAll(ctx: Context): Promise<number> {
@@ -22,7 +24,7 @@ async function countAll(ctx: Context): Promise<number> {
       throw error;
     }
     ctx.setNetns(netns);
-    out.line(ctx.tagged(ctx.json ? JSON.stringify(stats) : String(stats.entries)));
+    for (const line of countLines(stats, ctx.json)) out.line(ctx.tagged(line));
   }
   out.flush();
   return 0;
@@ -33,16 +35,13 @@ async function run(ctx: Context): Promise<number> {
   using ct = ctx.open();
   const stats = await ct.globalStats();
   const out = ctx.stdout();
-  out.line(ctx.json ? JSON.stringify(stats) : String(stats.entries));
+  for (const line of countLines(stats, ctx.json)) out.line(line);
   out.flush();
   return 0;
 }
 
 /** `ctnl count`, `ctnl -C`. */
-export const count: Command = {
-  name: "count",
-  words: ["count"],
-  flags: ["-C", "--count", "--counter"],
+export const count: CommandBody = {
   summary: "Number of entries in the table (conntrack -C)",
   options: ["netns", "json", "allNetns"],
   help: `Usage: ctnl count [--json] [--netns NAME|PATH] [--all-netns]     (also: ctnl -C)

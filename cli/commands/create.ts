@@ -4,12 +4,13 @@
  * @module
  */
 
-import { type CreateSpec, type NatSetup, protocolInfo, type TupleSpec } from "../../mod.ts";
+import type { CreateSpec, NatSetup, TupleSpec } from "../../mod.ts";
+import { protocolInfo } from "../../src/protocols.ts";
 import type { NatOption } from "../values.ts";
 import { argumentError, UsageError } from "../errors.ts";
 import { checkFamily, checkTuple, compact, type Filters, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp, optionName, TUPLE_OPTIONS } from "../options.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { isTcp, parseChanges } from "../changes.ts";
 import { optionKeys } from "../help.ts";
 
@@ -207,10 +208,7 @@ async function run(ctx: Context): Promise<number> {
 export const CREATE_OPTIONS: readonly OptionHelp[] = [...TUPLE, ...GRE_KEYS, ...ENTRY];
 
 /** `ctnl create`, `ctnl -I`. */
-export const create: Command = {
-  name: "create",
-  words: ["create"],
-  flags: ["-I", "--create"],
+export const create: CommandBody = {
   summary: "Create an entry (conntrack -I)",
   options: optionKeys(TUPLE, GRE_KEYS, ENTRY),
   help: `Usage: ctnl create -p PROTO -s ADDR -d ADDR [PORTS] -t SECONDS [OPTIONS]   (also: ctnl -I)

@@ -4,11 +4,13 @@
  * @module
  */
 
-import { type DeleteOptions, type Flow, tupleSpecOf, validateFilter } from "../../mod.ts";
+import type { DeleteOptions, Flow } from "../../mod.ts";
+import { tupleSpecOf } from "../../src/tuple.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, isNotFound } from "../errors.ts";
 import { compact, dumpFilter, zoneOf } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, showingPartial, stateMatcher } from "../context.ts";
+import { type CommandBody, type Context, showingPartial, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 import { EXTRA_OPTIONS, listingExtras, parseExtras } from "../extras.ts";
 
@@ -70,10 +72,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl delete`, `ctnl -D`. */
-export const del: Command = {
-  name: "delete",
-  words: ["delete"],
-  flags: ["-D", "--delete"],
+export const del: CommandBody = {
   summary: "Delete one entry, or every entry a filter selects (conntrack -D)",
   options: optionKeys(FILTERS, EXTRA_OPTIONS, OUTPUT),
   help: `Usage: ctnl delete [FILTERS] [OUTPUT OPTIONS]     (also: ctnl -D, --delete)

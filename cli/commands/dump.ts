@@ -4,11 +4,18 @@
  * @module
  */
 
-import { DumpInterruptedError, validateFilter } from "../../mod.ts";
+import { DumpInterruptedError } from "../../src/errors.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { optionHelp, optionName } from "../options.ts";
-import { type Command, type Context, showingPartial, stateMatcher, VERSION } from "../context.ts";
+import {
+  type CommandBody,
+  type Context,
+  showingPartial,
+  stateMatcher,
+  VERSION,
+} from "../context.ts";
 import { DUMP_FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 import { dumpRows, isList } from "../expect/table.ts";
 import { listing } from "../output.ts";
@@ -60,12 +67,17 @@ async function run(ctx: Context): Promise<number> {
   const interrupted = await showingPartial(out, async () => {
     try {
       format.now = Math.floor(Date.now() / 1000);
-      if (keep === undefined && !extras.active && sorter === undefined && transcodes(ctx)) {
-        n = await transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json); // no Flow per entry
+      if (!extras.active && sorter === undefined && transcodes(ctx)) {
+        const state = ctx.filters.state;
+        const matched = keep === undefined || state === undefined
+          ? undefined
+          : { name: state, keep };
+        // no Flow per entry
+        n = await transcodeDump(ct, filter, zero ? { zero } : {}, out, format, ctx.json, matched);
         return false;
       }
       // the table, or the dying/unconfirmed list
-      for (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
+      for await (const flow of dumpRows(ct, ctx, filter, zero ? { zero } : {})) {
         if (keep !== undefined && !keep(flow)) continue;
         if (extras.active && !extras.test(flow)) continue;
         if (sorter === undefined) out.line(text(flow));
@@ -92,10 +104,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl dump`, `ctnl list`, `ctnl -L`. */
-export const dump: Command = {
-  name: "dump",
-  words: ["dump", "list"],
-  flags: ["-L", "--dump"],
+export const dump: CommandBody = {
   summary: "List entries, optionally filtered (conntrack -L)",
   options: optionKeys(
     DUMP_FILTER_OPTIONS,

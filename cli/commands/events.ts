@@ -4,7 +4,9 @@
  * @module
  */
 
-import { type EventOptions, type Flow, flowToJson, formatFlow, validateFilter } from "../../mod.ts";
+import type { EventOptions, Flow } from "../../mod.ts";
+import { flowToJson, formatFlow } from "../../src/format.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { formatSave } from "../save.ts";
 import { formatXml, XML_FOOTER, XML_HEADER } from "../xml.ts";
 import { ProgramNames } from "../userspace.ts";
@@ -13,7 +15,7 @@ import { decimal, type EventType, parseEventMask } from "../values.ts";
 import { dumpFilter } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import { EventWriter } from "../output.ts";
-import { type Command, type Context, stateMatcher } from "../context.ts";
+import { type CommandBody, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 
 const EVENTS: readonly OptionHelp[] = ["eventMask", "bufferSize"];
@@ -147,10 +149,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl events`, `ctnl -E`. */
-export const events: Command = {
-  name: "events",
-  words: ["events"],
-  flags: ["-E", "--event"],
+export const events: CommandBody = {
   summary: "Watch entries being created, updated, destroyed (conntrack -E)",
   options: [...optionKeys(DUMP_FILTER_OPTIONS, EVENTS, OUTPUT), "allNetns", "resync"],
   help:

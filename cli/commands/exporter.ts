@@ -5,11 +5,12 @@
  * @module
  */
 
-import { type ExporterOptions, MetricsExporter, wantsOpenMetrics } from "../../mod.ts";
+import type { ExporterOptions } from "../../mod.ts";
+import { MetricsExporter, wantsOpenMetrics } from "../../src/metrics.ts";
 import { FailError, UsageError } from "../errors.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
 import { decimal } from "../values.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 
 /** Where `ctnl exporter` listens unless told: loopback only, a port of Prometheus' exporter range. */
 export const DEFAULT_LISTEN = "127.0.0.1:9883";
@@ -161,11 +162,7 @@ const OPTIONS: readonly OptionHelp[] = [
 ];
 
 /** `ctnl exporter`. */
-export const exporter: Command = {
-  name: "exporter",
-  words: ["exporter"],
-  flags: [],
-  table: false,
+export const exporter: CommandBody = {
   summary: "Serve Prometheus metrics of the table over HTTP",
   options: ["listen", "netns", "allNetns", "byMark", "top", "countEvents", "bufferSize"],
   help: `Usage: ctnl exporter [--listen HOST:PORT] [--netns NAME|PATH | --all-netns]

@@ -7,7 +7,7 @@
 import type { FlushOptions } from "../../mod.ts";
 import { compact } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, SUMMARY_PREFIX } from "../context.ts";
+import { type CommandBody, type Context, SUMMARY_PREFIX } from "../context.ts";
 import { optionKeys } from "../help.ts";
 
 const OPTIONS: readonly OptionHelp[] = [
@@ -25,10 +25,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl flush`, `ctnl -F`. */
-export const flush: Command = {
-  name: "flush",
-  words: ["flush"],
-  flags: ["-F", "--flush"],
+export const flush: CommandBody = {
   summary: "Empty the table, or one family's or mark's entries (conntrack -F)",
   options: optionKeys(OPTIONS),
   help: `Usage: ctnl flush [-f ipv4|ipv6] [-m VALUE[/MASK]] [--netns NAME|PATH]   (also: ctnl -F)

@@ -4,11 +4,12 @@
  * @module
  */
 
-import { labelBits, validateTuple } from "../../mod.ts";
+import { labelBits } from "../../src/format.ts";
+import { validateTuple } from "../../src/tuple.ts";
 import { checked } from "../errors.ts";
 import { checkFamily, getRequest, isTupleAsked, noNetworks } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
 import { FILTER_OPTIONS, LISTING_OUTPUT_OPTIONS, optionKeys } from "../help.ts";
 
 const TUPLE: readonly OptionHelp[] = [
@@ -45,10 +46,7 @@ function run(ctx: Context): number {
 }
 
 /** `ctnl get`, `ctnl -G`. */
-export const get: Command = {
-  name: "get",
-  words: ["get"],
-  flags: ["-G", "--get"],
+export const get: CommandBody = {
   summary: "Show one entry, given its tuple (conntrack -G)",
   options: optionKeys(TUPLE, LISTING_OUTPUT_OPTIONS),
   help:

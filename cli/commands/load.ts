@@ -16,7 +16,10 @@ import type {
   FlushOptions,
   TupleSpec,
 } from "../../mod.ts";
-import { NetlinkError, PreparedChanges, tupleSpecOf, validateFilter } from "../../mod.ts";
+import { NetlinkError } from "../../src/errors.ts";
+import { PreparedChanges } from "../../src/apply.ts";
+import { tupleSpecOf } from "../../src/tuple.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { argumentError, checked, failure, UsageError } from "../errors.ts";
 import { compact, dumpFilter, type Filters, getRequest, parseFilters } from "../filters.ts";
 import {
@@ -27,7 +30,7 @@ import {
   Parser,
   TUPLE_OPTIONS,
 } from "../options.ts";
-import { type Command, Context, stateMatcher, SUMMARY_PREFIX } from "../context.ts";
+import { type CommandBody, Context, stateMatcher, SUMMARY_PREFIX } from "../context.ts";
 import { type Changes, changesFor, parseChanges } from "../changes.ts";
 import { splitLine } from "../save.ts";
 import { create, createSpec } from "./create.ts";
@@ -96,7 +99,7 @@ const LINE_COMMANDS: readonly CommandSyntax[] = [
 const LINE_PARSER = new Parser(LINE_COMMANDS);
 const LINE_OPTIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
   [["create", create], ["add", create], ["update", update], ["delete", del], ["flush", flush]]
-    .map(([name, c]) => [name as string, new Set((c as Command).options)]),
+    .map(([name, c]) => [name as string, new Set((c as CommandBody).options)]),
 );
 
 /** Files named on the command line of `load`, by parse (see {@link claimLoadFile}). */
@@ -244,16 +247,16 @@ function lineArgs(line: string): string[] | undefined {
   return args;
 }
 
-/** What lines parsed to: the steps, how many lines, and the bad lines with their messages. */
+/** What lines parsed to: the steps, how many lines, how many bad ones. */
 interface Parsing {
   steps: Step[];
   count: number;
-  bad: [line: number, message: string][];
+  bad: number;
 }
 
 /**
  * Parses the lines of `text` into `into`, as conntrack reads them with
- * fgets (numbered from 1); a bad line is noted with its number and message.
+ * fgets (numbered from 1); a bad line is reported with its number.
  */
 function parseLines(text: string, ctx: Context, into: Parsing): void {
   let n = 0;
@@ -271,7 +274,8 @@ function parseLines(text: string, ctx: Context, into: Parsing): void {
     } catch (error) {
       const e = argumentError(error, "orig");
       if (!(e instanceof UsageError)) throw e;
-      into.bad.push([n, e.message]);
+      ctx.stderrLine(`ctnl: line ${n}: ${e.message}`);
+      into.bad++;
     }
   }
 }
@@ -408,10 +412,9 @@ async function run(ctx: Context): Promise<number> {
   const file = FILES.get(ctx.parsed);
   if (file === undefined) throw new UsageError("load needs a FILE (or - for standard input)");
   const text = await readInput(file);
-  const parsing: Parsing = { steps: [], count: 0, bad: [] };
+  const parsing: Parsing = { steps: [], count: 0, bad: 0 };
   parseLines(text, ctx, parsing);
-  for (const [n, message] of parsing.bad) ctx.stderrLine(`ctnl: line ${n}: ${message}`);
-  const bad = parsing.bad.length;
+  const bad = parsing.bad;
   if (bad > 0) {
     // Nothing is applied from a file with a bad line, as conntrack parses it all first.
     throw new UsageError(`${bad} bad line${bad === 1 ? "" : "s"} in ${file}; nothing was changed`);
@@ -429,10 +432,7 @@ async function run(ctx: Context): Promise<number> {
 const OPTIONS = ["netns"] as const;
 
 /** `ctnl load FILE|-`, `ctnl -R FILE`, `ctnl --load-file FILE`. */
-export const load: Command = {
-  name: "load",
-  words: ["load"],
-  flags: ["-R", "--load-file"],
+export const load: CommandBody = {
   summary: "Apply a file of -A/-I/-U/-D/-F lines, as -o save writes them (conntrack -R)",
   options: [...OPTIONS],
   help: `Usage: ctnl load FILE|- [--netns NAME|PATH]     (also: ctnl -R FILE, --load-file FILE)

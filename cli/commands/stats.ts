@@ -4,24 +4,20 @@
  * @module
  */
 
-import { formatCpuStats } from "../../mod.ts";
-import type { Command, Context } from "../context.ts";
+import type { CommandBody, Context } from "../context.ts";
+import { statsLines } from "../quick.ts";
 
 async function run(ctx: Context): Promise<number> {
   using ct = ctx.open();
   const stats = await ct.stats();
   const out = ctx.stdout();
-  if (ctx.json) out.line(JSON.stringify({ cpus: stats })); // undefined fields left out
-  else for (const s of stats) out.line(formatCpuStats(s));
+  for (const line of statsLines(stats, ctx.json)) out.line(line);
   out.flush();
   return 0;
 }
 
 /** `ctnl stats`, `ctnl -S`. */
-export const stats: Command = {
-  name: "stats",
-  words: ["stats"],
-  flags: ["-S", "--stats"],
+export const stats: CommandBody = {
   summary: "Per-CPU statistics (conntrack -S)",
   options: ["netns", "json"],
   help: `Usage: ctnl stats [--json] [--netns NAME|PATH]     (also: ctnl -S)

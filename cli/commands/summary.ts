@@ -5,23 +5,18 @@
  * @module
  */
 
-import {
-  dumpAllNetns,
-  type DumpFilter,
-  type Flow,
-  humanBytes,
-  humanCount,
-  Summarizer,
-  type Summary,
-  SUMMARY_KEYS,
-  type SummarySort,
-  validateFilter,
-} from "../../mod.ts";
+import { decodeFlowAt } from "../../src/decode.ts";
+import { AttrCursor } from "../../src/netlink.ts";
+import type { DumpFilter, Flow, Summary, SummarySort } from "../../mod.ts";
+import { dumpAllNetns } from "../../src/netns.ts";
+import { humanBytes, humanCount } from "../../src/units.ts";
+import { Summarizer, SUMMARY_KEYS } from "../../src/summary.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { EXTRA_OPTIONS, ExtrasMatcher, listingExtras, parseExtras } from "../extras.ts";
 import { optionHelp } from "../options.ts";
-import { type Command, type Context, stateMatcher } from "../context.ts";
+import { type CommandBody, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 import type { LineWriter } from "../output.ts";
 
@@ -107,7 +102,17 @@ type Keep = ((flow: Flow) => boolean) | undefined;
 async function tableSummary(ctx: Context, s: Summarizer, filter: DumpFilter, keep: Keep) {
   using ct = ctx.open();
   const extras = await listingExtras(ctx.parsed.values, ct);
-  for (const flow of ct.dumpSync(filter)) {
+  if (keep === undefined && !extras.active) {
+    // No Flow per entry: the keys are read from the bytes (the decoder takes what the walk leaves).
+    const cursor = new AttrCursor();
+    await ct.dumpMessages(filter, {}, (bytes, view, offset, length) => {
+      if (!s.addMessage(bytes, view, offset, length)) {
+        s.add(decodeFlowAt(cursor, bytes, view, offset, length));
+      }
+    });
+    return extras;
+  }
+  for await (const flow of ct.dump(filter)) {
     if ((keep === undefined || keep(flow)) && (!extras.active || extras.test(flow))) s.add(flow);
   }
   return extras;
@@ -169,10 +174,7 @@ const SUMMARY_OPTIONS = [
 ] as const;
 
 /** `ctnl summary`. */
-export const summary: Command = {
-  name: "summary",
-  words: ["summary"],
-  flags: [],
+export const summary: CommandBody = {
   summary: "Entries grouped by source, port, state, … with counts",
   options: optionKeys(DUMP_FILTER_OPTIONS, EXTRA_OPTIONS, SUMMARY_OPTIONS),
   help: `Usage: ctnl summary [--by KEY[,KEY…]] [--sort count|packets|bytes] [--top N] [FILTERS]

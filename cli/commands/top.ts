@@ -4,11 +4,13 @@
  * @module
  */
 
-import { type Conntrack, isArgumentError, validateFilter } from "../../mod.ts";
+import type { Conntrack } from "../../mod.ts";
+import { isArgumentError } from "../../src/errors.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, UsageError } from "../errors.ts";
 import { dumpFilter } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, stateMatcher } from "../context.ts";
+import { type CommandBody, type Context, stateMatcher } from "../context.ts";
 import { DUMP_FILTER_OPTIONS, optionKeys } from "../help.ts";
 import { runTop, type TopSettings } from "../top/app.ts";
 import { GROUP_KEYS, groupKey, SORT_KEYS, type SortKey, sortKeys } from "../top/rows.ts";
@@ -123,11 +125,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl top`. */
-export const top: Command = {
-  name: "top",
-  words: ["top"],
-  flags: [],
-  table: false,
+export const top: CommandBody = {
   summary: "A live view of the busiest flows, refreshed (like top)",
   options: optionKeys(DUMP_FILTER_OPTIONS, EXTRA_OPTIONS, VIEW),
   help: `Usage: ctnl top [FILTERS] [--interval S] [--sort KEY] [--by KEY,…] [--once]

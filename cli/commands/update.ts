@@ -4,13 +4,9 @@
  * @module
  */
 
-import {
-  type Conntrack,
-  type Flow,
-  type GetOptions,
-  tupleSpecOf,
-  validateFilter,
-} from "../../mod.ts";
+import type { Conntrack, Flow, GetOptions } from "../../mod.ts";
+import { tupleSpecOf } from "../../src/tuple.ts";
+import { validateFilter } from "../../src/filter.ts";
 import { checked, FailError, isNotFound, UsageError } from "../errors.ts";
 import {
   checkFamily,
@@ -23,7 +19,7 @@ import {
   zoneOf,
 } from "../filters.ts";
 import { type OptionHelp, optionHelp } from "../options.ts";
-import { type Command, type Context, showingPartial } from "../context.ts";
+import { type CommandBody, type Context, showingPartial } from "../context.ts";
 import { changesFor, parseChanges } from "../changes.ts";
 import { FILTER_OPTIONS, optionKeys } from "../help.ts";
 
@@ -140,10 +136,7 @@ async function run(ctx: Context): Promise<number> {
 }
 
 /** `ctnl update`, `ctnl -U`. */
-export const update: Command = {
-  name: "update",
-  words: ["update"],
-  flags: ["-U", "--update"],
+export const update: CommandBody = {
   summary: "Change the mark, timeout, status or TCP state of entries (conntrack -U)",
   options: optionKeys(SELECTION, CHANGES, OUTPUT),
   help: `Usage: ctnl update [SELECTION] CHANGES [OUTPUT OPTIONS]     (also: ctnl -U)

@@ -7,19 +7,20 @@
  * @module
  */
 
+import type {
+  Conntrack,
+  Expectation,
+  ExpectationSpec,
+  ExpectMaskSpec,
+  TupleSpec,
+} from "../../mod.ts";
+import { ERRNO, NetlinkError } from "../../src/errors.ts";
 import {
-  type Conntrack,
-  ERRNO,
-  type Expectation,
-  type ExpectationSpec,
   expectationToJson,
-  type ExpectMaskSpec,
   formatExpectation,
   formatExpectStats,
-  NetlinkError,
-  protocolInfo,
-  type TupleSpec,
-} from "../../mod.ts";
+} from "../../src/expect_format.ts";
+import { protocolInfo } from "../../src/protocols.ts";
 import { argumentError, checked, FailError, UsageError } from "../errors.ts";
 import { type OptionHelp, optionHelp, type OptionKey, optionName } from "../options.ts";
 import { EventWriter } from "../output.ts";
@@ -135,7 +136,7 @@ function port(ctx: Context, key: OptionKey): number | undefined {
 }
 
 /** Says which of `keys` are missing, as conntrack's "You need to supply …". */
-function require(ctx: Context, name: string, keys: readonly OptionKey[]): void {
+function requireGiven(ctx: Context, name: string, keys: readonly OptionKey[]): void {
   const missing = keys.filter((k) => value(ctx, k) === undefined);
   if (missing.length > 0) {
     throw new UsageError(`${name} expect needs ${missing.map(optionName).join(", ")}`);
@@ -173,7 +174,7 @@ function tupleOf(
 
 /** The expected tuple that -s/-d/-p/--sport/--dport name (get, delete). */
 function namedTuple(ctx: Context, name: string): TupleSpec {
-  require(ctx, name, ["src", "dst", "proto"]);
+  requireGiven(ctx, name, ["src", "dst", "proto"]);
   return tupleOf(ctx, "src", "dst", "sport", "dport");
 }
 
@@ -243,7 +244,7 @@ function maskOf(ctx: Context): ExpectMaskSpec {
 }
 
 async function createRun(ctx: Context): Promise<number> {
-  require(ctx, "create", ["src", "dst", "proto", "tupleSrc", "tupleDst"]);
+  requireGiven(ctx, "create", ["src", "dst", "proto", "tupleSrc", "tupleDst"]);
   const spec: ExpectationSpec = checked(() => ({
     master: tupleOf(ctx, "src", "dst", "sport", "dport"),
     tuple: tupleOf(ctx, "tupleSrc", "tupleDst", "tupleSport", "tupleDport"),

@@ -10,7 +10,6 @@
 import type { Conntrack, DumpFilter, DumpOptions, Flow } from "../../mod.ts";
 import { UsageError } from "../errors.ts";
 import type { Command, Context } from "../context.ts";
-import { EXPECT_COMMANDS } from "./commands.ts";
 
 /** The four tables of conntrack-tools. */
 export type Table = "conntrack" | "expect" | "dying" | "unconfirmed";
@@ -33,12 +32,13 @@ export function tableOf(word: string | undefined): Table {
  * The command to run for `command` on `table`: conntrack's refusals are
  * usage errors (`ctnl update expect`, `ctnl get dying`).
  */
-export function commandFor(command: Command, table: Table): Command {
+export async function commandFor(command: Command, table: Table): Promise<Command> {
   if (table === "conntrack") return command;
   if (table === "dying" || table === "unconfirmed") {
     if (command.name === "dump") return command;
     throw new UsageError(`${command.name} cannot be used with the tables dying and unconfirmed`);
   }
+  const { EXPECT_COMMANDS } = await import("./commands.ts"); // loaded for this table only
   const expect = EXPECT_COMMANDS.get(command.name);
   if (expect === undefined) throw new UsageError(`${command.name} cannot be used on expectations`);
   return expect;
@@ -63,21 +63,21 @@ export function dumpRows(
   ctx: Context,
   filter: DumpFilter,
   options: DumpOptions,
-): Iterable<Flow> {
+): AsyncIterable<Flow> {
   const table = tableOf(ctx.parsed.table);
   return table === "dying" || table === "unconfirmed"
-    ? ct.dumpListSync(table, filter) // conntrack lists these whole, -z or not
-    : ct.dumpSync(filter, options);
+    ? ct.dumpList(table, filter) // conntrack lists these whole, -z or not
+    : ct.dump(filter, options);
 }
 
 /**
  * The help `args` ask for when they name a command on the expectation
  * table (`ctnl help dump expect`, `ctnl -L expect -h`), else `undefined`.
  */
-export function tableHelp(
+export async function tableHelp(
   args: readonly string[],
   commands: readonly Command[],
-): string | undefined {
+): Promise<string | undefined> {
   const at = args.findIndex((a) =>
     commands.some((c) => c.words.includes(a) || c.flags.includes(a))
   );
@@ -85,10 +85,6 @@ export function tableHelp(
   const command = commands.find((c) => c.words.includes(args[at]!) || c.flags.includes(args[at]!))!;
   const table = args.slice(at + 1).find((a) => !a.startsWith("-"));
   if (table === undefined || !"expect".startsWith(table)) return undefined;
+  const { EXPECT_COMMANDS } = await import("./commands.ts");
   return EXPECT_COMMANDS.get(command.name)?.help;
-}
-
-/** The options `command` takes on the expectation table, for shell completions. */
-export function tableOptions(command: string): readonly string[] {
-  return EXPECT_COMMANDS.get(command)?.options ?? [];
 }

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { type Expectation, protocolInfo, type Tuple } from "../../mod.ts";
+import type { Expectation, Tuple } from "../../mod.ts";
+import { protocolInfo } from "../../src/protocols.ts";
 import { layer4Fields, whenText } from "../xml.ts";
 
 /** The two lines conntrack prints before the first expectation. */

@@ -6,14 +6,9 @@
  * @module
  */
 
-import {
-  type Conntrack,
-  type DumpFilter,
-  type Flow,
-  formatFlow,
-  isArgumentError,
-  NetlinkError,
-} from "../../mod.ts";
+import type { Conntrack, DumpFilter, Flow } from "../../mod.ts";
+import { formatFlow } from "../../src/format.ts";
+import { isArgumentError, NetlinkError } from "../../src/errors.ts";
 import { isNotFound } from "../errors.ts";
 import { type SyncWriter, writeText } from "../output.ts";
 import { CounterSamples } from "./rates.ts";

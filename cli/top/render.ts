@@ -161,7 +161,7 @@ function header(view: View, style: Style): string[] {
  * import { renderLines } from "./render.ts";
  * import { collect } from "./rows.ts";
  * import { CounterSamples } from "./rates.ts";
- * import { newFlow } from "../../mod.ts";
+ * import { newFlow } from "../../src/flow.ts";
  * import { match } from "node:assert/strict";
  *
  * const flow = newFlow("ipv4");

@@ -7,7 +7,9 @@
  * @module
  */
 
-import { type Flow, PROTOCOL_NAMES, SUMMARY_KEYS, summaryKey } from "../../mod.ts";
+import type { Flow } from "../../mod.ts";
+import { PROTOCOL_NAMES } from "../../src/protocols.ts";
+import { SUMMARY_KEYS, summaryKey } from "../../src/summary.ts";
 import { type CounterSamples, TopN } from "./rates.ts";
 import { endpoint } from "./units.ts";
 
@@ -140,7 +142,7 @@ function stateName(flow: Flow): string {
  * @example
  * ```ts
  * import { groupKey } from "./rows.ts";
- * import { newFlow } from "../../mod.ts";
+ * import { newFlow } from "../../src/flow.ts";
  * import { equal } from "node:assert/strict";
  *
  * const flow = newFlow("ipv4");
@@ -264,7 +266,7 @@ export interface Frame {
  * ```ts
  * import { collect } from "./rows.ts";
  * import { CounterSamples } from "./rates.ts";
- * import { newFlow } from "../../mod.ts";
+ * import { newFlow } from "../../src/flow.ts";
  * import { equal } from "node:assert/strict";
  *
  * const flow = (id: number, bytes: bigint) => {

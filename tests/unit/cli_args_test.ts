@@ -7,9 +7,11 @@
 
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
-import { COMMANDS } from "../../cli/commands/mod.ts";
+import { loadCommands } from "../../cli/commands/mod.ts";
 import { commandList, OPTIONS } from "../../cli/options.ts";
 import denoJson from "../../deno.json" with { type: "json" };
+
+const COMMANDS = await loadCommands();
 
 const VERSION = denoJson.version;
 

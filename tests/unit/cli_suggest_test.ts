@@ -7,9 +7,11 @@
 
 import assert from "node:assert/strict";
 import { main } from "../../cli.ts";
-import { COMMANDS } from "../../cli/commands/mod.ts";
+import { loadCommands } from "../../cli/commands/mod.ts";
 import { OPTIONS } from "../../cli/options.ts";
 import { UNSUPPORTED } from "../../cli/suggest.ts";
+
+const COMMANDS = await loadCommands();
 
 async function ctnl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "", stderr = "";

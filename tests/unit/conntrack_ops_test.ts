@@ -13,7 +13,7 @@ import { openWithSockets } from "../../src/conntrack.ts";
 import * as C from "../../src/constants.ts";
 import { decodeFlow } from "../../src/decode.ts";
 import { ClosedError, DumpInterruptedError, NetlinkError } from "../../src/errors.ts";
-import { formatCpuStats } from "../../src/format.ts";
+import { formatCpuStats } from "../../src/stats.ts";
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST } from "../../src/netlink.ts";
 import type { Flow } from "../../src/types.ts";
 import {

@@ -15,7 +15,7 @@ import {
   labelBits,
 } from "../../mod.ts";
 import * as C from "../../src/constants.ts";
-import { decodeCpuStatsAt, decodeGlobalStatsAt } from "../../src/decode.ts";
+import { decodeCpuStatsAt, decodeGlobalStatsAt } from "../../src/stats.ts";
 import {
   AttrCursor,
   Encoder,

@@ -6,8 +6,10 @@
 
 import assert from "node:assert/strict";
 import { manPage } from "../../tools/man.ts";
-import { COMMANDS } from "../../cli/commands/mod.ts";
+import { loadCommands } from "../../cli/commands/mod.ts";
 import { OPTIONS } from "../../cli/options.ts";
+
+const COMMANDS = await loadCommands();
 
 Deno.test("ctnl.1 is up to date with tools/man.ts (deno task man)", () => {
   const committed = Deno.readTextFileSync(new URL("../../ctnl.1", import.meta.url));
