@@ -9,27 +9,11 @@ import assert from "node:assert/strict";
 import { DecodeError } from "../../mod.ts";
 import { decodeFlowCheckedAt } from "../../src/decode.ts";
 import { decodeFlowFastAt } from "../../src/decode_fast.ts";
-import { AttrCursor, newHeader, NLMSG_DONE, NLMSG_ERROR, readHeader } from "../../src/netlink.ts";
-import { readCapture } from "../_capture.ts";
+import { AttrCursor } from "../../src/netlink.ts";
+import { captureEntries } from "../_capture.ts";
 
-/** Every entry message of a capture file, copied. */
-function entries(url: URL): Uint8Array<ArrayBuffer>[] {
-  const out: Uint8Array<ArrayBuffer>[] = [];
-  const h = newHeader();
-  for (const d of readCapture(url)) {
-    const view = new DataView(d.buffer);
-    for (let off = 0; off < d.length;) {
-      off = readHeader(view, off, d.length, h);
-      if (h.type !== NLMSG_DONE && h.type !== NLMSG_ERROR) {
-        out.push(d.slice(h.offset, h.offset + h.length));
-      }
-    }
-  }
-  return out;
-}
-
-const SMALL = entries(new URL("../fixtures/dump.bin", import.meta.url));
-const MIX = entries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url));
+const SMALL = captureEntries(new URL("../fixtures/dump.bin", import.meta.url));
+const MIX = captureEntries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url));
 const cursor = new AttrCursor();
 
 function fast(m: Uint8Array<ArrayBuffer>) {
