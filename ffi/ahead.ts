@@ -15,9 +15,12 @@
  * A call is issued only while the dump has not ended: after a batch whose
  * messages include `NLMSG_DONE` or `NLMSG_ERROR`, none. During a dump the
  * kernel queues the next datagram as each is read, so a call in flight
- * returns promptly even when the dump is abandoned and the socket closed
- * under it (the call keeps its own reference to the socket, and its buffers
- * are kept alive here until it returns).
+ * returns promptly even when the dump is abandoned. The calls receive on a
+ * duplicate of the socket's descriptor (`F_DUPFD_CLOEXEC`), closed here once
+ * no call is in flight or to come: closing the socket itself while a call
+ * waits on the pool cannot hand the number to another socket under it. No
+ * call is issued once the socket has been closed. The buffers are kept
+ * alive here until the last call returns.
  *
  * The pool thread's `errno` cannot be read here: a failed call (−1) makes
  * {@link AheadReceiver.next} answer {@link FALLBACK}, and the caller goes
@@ -33,6 +36,7 @@ import { libc } from "./libc.ts";
 export const DATAGRAMS = 4;
 const MSG_TRUNC = 0x20;
 const MSG_WAITFORONE = 0x10000;
+const F_DUPFD_CLOEXEC = 1030;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 /** `struct mmsghdr` on 64-bit Linux: a 56-byte `msghdr`, then `msg_len`, padded. */
@@ -112,9 +116,13 @@ class Half {
       (this.vecView.getInt32(i * MMSGHDR_SIZE + 48, true) & MSG_TRUNC) !== 0;
   }
 
-  /** Whether any message of the received datagrams ends the dump. */
+  /**
+   * Whether the received datagrams end the dump: a message of the last one
+   * is `NLMSG_DONE` or `NLMSG_ERROR` (nothing follows the end of a dump, so
+   * a batch that holds it holds it last).
+   */
   ends(): boolean {
-    for (let i = 0; i < this.count; i++) {
+    for (let i = this.count - 1; i < this.count; i++) {
       const base = i * this.slot;
       const length = Math.min(this.length(i), this.slot);
       for (let off = 0; off + 16 <= length;) {
@@ -136,25 +144,48 @@ class Half {
  * (small replies do not pay for the hand-off).
  */
 export class AheadReceiver {
+  /** The duplicate descriptor the calls receive on; -1 once closed. */
   #fd: number;
+  /** The socket, and its descriptor when this started: no call once they differ (closed). */
+  #owner: { readonly fd: number };
+  #ownerFd: number;
   #halves: [Half, Half];
   /** The half the caller reads (the first call fills the other). */
   #current = 1;
   /** The call in flight and the half it fills; `undefined` when none. */
-  #pending: Promise<number> | undefined;
+  #pending: Promise<void> | undefined;
   #result: number | undefined;
   #ended = false;
   #stopped = false;
   #out: AheadDatagram = { bytes: new Uint8Array(0), length: 0, senderPort: 0, errno: 0 };
 
-  /** A receiver for socket `fd`, whose datagrams fit in `slot` bytes. */
-  constructor(fd: number, slot: number) {
-    this.#fd = fd;
+  /**
+   * A receiver for `socket`, whose datagrams fit in `slot` bytes; throws
+   * when its descriptor cannot be duplicated (the caller receives itself).
+   */
+  constructor(socket: { readonly fd: number }, slot: number) {
+    this.#owner = socket;
+    this.#ownerFd = socket.fd;
+    this.#fd = libc().fcntl(socket.fd, F_DUPFD_CLOEXEC, 0);
+    if (this.#fd < 0) throw new Error("cannot duplicate the socket's descriptor");
     this.#halves = [new Half(slot), new Half(slot)];
     this.#issue(0);
   }
 
+  /** Closes the duplicate descriptor once no call is in flight and none is to come. */
+  #release(): void {
+    if (this.#fd < 0 || (this.#pending !== undefined && this.#result === undefined)) return;
+    libc().close(this.#fd);
+    this.#fd = -1;
+  }
+
   #issue(index: number): void {
+    if (this.#owner.fd !== this.#ownerFd) {
+      // The socket was closed (its number may already be another's): no more calls.
+      this.#stopped = true;
+      this.#release();
+      return;
+    }
     const half = this.#halves[index]!;
     half.reset();
     this.#result = undefined;
@@ -166,7 +197,10 @@ export class AheadReceiver {
       null,
     );
     // The halves stay referenced by this object (and so alive) until the call returns.
-    this.#pending = call.then((n) => (this.#result = n));
+    this.#pending = call.then((n) => {
+      this.#result = n;
+      if (this.#stopped || this.#owner.fd !== this.#ownerFd) this.#release();
+    });
   }
 
   /**
@@ -184,18 +218,21 @@ export class AheadReceiver {
       this.#pending = undefined;
       if (n <= 0) {
         this.#stopped = true;
+        this.#release();
         return FALLBACK;
       }
       // The half just filled becomes the caller's; the other one, read to its end, is refilled.
       this.#current = 1 - this.#current; // calls fill the half the caller does not read
       half = this.#halves[this.#current]!;
       half.count = n;
-      if (half.ends()) this.#ended = true;
-      else this.#issue(1 - this.#current);
+      if (half.ends()) {
+        this.#ended = true;
+        this.#release();
+      } else this.#issue(1 - this.#current);
     }
     const i = half.taken++;
     if (half.truncated(i)) {
-      this.#stopped = true;
+      this.stop();
       throw new RangeError(`datagram of ${half.length(i)} bytes truncated to ${half.slot}`);
     }
     const out = this.#out;
@@ -218,6 +255,7 @@ export class AheadReceiver {
   /** Issues no more calls (one in flight returns on its own; its datagrams are dropped). */
   stop(): void {
     this.#stopped = true;
+    this.#release();
   }
 
   /** Resolves once no call is in flight (during a dump one returns promptly: data is queued). */

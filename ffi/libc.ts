@@ -28,6 +28,8 @@ export const LIBC_SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   /** int getsockopt(int fd, int level, int name, void *val, socklen_t *len); */
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  /** int fcntl(int fd, int cmd, int arg); (ffi/ahead.ts: F_DUPFD_CLOEXEC) */
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   /** int close(int fd); */
   close: { parameters: ["i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); */

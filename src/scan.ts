@@ -10,6 +10,12 @@
  * uses the checked decoder of src/decode.ts. Since both users read the same
  * slots, they take the same entries and see the same fields.
  *
+ * For speed, the layouts the kernel writes for nearly every entry — a TCP
+ * or UDP tuple, TCP's protoinfo, synproxy — are recognised by comparing
+ * their attribute headers (length and type, as one u32 each) with the
+ * kernel's, and their slots set in one go; any other layout, however
+ * slightly different, is walked attribute by attribute, to the same slots.
+ *
  * @module
  */
 
@@ -79,6 +85,8 @@ export const S_FAMILY = F + 30;
 /** How many slots a scan fills. */
 export const SLOTS = F + 31;
 
+const UNSET = new Int32Array(SLOTS).fill(-1);
+
 /**
  * Walks the entry message at `offset` (`length` bytes) into `slots`; false
  * when the checked decoder must take it.
@@ -93,16 +101,16 @@ export function scanEntry(
   if (length < ATTRS) return false;
   const af = b[offset + NLMSG_HDRLEN]!;
   if (af !== C.AF_INET && af !== C.AF_INET6) return false;
-  for (let i = 0; i < SLOTS; i++) slots[i] = -1; // a loop: fill() costs more for 55 slots
+  slots.set(UNSET);
   slots[S_FAMILY] = af;
   let pos = offset + ATTRS;
   const end = offset + length;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TUPLE_ORIG
         if (!scanTuple(v, at, at + size, slots, ORIG)) return false;
         break;
@@ -178,6 +186,58 @@ export function scanEntry(
   return slots[ORIG + T_PRESENT]! >= 0;
 }
 
+// Attribute headers as one little-endian u32 (length | type << 16), for
+// the layout the kernel gives a TCP or UDP tuple (ctnetlink_dump_tuples):
+// CTA_TUPLE_IP {src, dst}, CTA_TUPLE_PROTO {num, sport, dport}.
+const TUPLE4_IP = 0x80010014; // CTA_TUPLE_IP, nested, 20 bytes
+const TUPLE6_IP = 0x8001002c; // CTA_TUPLE_IP, nested, 44 bytes
+const V4_SRC = 0x00010008, V4_DST = 0x00020008;
+const V6_SRC = 0x00030014, V6_DST = 0x00040014;
+const TUPLE_PROTO = 0x8002001c; // CTA_TUPLE_PROTO, nested, 28 bytes
+const PROTO_NUM = 0x00010005, PROTO_SPORT = 0x00020006, PROTO_DPORT = 0x00030006;
+
+/**
+ * The tuple nest's payload `[pos, end)` if it is the kernel's layout of a
+ * TCP or UDP tuple (IPv4 or IPv6): its slots, and true — what the loop of
+ * {@link scanTuple} would make of it, in one go; false (the loop's to take)
+ * for anything else.
+ */
+function kernelTuple(
+  v: DataView,
+  pos: number,
+  end: number,
+  slots: Int32Array,
+  base: number,
+): boolean {
+  const size = end - pos === 48 ? 4 : end - pos === 72 ? 16 : 0; // the address size
+  if (
+    size === 0 || v.getUint32(pos, true) !== (size === 4 ? TUPLE4_IP : TUPLE6_IP) ||
+    v.getUint32(pos + 4, true) !== (size === 4 ? V4_SRC : V6_SRC) ||
+    v.getUint32(pos + 8 + size, true) !== (size === 4 ? V4_DST : V6_DST) ||
+    !layer4(v, pos + 12 + 2 * size, slots, base)
+  ) return false;
+  slots[base + T_SRC] = pos + 8;
+  slots[base + T_SRC_LEN] = size;
+  slots[base + T_DST] = pos + 12 + size;
+  slots[base + T_DST_LEN] = size;
+  return true;
+}
+
+/**
+ * The CTA_TUPLE_PROTO nest at `pos` if it is {num, sport, dport} (28 bytes):
+ * their slots, and true; false (nothing set) for the loop to take.
+ */
+function layer4(v: DataView, pos: number, slots: Int32Array, base: number): boolean {
+  if (
+    v.getUint32(pos, true) !== TUPLE_PROTO || v.getUint32(pos + 4, true) !== PROTO_NUM ||
+    v.getUint32(pos + 12, true) !== PROTO_SPORT || v.getUint32(pos + 20, true) !== PROTO_DPORT
+  ) return false;
+  slots[base + T_PROTO] = pos + 8;
+  slots[base + T_SPORT] = pos + 16;
+  slots[base + T_DPORT] = pos + 24;
+  return true;
+}
+
 /** A CTA_TUPLE_* nest's payload `[pos, end)` into the tuple slots at `base` (a repeated nest replaces). */
 function scanTuple(
   v: DataView,
@@ -186,14 +246,15 @@ function scanTuple(
   slots: Int32Array,
   base: number,
 ): boolean {
-  slots.fill(-1, base, base + TUPLE_SLOTS);
+  if (slots[base + T_PRESENT]! >= 0) slots.fill(-1, base, base + TUPLE_SLOTS); // repeated: replaces
   slots[base + T_PRESENT] = pos;
+  if (kernelTuple(v, pos, end, slots, base)) return true;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TUPLE_IP
         if (!scanIp(v, at, at + size, slots, base)) return false;
         break;
@@ -213,10 +274,10 @@ function scanTuple(
 function scanIp(v: DataView, pos: number, end: number, slots: Int32Array, base: number): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    const type = v.getUint16(pos + 2, true) & NLA_TYPE_MASK;
+    const type = (header >>> 16) & NLA_TYPE_MASK;
     switch (type) {
       case 1: // CTA_IP_V4_SRC
       case 2: // CTA_IP_V4_DST
@@ -248,10 +309,10 @@ function scanProto(
 ): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTO_NUM
         if (size !== 1) return false;
         slots[base + T_PROTO] = at;
@@ -285,13 +346,35 @@ function scanProto(
   return true;
 }
 
+// CTA_PROTOINFO_TCP (nested, 44 bytes) as the kernel writes it: state,
+// window scales (u8 each), flags (struct nf_ct_tcp_flags, 2 bytes each).
+const PROTOINFO_TCP = 0x8001002c;
+const TCP_STATE = 0x00010005, TCP_WSCALE_ORIG = 0x00020005, TCP_WSCALE_REPLY = 0x00030005;
+const TCP_FLAGS_ORIG = 0x00040006, TCP_FLAGS_REPLY = 0x00050006;
+
 /** CTA_PROTOINFO: TCP here; SCTP and DCCP fall back. */
 function scanProtoinfo(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
+  if (
+    end - pos === 44 && v.getUint32(pos, true) === PROTOINFO_TCP &&
+    v.getUint32(pos + 4, true) === TCP_STATE && v.getUint32(pos + 12, true) === TCP_WSCALE_ORIG &&
+    v.getUint32(pos + 20, true) === TCP_WSCALE_REPLY &&
+    v.getUint32(pos + 28, true) === TCP_FLAGS_ORIG &&
+    v.getUint32(pos + 36, true) === TCP_FLAGS_REPLY
+  ) {
+    // The kernel's layout (ctnetlink_dump_protoinfo's tcp_to_nlattr): what the loops make of it.
+    slots[S_TCP] = pos + 4;
+    slots[S_TCP_STATE] = pos + 8;
+    slots[S_TCP_WSCALE_ORIG] = pos + 16;
+    slots[S_TCP_WSCALE_REPLY] = pos + 24;
+    slots[S_TCP_FLAGS_ORIG] = pos + 32;
+    slots[S_TCP_FLAGS_REPLY] = pos + 40;
+    return true;
+  }
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTOINFO_TCP
         if (!scanTcp(v, pos + NLA_HDRLEN, pos + len, slots)) return false;
         break;
@@ -309,10 +392,10 @@ function scanTcp(v: DataView, pos: number, end: number, slots: Int32Array): bool
   slots[S_TCP] = pos;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_PROTOINFO_TCP_STATE
         if (size !== 1) return false;
         slots[S_TCP_STATE] = at;
@@ -352,10 +435,10 @@ function scanCounters(
   slots[base + 2] = -1;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_COUNTERS_PACKETS
         if (size !== 8) return false;
         slots[base + 1] = at;
@@ -377,10 +460,10 @@ function scanCounters(
 function scanTimestamp(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_TIMESTAMP_START
         if (size !== 8) return false;
         slots[S_TIMESTAMP_START] = at;
@@ -395,17 +478,30 @@ function scanTimestamp(v: DataView, pos: number, end: number, slots: Int32Array)
   return true;
 }
 
+// CTA_SYNPROXY's attributes as the kernel writes them (u32 each).
+const SYNPROXY_ISN = 0x00010008, SYNPROXY_ITS = 0x00020008, SYNPROXY_TSOFF = 0x00030008;
+
 function scanSynproxy(v: DataView, pos: number, end: number, slots: Int32Array): boolean {
   slots[S_SYNPROXY] = pos;
+  if (
+    end - pos === 24 && v.getUint32(pos, true) === SYNPROXY_ISN &&
+    v.getUint32(pos + 8, true) === SYNPROXY_ITS && v.getUint32(pos + 16, true) === SYNPROXY_TSOFF
+  ) {
+    // The kernel's layout (isn, its, tsoff): what the loop makes of it.
+    slots[S_SYNPROXY_ISN] = pos + 4;
+    slots[S_SYNPROXY_ITS] = pos + 12;
+    slots[S_SYNPROXY_TSOFF] = pos + 20;
+    return true;
+  }
   slots[S_SYNPROXY_ISN] = -1;
   slots[S_SYNPROXY_ITS] = -1;
   slots[S_SYNPROXY_TSOFF] = -1;
   while (pos < end) {
     if (end - pos < NLA_HDRLEN) return false;
-    const len = v.getUint16(pos, true);
+    const header = v.getUint32(pos, true), len = header & 0xffff;
     if (len < NLA_HDRLEN || len > end - pos) return false;
     const at = pos + NLA_HDRLEN, size = len - NLA_HDRLEN;
-    switch (v.getUint16(pos + 2, true) & NLA_TYPE_MASK) {
+    switch ((header >>> 16) & NLA_TYPE_MASK) {
       case 1: // CTA_SYNPROXY_ISN
         if (size !== 4) return false;
         slots[S_SYNPROXY_ISN] = at;

@@ -186,17 +186,22 @@ export class Source {
     } else if (this.#received++ === this.#prefetchAfter) {
       if (nonBlocking) {
         // Not a small dump, and an async one: receive ahead on Deno's blocking pool.
-        this.#ahead = new AheadReceiver(sock.fd, sock.buffer.byteLength);
-        return this.next(nonBlocking);
+        try {
+          this.#ahead = new AheadReceiver(sock, sock.buffer.byteLength);
+        } catch {
+          // no descriptor to spare (EMFILE): receive here
+        }
+        if (this.#ahead !== undefined) return this.next(nonBlocking);
+      } else {
+        // Not a small dump, and a blocking one: a worker boots to receive ahead while we decode.
+        this.#booting = PrefetchJob.spawn(
+          sock.fd,
+          this.#seq,
+          sock.portId,
+          this.#timeoutMs,
+          this.#receiver,
+        );
       }
-      // Not a small dump, and a blocking one: a worker boots to receive ahead while we decode.
-      this.#booting = PrefetchJob.spawn(
-        sock.fd,
-        this.#seq,
-        sock.portId,
-        this.#timeoutMs,
-        this.#receiver,
-      );
     } else if (this.#booting?.ready) {
       if (this.#booting.handOver()) this.#job = this.#booting;
       this.#booting = undefined;

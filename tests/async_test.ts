@@ -300,6 +300,25 @@ Deno.test("async dumps receive ahead on Deno's blocking pool: the same entries a
     let again = 0;
     for await (const _ of ct.dump()) again++;
     assert.equal(again, n);
+
+    // Closed under a dump (from inside the loop, as another task could): the loop ends with the
+    // handle's error; a handle opened right after (its socket may get the same descriptor
+    // number) dumps whole; no descriptor is left behind once the receive in flight has returned.
+    const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const before = fds();
+    for (let round = 0; round < 3; round++) {
+      const doomed = Conntrack.open({ netns: ns.name });
+      let seen = 0;
+      await assert.rejects(async () => {
+        for await (const _ of doomed.dump()) if (++seen === 3_000) doomed.close();
+      }, /closed/i);
+      using next = Conntrack.open({ netns: ns.name });
+      let whole = 0;
+      for await (const _ of next.dump()) whole++;
+      assert.equal(whole, n);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(fds(), before, "no descriptor left open");
   } finally {
     await ns.delete();
   }
