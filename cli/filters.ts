@@ -16,7 +16,6 @@ import type {
   TupleSpec,
 } from "../mod.ts";
 import { protocolInfo } from "../src/protocols.ts";
-import { validateTuple } from "../src/tuple.ts";
 import { checked, FailError, UsageError } from "./errors.ts";
 import { type OptionHelp, optionName, type Parsed } from "./options.ts";
 import {
@@ -33,6 +32,7 @@ import {
 } from "./values.ts";
 import { labelBits } from "./labels.ts";
 import { parseAddress } from "../src/address.ts";
+import { parseTupleOnce } from "../src/request.ts";
 
 /** The selection options of issue 12 that dump, delete and events take (in their help's order). */
 export const NETWORK_NAT_LABEL_OPTIONS: readonly OptionHelp[] = [
@@ -101,32 +101,23 @@ const NO_REST: Rest = { lists: new Map(), flags: new Set() };
  * without a value (`-l`, `-n`, `-z`).
  */
 export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_REST): Filters {
-  const get = <T>(key: string, parse: (text: string) => T): T | undefined => {
-    const text = v.get(key);
-    return text === undefined ? undefined : parse(text);
-  };
-  const port = (key: string) => get(key, (t) => decimal(key, t, 65535, "port"));
   const f: Filters = {
-    family: get("family", parseFamily),
-    protocol: get("proto", parseProto),
+    family: valueOf(v, "family", parseFamily),
+    protocol: valueOf(v, "proto", parseProto),
     src: v.get("src"),
     dst: v.get("dst"),
     replySrc: v.get("replySrc"),
     replyDst: v.get("replyDst"),
-    sport: port("sport"),
-    dport: port("dport"),
-    replySport: port("replySport"),
-    replyDport: port("replyDport"),
-    icmpType: get("icmpType", (t) => decimal("icmpType", t, 255, "ICMP type")),
-    icmpCode: get("icmpCode", (t) => decimal("icmpCode", t, 255, "ICMP code")),
-    icmpId: get("icmpId", (t) => decimal("icmpId", t, 65535, "ICMP id")),
-    mark: get("mark", parseMark),
-    zone: get("zone", (t) => {
-      const zone = parseCUint(t, 65535);
-      if (zone === undefined) throw new UsageError(`invalid zone "${t}" for -w/--zone (0-65535)`);
-      return zone;
-    }),
-    status: get("status", parseStatus),
+    sport: valueOf(v, "sport", port),
+    dport: valueOf(v, "dport", port),
+    replySport: valueOf(v, "replySport", port),
+    replyDport: valueOf(v, "replyDport", port),
+    icmpType: valueOf(v, "icmpType", icmpByte),
+    icmpCode: valueOf(v, "icmpCode", icmpByte),
+    icmpId: valueOf(v, "icmpId", icmpId),
+    mark: valueOf(v, "mark", parseMark),
+    zone: valueOf(v, "zone", zone),
+    status: valueOf(v, "status", parseStatus),
     state: v.get("state"),
     maskSrc: v.get("maskSrc"),
     maskDst: v.get("maskDst"),
@@ -134,13 +125,9 @@ export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_RES
     dstNat: nat("dstNat", v, rest),
     anyNat: nat("anyNat", v, rest),
     labels: rest.lists.has("label") ? labelBits("label", rest.lists.get("label")!) : undefined,
-    secmark: get("secmark", (t) => {
-      const mark = parseCUint(t, 0xffffffff);
-      if (mark === undefined) throw new UsageError(`invalid secmark "${t}" for -c/--secmark`);
-      return mark;
-    }),
-    origZone: get("origZone", (t) => parseZone("origZone", t)),
-    replyZone: get("replyZone", (t) => parseZone("replyZone", t)),
+    secmark: valueOf(v, "secmark", secmark),
+    origZone: valueOf(v, "origZone", directionZone),
+    replyZone: valueOf(v, "replyZone", directionZone),
     zero: rest.flags.has("zero"),
   };
   checkNetworks(f);
@@ -185,6 +172,35 @@ export function parseFilters(v: ReadonlyMap<string, string>, rest: Rest = NO_RES
     }
   }
   return f;
+}
+
+/** The value of option `key` parsed by `parse` (given the text and the key), if it was given. */
+function valueOf<T>(
+  v: ReadonlyMap<string, string>,
+  key: string,
+  parse: (text: string, key: string) => T,
+): T | undefined {
+  const text = v.get(key);
+  return text === undefined ? undefined : parse(text, key);
+}
+
+// The value parsers of parseFilters, made once (not a closure a line of a loaded file).
+const port = (text: string, key: string) => decimal(key, text, 65535, "port");
+const icmpByte = (text: string, key: string) =>
+  decimal(key, text, 255, key === "icmpType" ? "ICMP type" : "ICMP code");
+const icmpId = (text: string, key: string) => decimal(key, text, 65535, "ICMP id");
+const directionZone = (text: string, key: string) => parseZone(key, text);
+
+function zone(text: string): number {
+  const zone = parseCUint(text, 65535);
+  if (zone === undefined) throw new UsageError(`invalid zone "${text}" for -w/--zone (0-65535)`);
+  return zone;
+}
+
+function secmark(text: string): number {
+  const mark = parseCUint(text, 0xffffffff);
+  if (mark === undefined) throw new UsageError(`invalid secmark "${text}" for -c/--secmark`);
+  return mark;
 }
 
 function nat(key: string, v: ReadonlyMap<string, string>, rest: Rest): NatOption | undefined {
@@ -402,7 +418,11 @@ export function checkFamily(f: Filters, tuple: TupleSpec): void {
   }
 }
 
-/** Checks `tuple` as the library does; a bad field is a usage error naming its option. */
+/**
+ * Checks `tuple` as the library does; a bad field is a usage error naming
+ * its option. (The library remembers what it parsed: the request built
+ * from the tuple next does not parse it again.)
+ */
 export function checkTuple(tuple: TupleSpec, direction: string): void {
-  checked(() => validateTuple(tuple), direction);
+  checked(() => parseTupleOnce(tuple), direction);
 }

@@ -608,6 +608,8 @@ interface Row {
   readonly short: string | undefined;
   readonly long: readonly string[];
   readonly value: boolean;
+  /** The value may be left out ({@link OptionSpec.optional}). */
+  readonly optional: boolean;
 }
 
 /**
@@ -619,6 +621,8 @@ export class Parser {
   readonly #rows: readonly Row[];
   readonly #byShort: ReadonlyMap<string, Row>;
   readonly #byLong: ReadonlyMap<string, Row>;
+  /** Each row by a whole word that names it alone: `-s`, `--sport` (most words of a line). */
+  readonly #byWord: ReadonlyMap<string, Row>;
   readonly #words: ReadonlyMap<string, CommandSyntax>;
   readonly #byName: ReadonlyMap<string, CommandSyntax>;
   readonly #list: string;
@@ -630,6 +634,7 @@ export class Parser {
       short: "short" in o ? o.short : undefined,
       long: o.long,
       value: o.value,
+      optional: "optional" in o && o.optional === true,
     }));
     for (const c of commands) {
       rows.push({
@@ -638,6 +643,7 @@ export class Parser {
         short: c.flags.find((f) => /^-[^-]$/.test(f))?.slice(1),
         long: c.flags.filter((f) => f.startsWith("--")).map((f) => f.slice(2)),
         value: false,
+        optional: false,
       });
     }
     this.#rows = rows;
@@ -647,6 +653,9 @@ export class Parser {
       for (const long of row.long) if (!byLong.has(`--${long}`)) byLong.set(`--${long}`, row);
     }
     this.#byLong = byLong;
+    const byWord = new Map(byLong);
+    for (const [short, row] of this.#byShort) byWord.set(`-${short}`, row);
+    this.#byWord = byWord;
     this.#words = new Map(commands.flatMap((c) => c.words.map((w) => [w, c])));
     this.#byName = new Map(commands.map((c) => [c.name, c]));
     this.#list = commandList(commands);
@@ -695,15 +704,23 @@ export class Parser {
     const positionals: string[] = [];
     for (let i = 0; i < args.length; i++) {
       const arg = args[i]!;
+      const whole = this.#byWord.get(arg);
+      if (whole !== undefined) {
+        // "-s VALUE", "--sport VALUE", "-A": the common case, one look-up of the word.
+        if (!whole.value) record(p, whole, arg, undefined);
+        else if (!whole.optional) record(p, whole, arg, args[++i]);
+        else if (takesNext(args[i + 1])) record(p, whole, arg, args[++i]);
+        else p.flags.add(whole.option!.key);
+        continue;
+      }
       if (arg === "--") {
         positionals.push(...args.slice(i + 1));
         break;
       }
       if (arg.startsWith("--")) {
-        const whole = this.#byLong.get(arg); // "--sport": the common case, no slicing
-        const eq = whole === undefined ? arg.indexOf("=") : -1;
+        const eq = arg.indexOf("=");
         const text = eq < 0 ? arg : arg.slice(0, eq); // "--name"
-        const row = whole ?? this.#long(text.slice(2));
+        const row = this.#long(text.slice(2));
         if (!row.value) {
           if (eq >= 0) throw new UsageError(`option ${text} takes no value`);
           record(p, row, text, undefined);
@@ -789,7 +806,7 @@ export class Parser {
 
 /** Whether the option's value may be left out. */
 function isOptional(row: Row): boolean {
-  return row.option?.optional === true;
+  return row.optional;
 }
 
 /**
@@ -832,8 +849,7 @@ function record(p: Parsed, row: Row, text: string, value: string | undefined): v
     else list.push(value);
     return;
   }
-  if (p.values.has(option.key)) {
-    throw new UsageError(`option ${optionName(option.key)} given twice`);
-  }
-  p.values.set(option.key, value);
+  const size = p.values.size;
+  p.values.set(option.key, value); // one look-up: a key given before leaves the size as it was
+  if (p.values.size === size) throw new UsageError(`option ${optionName(option.key)} given twice`);
 }

@@ -234,6 +234,84 @@ function encodeNat(
  */
 export type EntryRef = TupleSpec | Tuple | Flow;
 
+/** A tuple parsed lately: its fields as given, and what they parsed to. */
+interface Recent {
+  src: unknown;
+  dst: unknown;
+  protocol: unknown;
+  srcPort: unknown;
+  dstPort: unknown;
+  icmpType: unknown;
+  icmpCode: unknown;
+  icmpId: unknown;
+  parsed: ParsedTuple | undefined;
+}
+
+/**
+ * The last tuples {@link parseTupleOnce} parsed (a ring): two, as a create
+ * checks its reply and original tuple and then encodes both.
+ */
+const RECENT: Recent[] = Array.from({ length: 2 }, () => ({
+  src: undefined,
+  dst: undefined,
+  protocol: undefined,
+  srcPort: undefined,
+  dstPort: undefined,
+  icmpType: undefined,
+  icmpCode: undefined,
+  icmpId: undefined,
+  parsed: undefined,
+}));
+let recentNext = 0;
+
+/**
+ * {@link parseTuple}, remembering the last few tuples it parsed by their
+ * fields (all that `parseTuple` reads): a tuple equal to one of them is
+ * not parsed again. The CLI checks each tuple it builds
+ * (cli/filters.ts `checkTuple`) just before the request is built from it,
+ * so a line of `ctnl load` parses each address once, not twice. What it
+ * returns is shared: read it, never change it.
+ */
+export function parseTupleOnce(tuple: TupleSpec | Tuple, argument = "tuple"): ParsedTuple {
+  if (tuple !== null && typeof tuple === "object") {
+    const { src, dst, protocol, srcPort, dstPort, icmpType, icmpCode, icmpId } = tuple;
+    for (let k = 1; k <= RECENT.length; k++) { // the newest first
+      const r = RECENT[(recentNext - k + RECENT.length) % RECENT.length]!;
+      const parsed = r.parsed;
+      if (
+        parsed === undefined || r.protocol !== protocol || r.icmpType !== icmpType ||
+        r.icmpCode !== icmpCode || r.icmpId !== icmpId
+      ) continue;
+      if (r.src === src && r.dst === dst && r.srcPort === srcPort && r.dstPort === dstPort) {
+        return parsed;
+      }
+      // The other direction of a tuple without ICMP fields (a reply after its original):
+      // what parseTuple makes of it is the inverse, as invertTuple makes it.
+      if (
+        parsed.icmpType === undefined && r.src === dst && r.dst === src &&
+        r.srcPort === dstPort && r.dstPort === srcPort
+      ) return remember(tuple, invertTuple(parsed));
+    }
+  }
+  return remember(tuple, parseTuple(tuple, argument));
+}
+
+/** Keeps `parsed`, what `tuple` parses to, in {@link RECENT}. */
+function remember(tuple: TupleSpec | Tuple, parsed: ParsedTuple): ParsedTuple {
+  const r = RECENT[recentNext]!;
+  recentNext = (recentNext + 1) % RECENT.length;
+  r.src = tuple.src;
+  r.dst = tuple.dst;
+  r.protocol = tuple.protocol;
+  r.srcPort = tuple.srcPort;
+  r.dstPort = tuple.dstPort;
+  r.icmpType = tuple.icmpType;
+  r.icmpCode = tuple.icmpCode;
+  r.icmpId = tuple.icmpId;
+  r.parsed = parsed;
+  return parsed;
+}
+
 /** Whether `ref` is a whole flow rather than a tuple. */
 function isFlow(ref: EntryRef): ref is Flow {
   return ref !== null && typeof ref === "object" && "orig" in ref && "reply" in ref;
@@ -257,7 +335,7 @@ export function beginNamed(
   const tuple: TupleSpec | Tuple = flow === undefined
     ? ref as TupleSpec | Tuple
     : tupleSpecOf(flow.orig);
-  const t = parseTuple(tuple);
+  const t = parseTupleOnce(tuple);
   const direction = flow === undefined ? options.direction ?? "orig" : "orig";
   if (direction !== "orig" && direction !== "reply") {
     throw new ArgumentError(
@@ -289,10 +367,10 @@ export function beginCreate(
     throw new ArgumentError(argument, spec, `${String(spec)} is not an object`);
   }
   if (spec.timeout === undefined) throw new ArgumentError(argument, spec, "timeout is required");
-  const orig = parseTuple(spec.orig, `${argument}.orig`);
+  const orig = parseTupleOnce(spec.orig, `${argument}.orig`);
   const reply: ParsedTuple = spec.reply === undefined
     ? invertTuple(orig)
-    : parseTuple(spec.reply, `${argument}.reply`);
+    : parseTupleOnce(spec.reply, `${argument}.reply`);
   if (reply.family !== orig.family || reply.protocol !== orig.protocol) {
     throw new ArgumentError(argument, spec, "orig and reply differ in family or protocol");
   }

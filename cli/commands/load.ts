@@ -184,7 +184,8 @@ function parseLine(args: string[], line: number, ctx: Context): Line {
     dropIcmpMirror(parsed.values);
   }
   const filters = parseFilters(parsed.values);
-  const lineCtx = new Context({ ...ctx, parsed, filters });
+  const { json, outputs, format, io } = ctx;
+  const lineCtx = new Context({ parsed, filters, json, outputs, format, io });
   switch (name) {
     case "create":
     case "add":
@@ -231,14 +232,51 @@ function fullTuple(f: Filters): TupleSpec | undefined {
   }
 }
 
-/** The lines of `text` with their numbers, as conntrack reads them with fgets. */
-function* lines(text: string): Generator<[number, string]> {
-  let start = 0, n = 0;
-  while (start < text.length) {
+/**
+ * The arguments of a line, as {@link splitLine} splits it. A line of single
+ * spaces between arguments (what `-o save` writes), shorter than the
+ * longest argument, is split on its spaces at once — the same words, since
+ * no quote, tab, `#` or empty word can be in it — and any other line by
+ * {@link splitLine}.
+ */
+function lineArgs(line: string): string[] | undefined {
+  if (line.length > 1023 || line.includes('"') || line.includes("\t")) return splitLine(line);
+  const args = line.split(" ");
+  if (args.length > 253 || args[0]!.startsWith("#")) return splitLine(line);
+  for (let i = 0; i < args.length; i++) if (args[i] === "") return splitLine(line);
+  return args;
+}
+
+/** What lines parsed to: the steps, how many lines, how many bad ones. */
+interface Parsing {
+  steps: Step[];
+  count: number;
+  bad: number;
+}
+
+/**
+ * Parses the lines of `text` into `into`, as conntrack reads them with
+ * fgets (numbered from 1); a bad line is reported with its number.
+ */
+function parseLines(text: string, ctx: Context, into: Parsing): void {
+  let n = 0;
+  for (let start = 0; start < text.length;) {
     let end = text.indexOf("\n", start);
     if (end < 0) end = text.length;
-    yield [++n, text.slice(start, end)];
+    const line = text.slice(start, end);
     start = end + 1;
+    n++;
+    try {
+      const args = lineArgs(line);
+      if (args === undefined) continue;
+      appendLine(into.steps, parseLine(args, n, ctx));
+      into.count++;
+    } catch (error) {
+      const e = argumentError(error, "orig");
+      if (!(e instanceof UsageError)) throw e;
+      ctx.stderrLine(`ctnl: line ${n}: ${e.message}`);
+      into.bad++;
+    }
   }
 }
 
@@ -374,32 +412,19 @@ async function run(ctx: Context): Promise<number> {
   const file = FILES.get(ctx.parsed);
   if (file === undefined) throw new UsageError("load needs a FILE (or - for standard input)");
   const text = await readInput(file);
-
-  const steps: Step[] = [];
-  let bad = 0, count = 0;
-  for (const [n, line] of lines(text)) {
-    try {
-      const args = splitLine(line);
-      if (args === undefined) continue;
-      appendLine(steps, parseLine(args, n, ctx));
-      count++;
-    } catch (error) {
-      const e = argumentError(error, "orig");
-      if (!(e instanceof UsageError)) throw e;
-      ctx.stderrLine(`ctnl: line ${n}: ${e.message}`);
-      bad++;
-    }
-  }
+  const parsing: Parsing = { steps: [], count: 0, bad: 0 };
+  parseLines(text, ctx, parsing);
+  const bad = parsing.bad;
   if (bad > 0) {
     // Nothing is applied from a file with a bad line, as conntrack parses it all first.
     throw new UsageError(`${bad} bad line${bad === 1 ? "" : "s"} in ${file}; nothing was changed`);
   }
   const tally: Tally = { created: 0, updated: 0, deleted: 0, flushed: 0, skipped: 0, failed: 0 };
   using ct = ctx.open();
-  await apply(ct, steps, ctx, tally);
+  await apply(ct, parsing.steps, ctx, tally);
   const { created, updated, deleted, flushed, skipped, failed } = tally;
   ctx.stderrLine(
-    `${SUMMARY_PREFIX}${count} lines: ${created} created, ${updated} updated, ${deleted} deleted, ${flushed} flushed, ${skipped} skipped, ${failed} failed.`,
+    `${SUMMARY_PREFIX}${parsing.count} lines: ${created} created, ${updated} updated, ${deleted} deleted, ${flushed} flushed, ${skipped} skipped, ${failed} failed.`,
   );
   return failed > 0 ? 1 : 0;
 }
