@@ -37,7 +37,14 @@ import {
   updateRequest,
 } from "./prepare.ts";
 import { globalRequest, statsRequest } from "./stats.ts";
-import { compileFilter, type DumpFilter, type FilterPlan, normalizeFilter } from "./filter.ts";
+import {
+  type CompiledFilter,
+  compileFilter,
+  type DumpFilter,
+  type FilterPlan,
+  normalizeFilter,
+} from "./filter.ts";
+import { scanEntry, SLOTS } from "./scan.ts";
 import type {
   ConntrackEvent,
   CreateManyOptions,
@@ -86,12 +93,18 @@ export let openWithSockets: (open: SocketFactory, options?: OpenOptions) => Conn
  * `match`, a userspace filter, takes its decoded entry) and answers 1, or 0.
  */
 function visitor(
-  match: ((flow: Flow) => boolean) | undefined,
+  compiled: CompiledFilter,
   decode: Decoder<Flow>,
   visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
 ): Decoder<number> {
+  const { match, matchSlots } = compiled;
+  const slots = new Int32Array(SLOTS);
   return (c, bytes, view, h) => {
-    if (match !== undefined && !match(decode(c, bytes, view, h))) return 0;
+    if (match !== undefined) {
+      // On the bytes when the walk takes the entry and every part has a slot form; else decoded.
+      const taken = matchSlots !== undefined && scanEntry(bytes, view, h.offset, h.length, slots);
+      if (taken ? !matchSlots(bytes, view, slots) : !match(decode(c, bytes, view, h))) return 0;
+    }
     visit(bytes, view, h.offset, h.length);
     return 1;
   };
@@ -317,7 +330,7 @@ export class Conntrack implements Disposable {
     visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
   ): number {
     const p = dumpRequest(this.#free(), this.#release, filter, options);
-    const each = visitor(p.options.keep, p.decode, visit);
+    const each = visitor(p.compiled, p.decode, visit);
     const options_ = { ...p.options, keep: undefined };
     let n = 0;
     for (
@@ -353,7 +366,7 @@ export class Conntrack implements Disposable {
     visit: (bytes: Uint8Array, view: DataView, offset: number, length: number) => void,
   ): Promise<number> {
     const p = dumpRequest(this.#free(), this.#release, filter, options);
-    const each = visitor(p.options.keep, p.decode, visit);
+    const each = visitor(p.compiled, p.decode, visit);
     const options_ = { ...p.options, keep: undefined };
     let n = 0;
     for await (

@@ -23,6 +23,7 @@ import {
 import { parseProtocol } from "./protocols.ts";
 import { encodeTuple, type TupleFields } from "./tuple.ts";
 import type { Encoder } from "./netlink.ts";
+import * as S from "./scan.ts";
 import type { Flow, Tuple } from "./types.ts";
 
 /** Fields of one direction to match, all optional; all given must match.
@@ -525,6 +526,40 @@ export interface CompiledFilter {
   encode(enc: Encoder): void;
   /** The userspace part; undefined when the kernel does everything. */
   match: ((flow: Flow) => boolean) | undefined;
+  /**
+   * The userspace part on an entry's bytes, through the attribute walk's
+   * slots (`scanEntry` of src/scan.ts, which the fast decoder builds its
+   * `Flow` from): the same answer as {@link match} for an entry the walk
+   * takes. Undefined when some part needs the decoded entry (NAT, labels).
+   */
+  matchSlots: SlotCheck | undefined;
+}
+
+/** A check of an entry by its walk's slots (see {@link CompiledFilter.matchSlots}). */
+export type SlotCheck = (b: Uint8Array, v: DataView, slots: Int32Array) => boolean;
+
+/** A u8/u16/u32 slot's value, or undefined when absent. */
+function slotValue(b: Uint8Array, v: DataView, s: Int32Array, i: number, size: 1 | 2 | 4) {
+  const at = s[i]!;
+  if (at < 0) return undefined;
+  return size === 1 ? b[at]! : size === 2 ? v.getUint16(at, false) : v.getUint32(at, false);
+}
+
+/** Whether the address of slot pair `i` is `want` (its family and bytes), masked by `mask`. */
+function addressIs(
+  b: Uint8Array,
+  s: Int32Array,
+  i: number,
+  want: Uint8Array,
+  mask: Uint8Array | undefined,
+): boolean {
+  const at = s[i]!;
+  if (at < 0 || s[i + 1] !== want.length) return false;
+  for (let k = 0; k < want.length; k++) {
+    const m = mask === undefined ? 0xff : mask[k]!;
+    if ((b[at + k]! & m) !== (want[k]! & m)) return false;
+  }
+  return true;
 }
 
 const FAMILY_NAMES = { [C.AF_UNSPEC]: "all", [C.AF_INET]: "ipv4", [C.AF_INET6]: "ipv6" } as const;
@@ -546,6 +581,11 @@ export function compileFilter(
     userspace: [],
   };
   const checks: ((flow: Flow) => boolean)[] = [];
+  const slotChecks: (SlotCheck | undefined)[] = [];
+  const add = (check: (flow: Flow) => boolean, slotCheck: SlotCheck | undefined) => {
+    checks.push(check);
+    slotChecks.push(slotCheck);
+  };
   const forced = "userspace filtering requested";
 
   const markInKernel = f.mark !== undefined && !userspaceOnly;
@@ -554,7 +594,10 @@ export function compileFilter(
     else {
       plan.userspace.push({ part: "mark", reason: forced });
       const { value, mask } = f.mark;
-      checks.push((flow) => (((flow.mark ?? 0) & mask) >>> 0) === value);
+      add(
+        (flow) => (((flow.mark ?? 0) & mask) >>> 0) === value,
+        (b, v, s) => (((slotValue(b, v, s, S.S_MARK, 4) ?? 0) & mask) >>> 0) === value,
+      );
     }
   }
   const statusInKernel = f.status !== undefined && !userspaceOnly && atLeast(release, 5, 15);
@@ -566,7 +609,10 @@ export function compileFilter(
         reason: userspaceOnly ? forced : "status filtering in dumps needs Linux 5.15",
       });
       const { value, mask } = f.status;
-      checks.push((flow) => ((flow.status & mask) >>> 0) === value);
+      add(
+        (flow) => ((flow.status & mask) >>> 0) === value,
+        (b, v, s) => (((slotValue(b, v, s, S.S_STATUS, 4) ?? 0) & mask) >>> 0) === value,
+      );
     }
   }
   const zoneInKernel = f.zone !== undefined && !userspaceOnly && atLeast(release, 6, 8);
@@ -578,7 +624,12 @@ export function compileFilter(
         reason: userspaceOnly ? forced : "zone filtering in dumps needs Linux 6.8",
       });
       const zone = f.zone;
-      checks.push((flow) => (flow.zone ?? flow.orig.zone ?? flow.reply.zone ?? 0) === zone);
+      add(
+        (flow) => (flow.zone ?? flow.orig.zone ?? flow.reply.zone ?? 0) === zone,
+        (b, v, s) =>
+          (slotValue(b, v, s, S.S_ZONE, 2) ?? slotValue(b, v, s, S.ORIG + S.T_ZONE, 2) ??
+            slotValue(b, v, s, S.REPLY + S.T_ZONE, 2) ?? 0) === zone,
+      );
     }
   }
   const tuplePlans: [NTuple, TuplePlan, "orig" | "reply"][] = [];
@@ -590,10 +641,12 @@ export function compileFilter(
     plan.userspace.push(...p.userspace);
     tuplePlans.push([t, p, dir]);
     const userFields = new Set(p.userspace.map((u) => u.part.slice(dir.length + 1)));
-    if (userFields.size > 0) checks.push(tupleMatcher(t, userFields, dir));
+    if (userFields.size > 0) {
+      add(tupleMatcher(t, userFields, dir), tupleSlotMatcher(t, userFields, dir));
+    }
   }
 
-  userspaceOnlyChecks(f, plan, checks);
+  userspaceOnlyChecks(f, plan, add);
 
   const encode = (enc: Encoder) => {
     if (markInKernel && f.mark) {
@@ -623,7 +676,57 @@ export function compileFilter(
   let match: CompiledFilter["match"];
   if (checks.length === 1) match = checks[0];
   else if (checks.length > 1) match = (flow) => checks.every((check) => check(flow));
-  return { plan, encode, match };
+  let matchSlots: SlotCheck | undefined;
+  if (checks.length > 0 && slotChecks.every((c) => c !== undefined)) {
+    const all = slotChecks as SlotCheck[];
+    matchSlots = all.length === 1 ? all[0] : (b, v, s) => all.every((check) => check(b, v, s));
+  }
+  return { plan, encode, match, matchSlots };
+}
+
+/** The slot form of {@link tupleMatcher}; undefined for a field it does not read. */
+function tupleSlotMatcher(
+  t: NTuple,
+  fields: Set<string>,
+  dir: "orig" | "reply",
+): SlotCheck | undefined {
+  const base = dir === "orig" ? S.ORIG : S.REPLY;
+  const numbers: [number, 1 | 2, number][] = [];
+  const addresses: [number, Uint8Array, Uint8Array | undefined][] = [];
+  const SLOTS: Record<string, [number, 1 | 2]> = {
+    protocol: [S.T_PROTO, 1],
+    srcPort: [S.T_SPORT, 2],
+    dstPort: [S.T_DPORT, 2],
+    icmpType: [S.T_ICMP_TYPE, 1],
+    icmpCode: [S.T_ICMP_CODE, 1],
+    icmpId: [S.T_ICMP_ID, 2],
+  };
+  for (const field of fields) {
+    if (field === "src" || field === "dst") {
+      const slot = base + (field === "src" ? S.T_SRC : S.T_DST);
+      const net = field === "src" ? t.srcNet : t.dstNet;
+      const exact = t[field];
+      // A dumped address's text is inet_ntop's, as a parsed address's text is: text equal is
+      // family and bytes equal; a masked match compares the masked bytes (maskedMatcher).
+      if (net !== undefined) addresses.push([slot, net.address.bytes, net.mask]);
+      else if (exact !== undefined) addresses.push([slot, exact.bytes, undefined]);
+      continue;
+    }
+    const v = t[field as keyof TupleFields];
+    if (v === undefined) continue;
+    const at = SLOTS[field];
+    if (at === undefined || typeof v !== "number") return undefined;
+    numbers.push([base + at[0], at[1], v]);
+  }
+  return (b, v, s) => {
+    for (const [slot, size, value] of numbers) {
+      if (slotValue(b, v, s, slot, size) !== value) return false;
+    }
+    for (const [slot, want, mask] of addresses) {
+      if (!addressIs(b, s, slot, want, mask)) return false;
+    }
+    return true;
+  };
 }
 
 function tupleMatcher(
@@ -655,17 +758,40 @@ function tupleMatcher(
 function userspaceOnlyChecks(
   f: NormalizedFilter,
   plan: FilterPlan,
-  checks: ((flow: Flow) => boolean)[],
+  add: (check: (flow: Flow) => boolean, slotCheck: SlotCheck | undefined) => void,
 ): void {
-  const user = (part: string, reason: string, check: (flow: Flow) => boolean) => {
+  const user = (
+    part: string,
+    reason: string,
+    check: (flow: Flow) => boolean,
+    slotCheck?: SlotCheck,
+  ) => {
     plan.userspace.push({ part, reason });
-    checks.push(check);
+    add(check, slotCheck);
   };
   const zoneWhy = "the kernel's zone filter matches the zone of any direction";
   const { entry, orig, reply } = f.zones;
-  if (entry !== undefined) user("entryZone", zoneWhy, (flow) => (flow.zone ?? 0) === entry);
-  if (orig !== undefined) user("origZone", zoneWhy, (flow) => (flow.orig.zone ?? 0) === orig);
-  if (reply !== undefined) user("replyZone", zoneWhy, (flow) => (flow.reply.zone ?? 0) === reply);
+  const zoneIs = (slot: number, zone: number): SlotCheck => (b, v, s) =>
+    (slotValue(b, v, s, slot, 2) ?? 0) === zone;
+  if (entry !== undefined) {
+    user("entryZone", zoneWhy, (flow) => (flow.zone ?? 0) === entry, zoneIs(S.S_ZONE, entry));
+  }
+  if (orig !== undefined) {
+    user(
+      "origZone",
+      zoneWhy,
+      (flow) => (flow.orig.zone ?? 0) === orig,
+      zoneIs(S.ORIG + S.T_ZONE, orig),
+    );
+  }
+  if (reply !== undefined) {
+    user(
+      "replyZone",
+      zoneWhy,
+      (flow) => (flow.reply.zone ?? 0) === reply,
+      zoneIs(S.REPLY + S.T_ZONE, reply),
+    );
+  }
   const natWhy = "the kernel cannot filter dumps by NAT";
   const { src, dst, any } = f.nat;
   if (src !== undefined) user("snat", natWhy, (flow) => isSourceNat(flow, src));
