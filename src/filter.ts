@@ -24,6 +24,7 @@ import { parseProtocol } from "./protocols.ts";
 import { encodeTuple, type TupleFields } from "./tuple.ts";
 import type { Encoder } from "./netlink.ts";
 import * as S from "./scan.ts";
+import { slotValue } from "./scan.ts";
 import type { Flow, Tuple } from "./types.ts";
 
 /** Fields of one direction to match, all optional; all given must match.
@@ -537,13 +538,6 @@ export interface CompiledFilter {
 
 /** A check of an entry by its walk's slots (see {@link CompiledFilter.matchSlots}). */
 export type SlotCheck = (b: Uint8Array, v: DataView, slots: Int32Array) => boolean;
-
-/** A u8/u16/u32 slot's value, or undefined when absent. */
-function slotValue(b: Uint8Array, v: DataView, s: Int32Array, i: number, size: 1 | 2 | 4) {
-  const at = s[i]!;
-  if (at < 0) return undefined;
-  return size === 1 ? b[at]! : size === 2 ? v.getUint16(at, false) : v.getUint32(at, false);
-}
 
 /** Whether the address of slot pair `i` is `want` (its family and bytes), masked by `mask`. */
 function addressIs(

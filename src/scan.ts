@@ -519,3 +519,16 @@ function scanSynproxy(v: DataView, pos: number, end: number, slots: Int32Array):
   }
   return true;
 }
+
+/** The u8, u16 or u32 (big-endian) that slot `i` of `s` points at, or undefined when absent. */
+export function slotValue(
+  b: Uint8Array,
+  v: DataView,
+  s: Int32Array,
+  i: number,
+  size: 1 | 2 | 4,
+): number | undefined {
+  const at = s[i]!;
+  if (at < 0) return undefined;
+  return size === 1 ? b[at]! : size === 2 ? v.getUint16(at, false) : v.getUint32(at, false);
+}

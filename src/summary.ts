@@ -151,15 +151,17 @@ type Extract = (flow: Flow) => string;
  */
 type ByteExtract = (b: Uint8Array, v: DataView, slots: Int32Array) => string;
 
-/** A u16 / u32 slot's value, or `absent`. */
-function slot16(v: DataView, slots: Int32Array, i: number, absent: string): string {
-  const at = slots[i]!;
-  return at < 0 ? absent : String(v.getUint16(at, false));
-}
-
-function slot32(v: DataView, slots: Int32Array, i: number, absent: string): string {
-  const at = slots[i]!;
-  return at < 0 ? absent : String(v.getUint32(at, false));
+/** Slot `i`'s u16 / u32 as text, or `absent`. */
+function slotText(
+  b: Uint8Array,
+  v: DataView,
+  s: Int32Array,
+  i: number,
+  size: 2 | 4,
+  absent: string,
+) {
+  const value = S.slotValue(b, v, s, i, size);
+  return value === undefined ? absent : String(value);
 }
 
 /** The address of slot pair `i` as text, `"-"` when absent. */
@@ -330,13 +332,29 @@ function keyOf(spec: string): [string, Extract, ByteExtract] {
   const O = S.ORIG, R = S.REPLY;
   switch (name as SummaryKeyName) {
     case "sport":
-      return [name!, (f) => text(f.orig.srcPort), (_b, v, s) => slot16(v, s, O + S.T_SPORT, "-")];
+      return [
+        name!,
+        (f) => text(f.orig.srcPort),
+        (b, v, s) => slotText(b, v, s, O + S.T_SPORT, 2, "-"),
+      ];
     case "dport":
-      return [name!, (f) => text(f.orig.dstPort), (_b, v, s) => slot16(v, s, O + S.T_DPORT, "-")];
+      return [
+        name!,
+        (f) => text(f.orig.dstPort),
+        (b, v, s) => slotText(b, v, s, O + S.T_DPORT, 2, "-"),
+      ];
     case "reply-sport":
-      return [name!, (f) => text(f.reply.srcPort), (_b, v, s) => slot16(v, s, R + S.T_SPORT, "-")];
+      return [
+        name!,
+        (f) => text(f.reply.srcPort),
+        (b, v, s) => slotText(b, v, s, R + S.T_SPORT, 2, "-"),
+      ];
     case "reply-dport":
-      return [name!, (f) => text(f.reply.dstPort), (_b, v, s) => slot16(v, s, R + S.T_DPORT, "-")];
+      return [
+        name!,
+        (f) => text(f.reply.dstPort),
+        (b, v, s) => slotText(b, v, s, R + S.T_DPORT, 2, "-"),
+      ];
     case "proto":
       return [name!, (f) => protocolText(f.orig.protocol), (b, _v, s) => {
         const at = s[O + S.T_PROTO]!;
@@ -348,9 +366,9 @@ function keyOf(spec: string): [string, Extract, ByteExtract] {
         return s[S.S_TCP]! < 0 ? "-" : stateName(TCP_STATES, b[s[S.S_TCP_STATE]!]!);
       }];
     case "zone":
-      return [name!, (f) => String(f.zone ?? 0), (_b, v, s) => slot16(v, s, S.S_ZONE, "0")];
+      return [name!, (f) => String(f.zone ?? 0), (b, v, s) => slotText(b, v, s, S.S_ZONE, 2, "0")];
     case "mark":
-      return [name!, (f) => String(f.mark ?? 0), (_b, v, s) => slot32(v, s, S.S_MARK, "0")];
+      return [name!, (f) => String(f.mark ?? 0), (b, v, s) => slotText(b, v, s, S.S_MARK, 4, "0")];
     case "family":
       return [name!, (f) => f.family, (_b, _v, s) => s[S.S_FAMILY] === AF_INET ? "ipv4" : "ipv6"];
     case "status":

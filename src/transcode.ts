@@ -474,19 +474,25 @@ function textLabels(
 ): number {
   at = str(o, at, " labels");
   let first = true;
+  for (const n of setBits(b, a, len)) {
+    const name = names[n];
+    if (!name) continue;
+    o.setUint8(at++, first ? 61 : 44); // "=" then ","
+    at = str(o, at, name);
+    first = false;
+  }
+  return at;
+}
+
+/** The numbers of the bits set in the label bit set at `a` (`len` bytes), lowest first. */
+function setBits(b: Uint8Array, a: number, len: number): number[] {
+  const bits: number[] = [];
   for (let i = 0; i < len; i++) {
     const byte = b[a + i]!;
     if (byte === 0) continue;
-    for (let bit = 0; bit < 8; bit++) {
-      if ((byte & (1 << bit)) === 0) continue;
-      const name = names[i * 8 + bit];
-      if (!name) continue;
-      o.setUint8(at++, first ? 61 : 44); // "=" then ","
-      at = str(o, at, name);
-      first = false;
-    }
+    for (let bit = 0; bit < 8; bit++) if ((byte & (1 << bit)) !== 0) bits.push(i * 8 + bit);
   }
-  return at;
+  return bits;
 }
 
 /** One direction's addresses and layer-4 fields, each piece led by a space. */
@@ -804,15 +810,10 @@ function jsonCounters(
 /** The numbers of the bits set in the label bit set at `a` (`len` bytes), and the `]`. */
 function jsonBits(o: DataView, at: number, b: Uint8Array, a: number, len: number): number {
   let first = true;
-  for (let i = 0; i < len; i++) {
-    const byte = b[a + i]!;
-    if (byte === 0) continue;
-    for (let bit = 0; bit < 8; bit++) {
-      if ((byte & (1 << bit)) === 0) continue;
-      if (!first) o.setUint8(at++, 44);
-      at = dec(o, at, i * 8 + bit);
-      first = false;
-    }
+  for (const n of setBits(b, a, len)) {
+    if (!first) o.setUint8(at++, 44);
+    at = dec(o, at, n);
+    first = false;
   }
   o.setUint8(at, 93);
   return at + 1;

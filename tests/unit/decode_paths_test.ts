@@ -11,6 +11,7 @@ import { decodeFlowCheckedAt } from "../../src/decode.ts";
 import { decodeFlowFastAt } from "../../src/decode_fast.ts";
 import { AttrCursor } from "../../src/netlink.ts";
 import { captureEntries } from "../_capture.ts";
+import { Rng } from "../_fuzz.ts";
 
 const SMALL = captureEntries(new URL("../fixtures/dump.bin", import.meta.url));
 const MIX = captureEntries(new URL("../../bench/fixtures/dump_mix.bin", import.meta.url));
@@ -38,21 +39,9 @@ Deno.test("the fast path decodes captured entries exactly as the checked decoder
   assert.ok(taken > MIX.length, "no captured traffic entry took the fast path");
 });
 
-/** xorshift32: reproducible mutations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 Deno.test("on mutated entries the fast path agrees or declines, never differs", () => {
-  const next = rng(0x5eed);
+  const rng = new Rng(0x5eed);
+  const next = () => rng.next();
   const sources = [...SMALL, ...MIX.slice(0, 64)];
   let agreed = 0, declined = 0;
   for (let i = 0; i < 20_000; i++) {

@@ -20,6 +20,7 @@ import { AttrCursor } from "../../src/netlink.ts";
 import { type ByteSink, FlowJsonWriter, FlowTextWriter } from "../../src/transcode.ts";
 import * as S from "../../src/scan.ts";
 import { captureEntries } from "../_capture.ts";
+import { Rng } from "../_fuzz.ts";
 
 const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url);
 const CAPTURED = [
@@ -98,21 +99,9 @@ Deno.test("the transcoder writes formatFlow's text of captured entries, in every
   assert.ok(taken >= CAPTURED.length * 0.9, `only ${taken} of ${CAPTURED.length} transcoded`);
 });
 
-/** xorshift32: reproducible mutations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 Deno.test("on mutated entries the transcoder writes formatFlow's text or declines", () => {
-  const next = rng(0x7c0de);
+  const rng = new Rng(0x7c0de);
+  const next = () => rng.next();
   let taken = 0;
   for (let i = 0; i < 20_000; i++) {
     const m = CAPTURED[next() % CAPTURED.length]!.slice();
