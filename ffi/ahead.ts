@@ -31,18 +31,16 @@
  */
 
 import { libc } from "./libc.ts";
+import { MSG_TRUNC, SOCKADDR_NL_SIZE } from "./socket.ts";
+import { NLMSG_DONE, NLMSG_ERROR } from "../src/netlink.ts";
 
 /** Datagrams one `recvmmsg` call may take. */
 export const DATAGRAMS = 8;
-const MSG_TRUNC = 0x20;
 const MSG_WAITFORONE = 0x10000;
 const F_DUPFD_CLOEXEC = 1030;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
 /** `struct mmsghdr` on 64-bit Linux: a 56-byte `msghdr`, then `msg_len`, padded. */
 const MMSGHDR_SIZE = 64;
 const IOVEC_SIZE = 16;
-const SOCKADDR_NL_SIZE = 12;
 
 /** What {@link AheadReceiver.next} answers when the caller must receive itself. */
 export const FALLBACK = Symbol("fallback");

@@ -26,7 +26,8 @@ const NETLINK_ADD_MEMBERSHIP = 1;
 const NETLINK_NO_ENOBUFS = 5;
 const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
-const MSG_TRUNC = 0x20;
+/** recvmsg flag: report a datagram's real length (and flag it cut). */
+export const MSG_TRUNC = 0x20;
 const MSG_DONTWAIT = 0x40;
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
@@ -36,7 +37,7 @@ const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 
 /** Size of `struct sockaddr_nl`. */
-const SOCKADDR_NL_SIZE = 12;
+export const SOCKADDR_NL_SIZE = 12;
 /** Size of `struct msghdr` on 64-bit Linux. */
 const MSGHDR_SIZE = 56;
 

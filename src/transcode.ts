@@ -202,6 +202,13 @@ function decLong(o: DataView, at: number, n: number): number {
   return at + 8;
 }
 
+/** A counter: the big-endian u64 at `a`, or 0 when absent (`a` < 0). */
+function counter(o: DataView, at: number, v: DataView, a: number): number {
+  if (a >= 0) return dec64(o, at, v, a);
+  o.setUint8(at, 48);
+  return at + 1;
+}
+
 /** The big-endian u64 at `a` of `v` in decimal. */
 function dec64(o: DataView, at: number, v: DataView, a: number): number {
   const hi = v.getUint32(a, false);
@@ -548,12 +555,9 @@ function textCounters(
   t: TextPieces,
 ): number {
   at = put(o, at, t.packets);
-  let a = s[base + 1]!;
-  if (a < 0) o.setUint8(at++, 48);
-  else at = dec64(o, at, v, a);
+  at = counter(o, at, v, s[base + 1]!);
   at = put(o, at, t.bytes);
-  if ((a = s[base + 2]!) < 0) o.setUint8(at++, 48);
-  else at = dec64(o, at, v, a);
+  at = counter(o, at, v, s[base + 2]!);
   return at;
 }
 
@@ -797,12 +801,9 @@ function jsonCounters(
   j: JsonPieces,
 ): number {
   at = put(o, at, key);
-  let a = s[base + 1]!;
-  if (a < 0) o.setUint8(at++, 48);
-  else at = dec64(o, at, v, a);
+  at = counter(o, at, v, s[base + 1]!);
   at = put(o, at, j.bytes);
-  if ((a = s[base + 2]!) < 0) o.setUint8(at++, 48);
-  else at = dec64(o, at, v, a);
+  at = counter(o, at, v, s[base + 2]!);
   o.setUint8(at, 125);
   return at + 1;
 }
